@@ -1,0 +1,214 @@
+"""The `mls-sync` command line (Typer + Rich). Commands parse, call `actions`, and print."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mls_sync import actions
+from mls_sync.config import Settings
+from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
+from mls_sync.observability import configure_logging
+
+app = typer.Typer(
+    help="Keep listings in step with their MLS.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens
+)
+sync_app = typer.Typer(help="Run a sync now.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(sync_app, name="sync")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print only the response JSON.")]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        err.print(f"[red]Invalid configuration[/red] ({where}): {first['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(make())  # type: ignore[arg-type]
+
+
+@app.command()
+def demo(as_json: JsonFlag = False) -> None:
+    """Sync a seeded sandbox MLS on a throwaway database and show what changed."""
+    from mls_sync.demo import run_demo
+
+    configure_logging(
+        fmt="console" if not as_json else "json", level="WARNING" if as_json else "INFO"
+    )
+    report = _run(run_demo)
+    if as_json:
+        print(json.dumps(report.response.to_wire(), indent=2))
+    else:
+        _print_response(report.response)
+        posts = Table(title="Posts of sold listings", show_lines=False)
+        for column in ("MLS #", "platform", "post status", "note"):
+            posts.add_column(column)
+        for mls_number, platform, status, note in report.posts:
+            style = "green" if status == "unpublished" else "yellow"
+            posts.add_row(mls_number, platform, f"[{style}]{status}[/{style}]", note or "")
+        out.print(posts)
+    raise typer.Exit(0 if report.response.success else 1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the database migrations (SQLite by default, PostgreSQL with DATABASE_URL)."""
+    from mls_sync.store.database import Database
+    from mls_sync.store.migrate import current_revision, upgrade
+
+    settings = _settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+
+    async def go() -> str | None:
+        db = Database(settings.async_database_url)
+        try:
+            await upgrade(db, revision)
+            return await current_revision(db)
+        finally:
+            await db.dispose()
+
+    try:
+        now = _run(go)
+    except OSError as exc:
+        err.print(f"[red]Cannot reach the database:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"Database at revision [bold]{now}[/bold]")
+
+
+@sync_app.command("connection")
+def sync_connection(connection_id: str, as_json: JsonFlag = False) -> None:
+    """Sync every listing of one MLS connection."""
+    _sync_with_progress(
+        lambda engine, progress: actions.sync_mls_status(
+            connection_id, engine=engine, progress=progress, trigger="cli"
+        ),
+        as_json,
+    )
+
+
+@sync_app.command("user")
+def sync_user(
+    user: Annotated[str, typer.Argument(help="user id or email")], as_json: JsonFlag = False
+) -> None:
+    """Sync every MLS connection of one user."""
+
+    async def call(engine: Any, progress: Any) -> SyncActionResponse[AggregatedResult]:
+        from mls_sync.store import repositories as repo
+
+        async with engine.db.transaction() as session:
+            found = await repo.find_user(session, user)
+        if found is None:
+            return SyncActionResponse[AggregatedResult](success=False, message="User not found")
+        return await actions.sync_all_mls_connections(
+            found.id, engine=engine, progress=progress, trigger="cli"
+        )
+
+    _sync_with_progress(call, as_json)
+
+
+@sync_app.command("listing")
+def sync_listing(listing_id: str, as_json: JsonFlag = False) -> None:
+    """Sync one listing."""
+    _sync_with_progress(
+        lambda engine, _progress: actions.sync_listing_status(
+            listing_id, engine=engine, trigger="cli"
+        ),
+        as_json,
+    )
+
+
+def _sync_with_progress(
+    call: Callable[[Any, Any], Awaitable[SyncActionResponse[Any]]], as_json: bool
+) -> None:
+    from mls_sync.runtime import open_runtime
+
+    settings = _settings()
+    configure_logging(level="WARNING" if as_json else settings.log_level, fmt=settings.log_format)
+
+    async def go() -> SyncActionResponse[Any]:
+        async with open_runtime(settings) as runtime:
+            with Progress(
+                TextColumn("[bold]Checking listings"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+                disable=as_json or not err.is_terminal,
+            ) as bar:
+                task = bar.add_task("sync", total=None)
+
+                def advance(done: int, total: int) -> None:
+                    bar.update(task, total=total, advance=done)
+
+                return await call(runtime.engine, advance)
+
+    response = _run(go)
+    if as_json:
+        print(json.dumps(response.to_wire(), indent=2))
+    else:
+        _print_response(response)
+    raise typer.Exit(0 if response.success else 1)
+
+
+def _print_response(response: SyncActionResponse[Any]) -> None:
+    colour = "green" if response.success else "red"
+    out.print(f"[{colour}]{'OK' if response.success else 'FAILED'}[/{colour}] {response.message}")
+    data = response.data
+    if not isinstance(data, SyncResult):
+        return
+    changes = Table(title="Status changes")
+    for column in ("MLS #", "listing id", "old", "new"):
+        changes.add_column(column)
+    for change in data.status_changes:
+        changes.add_row(change.mls_number, change.listing_id, change.old_status, change.new_status)
+    out.print(changes)
+    if data.errors:
+        errors = Table(title="Errors")
+        for column in ("MLS #", "listing id", "error"):
+            errors.add_column(column)
+        for error in data.errors:
+            errors.add_row(error.mls_number, error.listing_id, f"[red]{error.error}[/red]")
+        out.print(errors)
+    totals = Table(title="Totals")
+    for column in ("total listings", "updated", "posts unpublished", "restored", "errors"):
+        totals.add_column(column, justify="right")
+    totals.add_row(
+        str(data.total_listings),
+        str(data.updated_listings),
+        str(data.unpublished_posts),
+        str(data.restored_listings),
+        str(len(data.errors)),
+    )
+    out.print(totals)
+
+
+def main() -> None:  # pragma: no cover - console script entry for `python -m mls_sync`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

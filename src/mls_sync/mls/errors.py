@@ -1,0 +1,33 @@
+"""What can go wrong when asking an MLS, in the words a user sees."""
+
+from __future__ import annotations
+
+MLS_CONNECTION_EXPIRED = "MLS connection expired. Please re-authenticate."
+NETWORK_TIMEOUT = "Network error: Request timeout"
+
+
+class MlsError(Exception):
+    """Base class; `str(error)` is the user-facing message and never holds a credential."""
+
+
+class MlsAuthError(MlsError):
+    """The MLS refused our credentials: the whole connection stops and needs re-authentication."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(MLS_CONNECTION_EXPIRED)
+        self.detail = detail
+
+
+class MlsRequestError(MlsError):
+    """One request failed (network, server, bad answer): an error for the listings it covered."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class MlsPayloadError(MlsRequestError):
+    """The MLS answered, but not with a RESO/OData body we can trust."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Malformed MLS response: {message}", retryable=False)

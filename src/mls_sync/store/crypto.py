@@ -1,0 +1,76 @@
+"""Token encryption at rest (Fernet; MultiFernet so keys can rotate).
+
+The first key encrypts; every key decrypts, so a new key can be put in front and old
+ciphertexts stay readable until they are re-encrypted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from mls_sync.config import Settings
+
+log = structlog.get_logger(__name__)
+
+DEV_KEY_FILE = "token.key"
+
+
+class SecretDecryptError(RuntimeError):
+    """A stored secret could not be decrypted with any configured key."""
+
+
+class TokenCipher:
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise ValueError("at least one token key is needed")
+        try:
+            self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                "MLS_SYNC_TOKEN_KEYS holds a key that is not a valid Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            ) from exc
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretDecryptError(
+                "a stored secret cannot be decrypted with the configured token keys"
+            ) from exc
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt with the first (newest) key."""
+        return self._fernet.rotate(ciphertext.encode()).decode()
+
+    @staticmethod
+    def generate_key() -> str:
+        return Fernet.generate_key().decode()
+
+
+def cipher_from_settings(settings: Settings) -> TokenCipher:
+    if settings.token_keys is not None:
+        keys = [k for k in settings.token_keys.get_secret_value().split(",") if k.strip()]
+        return TokenCipher(keys)
+    return TokenCipher([_dev_key(settings.data_dir)])
+
+
+def _dev_key(data_dir: Path) -> str:
+    path = data_dir / DEV_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = TokenCipher.generate_key()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    log.warning(
+        "generated a development token key; set MLS_SYNC_TOKEN_KEYS in production",
+        path=str(path),
+    )
+    return key

@@ -1,0 +1,149 @@
+"""The tables (DESIGN.md section 4). Secrets live only in `*_encrypted` columns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
+from mls_sync.store.types import UTCDateTime, new_id, utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads this class attribute)
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(32), primary_key=True, default=new_id)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = _id()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    api_key_hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MlsConnection(Base):
+    __tablename__ = "mls_connections"
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str] = mapped_column(String(50), default="generic")
+    base_url: Mapped[str] = mapped_column(String(500))
+    auth_kind: Mapped[str] = mapped_column(String(30), default="bearer")
+    credentials_encrypted: Mapped[str] = mapped_column(Text)
+    key_field: Mapped[str] = mapped_column(String(50), default="ListingKey")
+    filter_style: Mapped[str] = mapped_column(String(10), default="in")
+    status_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default=ConnectionState.ACTIVE)
+    state_message: Mapped[str | None] = mapped_column(Text)
+    last_sync_at: Mapped[datetime | None]
+    bookmark_timestamp: Mapped[datetime | None]
+    bookmark_keys: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    listings: Mapped[list[Listing]] = relationship(back_populates="connection")
+
+
+class Listing(Base):
+    __tablename__ = "listings"
+    __table_args__ = (UniqueConstraint("mls_connection_id", "listing_key"),)
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    mls_connection_id: Mapped[str] = mapped_column(
+        ForeignKey("mls_connections.id", ondelete="CASCADE"), index=True
+    )
+    mls_number: Mapped[str] = mapped_column(String(100))
+    listing_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=ListingStatus.ACTIVE)
+    mls_modified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    connection: Mapped[MlsConnection] = relationship(back_populates="listings")
+
+
+class ListingStatusHistory(Base):
+    __tablename__ = "listing_status_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    listing_id: Mapped[str] = mapped_column(
+        ForeignKey("listings.id", ondelete="CASCADE"), index=True
+    )
+    old_status: Mapped[str] = mapped_column(String(20))
+    new_status: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(30), default="mls_sync")
+    sync_run_id: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PlatformConnection(Base):
+    __tablename__ = "platform_connections"
+    __table_args__ = (UniqueConstraint("user_id", "platform"),)
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(30))
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(20), default=ConnectionState.ACTIVE)
+    state_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+
+    id: Mapped[str] = _id()
+    listing_id: Mapped[str] = mapped_column(
+        ForeignKey("listings.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(30))
+    platform_post_id: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default=PostStatus.PUBLISHED)
+    unpublished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnpublishJob(Base):
+    """The outbox: written with the status change that calls for it, deleted when done."""
+
+    __tablename__ = "unpublish_jobs"
+    __table_args__ = (Index("ix_unpublish_jobs_due", "next_attempt_at"),)
+
+    id: Mapped[str] = _id()
+    post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+
+    id: Mapped[str] = _id()
+    trigger: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(20))
+    scope_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    success: Mapped[bool | None] = mapped_column(Boolean)
+    message: Mapped[str | None] = mapped_column(Text)
+    totals: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    errors: Mapped[list[Any]] = mapped_column(default=list)

@@ -1,0 +1,1 @@
+"""The engine: sync a connection, a user or a listing; drain the unpublish outbox."""
