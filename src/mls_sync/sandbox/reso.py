@@ -1,0 +1,432 @@
+"""A local RESO Web API server (OData v4 JSON) holding its own listings, with faults on demand.
+
+The RESO base URL is the server root: `GET /` (service document), `GET /$metadata` (CSDL) and
+`GET /Property` with `$filter`, `$select`, `$top`, `$skip`, `$orderby`, `$count` and
+`@odata.nextLink` paging. Clients talk to it exactly as to an MLS vendor's server.
+
+State lives in `ResoSandbox` and is changed from the test's (or demo's) thread while uvicorn
+serves from another one, so every access goes through one `threading.Lock`; sleeps (latency,
+slow keys) happen outside it with `asyncio.sleep` so one slow request never blocks the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mls_sync.sandbox.odata import (
+    FieldType,
+    ODataQueryError,
+    Predicate,
+    Record,
+    order_records,
+    parse_filter,
+    parse_orderby,
+    parse_select,
+)
+
+# The Property fields the sandbox serves, with their EDM types (used by $filter and $metadata).
+PROPERTY_FIELDS: dict[str, FieldType] = {
+    "ListingKey": FieldType.STRING,
+    "ListingId": FieldType.STRING,
+    "StandardStatus": FieldType.STRING,
+    "ModificationTimestamp": FieldType.DATETIME,
+    "OriginatingSystemName": FieldType.STRING,
+    "ListPrice": FieldType.NUMBER,
+}
+DEFAULT_ORDER: list[tuple[str, bool]] = [("ListingKey", False)]
+ODATA_HEADERS = {"OData-Version": "4.0"}
+JSON_MEDIA_TYPE = "application/json;odata.metadata=minimal"
+# Query options we implement; any other system ($-prefixed) option is a 400, as on a strict server.
+SUPPORTED_OPTIONS = {"$filter", "$select", "$top", "$skip", "$orderby", "$count", "$format"}
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _utc_millis(moment: datetime) -> datetime:
+    """Aware UTC, truncated to the millisecond the wire carries, so a bookmark read from a
+    record compares equal to the stored value."""
+    if moment.tzinfo is None:
+        raise ValueError("modification_timestamp must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 with milliseconds and `Z`, as RESO servers send DateTimeOffset values."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class SandboxListing:
+    """One Property record as the MLS holds it."""
+
+    listing_key: str
+    listing_id: str
+    standard_status: str
+    modification_timestamp: datetime
+    originating_system_name: str = "sandbox"
+    list_price: int | None = None
+
+    def typed_record(self) -> dict[str, Any]:
+        """RESO field names with Python values (datetimes stay datetimes) for filtering."""
+        return {
+            "ListingKey": self.listing_key,
+            "ListingId": self.listing_id,
+            "StandardStatus": self.standard_status,
+            "ModificationTimestamp": self.modification_timestamp,
+            "OriginatingSystemName": self.originating_system_name,
+            "ListPrice": self.list_price,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The record as JSON carries it."""
+        return {name: _wire(value) for name, value in self.typed_record().items()}
+
+
+def _wire(value: Any) -> Any:
+    return format_timestamp(value) if isinstance(value, datetime) else value
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request to /Property, as the server saw it (headers have lower-case names)."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    token: str | None
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class _QueryOptions:
+    predicate: Predicate | None
+    select: list[str] | None
+    orderby: list[tuple[str, bool]]
+    top: int | None
+    skip: int
+    count: bool
+
+
+def odata_error(
+    status: int, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """An OData v4 JSON error body: {"error": {"code", "message"}}."""
+    code = code or HTTPStatus(status).phrase.replace(" ", "")
+    body = {"error": {"code": code, "message": message}}
+    all_headers = {**ODATA_HEADERS, **(headers or {})}
+    if status == HTTPStatus.UNAUTHORIZED:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(body, status_code=status, headers=all_headers)
+
+
+def _non_negative_int(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise ODataQueryError(f"{name} must be a non-negative integer, not {raw!r}")
+    return int(raw)
+
+
+def _parse_count(params: Mapping[str, str]) -> bool:
+    raw = params.get("$count", "false")
+    if raw not in ("true", "false"):
+        raise ODataQueryError(f"$count must be true or false, not {raw!r}")
+    return raw == "true"
+
+
+def _parse_query_options(params: Mapping[str, str]) -> _QueryOptions:
+    """Validate every query option up front, so a bad one is a 400 and never a partial answer."""
+    unsupported = sorted(k for k in params if k.startswith("$") and k not in SUPPORTED_OPTIONS)
+    if unsupported:
+        raise ODataQueryError(f"unsupported query option {unsupported[0]}")
+    if params.get("$format", "json") not in ("json", "application/json"):
+        raise ODataQueryError("$format: only json is supported")
+    filter_text = params.get("$filter")
+    select_text = params.get("$select")
+    orderby_text = params.get("$orderby")
+    return _QueryOptions(
+        predicate=parse_filter(filter_text, PROPERTY_FIELDS) if filter_text is not None else None,
+        select=parse_select(select_text, PROPERTY_FIELDS) if select_text is not None else None,
+        orderby=parse_orderby(orderby_text, PROPERTY_FIELDS) if orderby_text else [],
+        top=_non_negative_int(params, "$top"),
+        skip=_non_negative_int(params, "$skip") or 0,
+        count=_parse_count(params),
+    )
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _quoted_key(key: str) -> str:
+    # How a key appears in a $filter string literal; matching the quoted form keeps 'L1'
+    # from matching a filter that only names 'L10'.
+    return "'" + key.replace("'", "''") + "'"
+
+
+class ResoSandbox:
+    """The MLS: listings, tokens, fault injection, and the Starlette app that serves them."""
+
+    def __init__(
+        self,
+        *,
+        tokens: Iterable[str] = ("sandbox-token",),
+        max_page_size: int = 200,
+        latency: float = 0.0,
+    ) -> None:
+        if max_page_size < 1:
+            raise ValueError("max_page_size must be at least 1")
+        self.max_page_size = max_page_size
+        self.latency = latency
+        self.slow_keys: dict[str, float] = {}
+        self.fail_next: list[int] = []
+        self.requests: list[RecordedRequest] = []
+        self._tokens = set(tokens)
+        self._listings: dict[str, SandboxListing] = {}
+        self._max_timestamp: datetime | None = None
+        self._lock = threading.Lock()
+        self.app = Starlette(
+            routes=[
+                Route("/", self._service_document, methods=["GET"]),
+                Route("/$metadata", self._metadata, methods=["GET"]),
+                Route("/Property", self._property, methods=["GET"]),
+            ]
+        )
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def add_listing(
+        self, listing_key: str, listing_id: str, status: str, **fields: Any
+    ) -> SandboxListing:
+        """Add (or replace) a listing. `fields` are SandboxListing's other attributes, e.g.
+        list_price=500000 or modification_timestamp=...; the timestamp defaults to now."""
+        with self._lock:
+            stamp = fields.pop("modification_timestamp", None)
+            stamp = self._bump_timestamp() if stamp is None else self._note_timestamp(stamp)
+            listing = SandboxListing(listing_key, listing_id, status, stamp, **fields)
+            self._listings[listing_key] = listing
+            return dataclasses.replace(listing)
+
+    def set_status(self, listing_key: str, status: str) -> None:
+        """Change StandardStatus and move ModificationTimestamp past every earlier one."""
+        with self._lock:
+            listing = self._get(listing_key)
+            listing.standard_status = status
+            listing.modification_timestamp = self._bump_timestamp()
+
+    def remove_listing(self, listing_key: str) -> None:
+        """The MLS no longer has this listing: it is absent from every answer."""
+        with self._lock:
+            self._get(listing_key)
+            del self._listings[listing_key]
+
+    def listing(self, listing_key: str) -> SandboxListing:
+        """A copy of the listing (changing it does not change the server's state)."""
+        with self._lock:
+            return dataclasses.replace(self._get(listing_key))
+
+    def _get(self, listing_key: str) -> SandboxListing:
+        try:
+            return self._listings[listing_key]
+        except KeyError:
+            raise KeyError(f"no sandbox listing with ListingKey {listing_key!r}") from None
+
+    def _bump_timestamp(self) -> datetime:
+        # Strictly increasing, so a replication client using `ge <last seen>` sees each change.
+        now = _utc_millis(datetime.now(UTC))
+        if self._max_timestamp is not None and now <= self._max_timestamp:
+            now = self._max_timestamp + _MILLISECOND
+        self._max_timestamp = now
+        return now
+
+    def _note_timestamp(self, stamp: datetime) -> datetime:
+        stamp = _utc_millis(stamp)
+        if self._max_timestamp is None or stamp > self._max_timestamp:
+            self._max_timestamp = stamp
+        return stamp
+
+    # -- auth -----------------------------------------------------------------------------------
+
+    def add_token(self, token: str) -> None:
+        with self._lock:
+            self._tokens.add(token)
+
+    def revoke_token(self, token: str) -> None:
+        """From now on, requests with this token get 401."""
+        with self._lock:
+            self._tokens.discard(token)
+
+    def _authorized(self, token: str | None) -> bool:
+        with self._lock:
+            return token is not None and token in self._tokens
+
+    # -- observation ----------------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def _record(self, request: Request, token: str | None) -> None:
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            params=dict(request.query_params),
+            headers=dict(request.headers),
+            token=token,
+        )
+        with self._lock:
+            self.requests.append(recorded)
+
+    def _delay_for(self, filter_text: str) -> float:
+        with self._lock:
+            slow = [d for key, d in self.slow_keys.items() if _quoted_key(key) in filter_text]
+        return self.latency + max(slow, default=0.0)
+
+    def _pop_failure(self) -> int | None:
+        with self._lock:
+            return self.fail_next.pop(0) if self.fail_next else None
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    async def _property(self, request: Request) -> Response:
+        token = _bearer_token(request)
+        self._record(request, token)
+        delay = self._delay_for(request.query_params.get("$filter", ""))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        failure = self._pop_failure()
+        if failure is not None:
+            return odata_error(failure, f"Injected failure: HTTP {failure}")
+        if not self._authorized(token):
+            return _unauthorized(token)
+        try:
+            options = _parse_query_options(request.query_params)
+        except ODataQueryError as exc:
+            return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
+        body = self._answer(options, request)
+        return JSONResponse(body, headers=ODATA_HEADERS, media_type=JSON_MEDIA_TYPE)
+
+    def _answer(self, options: _QueryOptions, request: Request) -> dict[str, Any]:
+        with self._lock:
+            records = [listing.typed_record() for listing in self._listings.values()]
+        matched = [r for r in records if options.predicate is None or options.predicate(r)]
+        ordered = order_records(matched, options.orderby + DEFAULT_ORDER)
+        end = None if options.top is None else options.skip + options.top
+        window = ordered[options.skip : end]
+        page = window[: self.max_page_size]
+        body: dict[str, Any] = {"@odata.context": _context_url(request, options.select)}
+        if options.count:
+            body["@odata.count"] = len(matched)
+        body["value"] = [_project(record, options.select) for record in page]
+        if len(window) > len(page):
+            body["@odata.nextLink"] = _next_link(request, options, len(page))
+        return body
+
+    async def _metadata(self, request: Request) -> Response:
+        # Real RESO servers guard $metadata and the service document like the data.
+        token = _bearer_token(request)
+        if not self._authorized(token):
+            return _unauthorized(token)
+        return Response(metadata_xml(), media_type="application/xml", headers=ODATA_HEADERS)
+
+    async def _service_document(self, request: Request) -> Response:
+        token = _bearer_token(request)
+        if not self._authorized(token):
+            return _unauthorized(token)
+        body = {
+            "@odata.context": _base_url(request) + "/$metadata",
+            "value": [{"name": "Property", "kind": "EntitySet", "url": "Property"}],
+        }
+        return JSONResponse(body, headers=ODATA_HEADERS, media_type=JSON_MEDIA_TYPE)
+
+
+def _unauthorized(token: str | None) -> JSONResponse:
+    message = "Missing bearer token" if token is None else "Invalid or expired bearer token"
+    return odata_error(HTTPStatus.UNAUTHORIZED, message, code="Unauthorized")
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _context_url(request: Request, select: list[str] | None) -> str:
+    # OData names the projected fields in the context URL when $select is used.
+    suffix = f"({','.join(select)})" if select is not None else ""
+    return f"{_base_url(request)}/$metadata#Property{suffix}"
+
+
+def _project(record: Record, select: list[str] | None) -> dict[str, Any]:
+    names = select if select is not None else list(record)
+    return {name: _wire(record[name]) for name in names}
+
+
+def _next_link(request: Request, options: _QueryOptions, served: int) -> str:
+    """The same query, advanced past this page; $top shrinks so the client's total cap holds."""
+    params = dict(request.query_params)
+    params["$skip"] = str(options.skip + served)
+    if options.top is not None:
+        params["$top"] = str(options.top - served)
+    # quote (not quote_plus): OData servers and clients expect %20, and '+' means a literal plus.
+    query = urlencode(params, safe="$,()':", quote_via=quote)
+    return f"{_base_url(request)}{request.url.path}?{query}"
+
+
+_EDM_ATTRIBUTES: dict[FieldType, str] = {
+    FieldType.STRING: 'Type="Edm.String"',
+    FieldType.NUMBER: 'Type="Edm.Decimal" Precision="14" Scale="2"',
+    FieldType.DATETIME: 'Type="Edm.DateTimeOffset" Precision="27"',
+}
+
+
+def metadata_xml(fields: Mapping[str, FieldType] = PROPERTY_FIELDS) -> str:
+    """A minimal CSDL document: the Property entity type, keyed by ListingKey."""
+    properties = "\n".join(
+        f'        <Property Name="{name}" {_EDM_ATTRIBUTES[kind]}/>'
+        for name, kind in fields.items()
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">
+  <edmx:DataServices>
+    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="org.reso.metadata">
+      <EntityType Name="Property">
+        <Key><PropertyRef Name="ListingKey"/></Key>
+{properties}
+      </EntityType>
+      <EntityContainer Name="RESOService">
+        <EntitySet Name="Property" EntityType="org.reso.metadata.Property"/>
+      </EntityContainer>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>
+"""
+
+
+__all__ = [
+    "PROPERTY_FIELDS",
+    "RecordedRequest",
+    "ResoSandbox",
+    "SandboxListing",
+    "format_timestamp",
+    "metadata_xml",
+    "odata_error",
+]
