@@ -60,7 +60,11 @@ async def seed_connection(
             if in_mls:
                 reso.add_listing(key, mls_number, RESO_STATUS[status])
             seeded.listings[key] = await repo.add_listing(
-                session, connection=connection, listing_key=key, mls_number=mls_number, status=status
+                session,
+                connection=connection,
+                listing_key=key,
+                mls_number=mls_number,
+                status=status,
             )
     return seeded
 
@@ -72,6 +76,7 @@ async def seed_posts(
     on: tuple[str, ...],
     *,
     connect: bool = True,
+    exists_on_platform: bool = True,
 ) -> list[str]:
     """Published posts of the listing on these platforms (existing on the sandbox), and, with
     `connect`, the user's platform connections; returns the post ids."""
@@ -91,7 +96,8 @@ async def seed_posts(
             post_id = f"{platform}-{listing.listing_key}"
             if platform == "linkedin":
                 post_id = f"urn:li:share:{abs(hash(listing.listing_key)) % 10**12}"
-            platforms.add_post(platform, post_id)
+            if exists_on_platform:
+                platforms.add_post(platform, post_id)
             post = await repo.add_post(
                 session, listing=listing, platform=platform, platform_post_id=post_id
             )

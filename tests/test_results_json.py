@@ -18,7 +18,9 @@ def test_sync_result_serialises_to_the_exact_camel_case_shape() -> None:
         restored_listings=0,
         errors=[SyncError(listing_id="l2", mls_number="MLS-2", error="Listing not found in MLS")],
         status_changes=[
-            StatusChange(listing_id="l1", mls_number="MLS-1", old_status=S.ACTIVE, new_status=S.SOLD)
+            StatusChange(
+                listing_id="l1", mls_number="MLS-1", old_status=S.ACTIVE, new_status=S.SOLD
+            )
         ],
     )
     wire = SyncActionResponse[SyncResult](success=True, message="ok", data=result).to_wire()
@@ -34,7 +36,12 @@ def test_sync_result_serialises_to_the_exact_camel_case_shape() -> None:
                 {"listingId": "l2", "mlsNumber": "MLS-2", "error": "Listing not found in MLS"}
             ],
             "statusChanges": [
-                {"listingId": "l1", "mlsNumber": "MLS-1", "oldStatus": "active", "newStatus": "sold"}
+                {
+                    "listingId": "l1",
+                    "mlsNumber": "MLS-1",
+                    "oldStatus": "active",
+                    "newStatus": "sold",
+                }
             ],
         },
     }
@@ -51,5 +58,7 @@ def test_aggregated_result_adds_totals_and_lists_connections() -> None:
 
 
 def test_failed_response_may_carry_no_data() -> None:
-    wire = SyncActionResponse[SyncResult](success=False, message="MLS connection not found").to_wire()
+    wire = SyncActionResponse[SyncResult](
+        success=False, message="MLS connection not found"
+    ).to_wire()
     assert wire == {"success": False, "message": "MLS connection not found", "data": None}

@@ -133,7 +133,11 @@ async def get_listing(
 
 
 async def connection_listings(session: AsyncSession, connection_id: str) -> Sequence[Listing]:
-    stmt = select(Listing).where(Listing.mls_connection_id == connection_id).order_by(Listing.id)
+    stmt = (
+        select(Listing)
+        .where(Listing.mls_connection_id == connection_id)
+        .order_by(Listing.listing_key)
+    )
     return (await session.execute(stmt)).scalars().all()
 
 
@@ -254,7 +258,7 @@ async def due_unpublish_jobs(
     )
     if listing_ids is not None:
         stmt = stmt.where(Listing.id.in_(list(listing_ids)))
-    return (await session.execute(stmt)).tuples().all()
+    return [(job, post, listing) for job, post, listing in await session.execute(stmt)]
 
 
 # sync runs
