@@ -1,4 +1,6 @@
-"""The Facebook, LinkedIn and X clients against the platform sandbox, over real HTTP."""
+"""The platform clients that delete through their API (Facebook, LinkedIn, X, Google Business
+Profile, Pinterest) against the platform sandbox, over real HTTP. Instagram and TikTok, which
+refuse, have their own module; token refreshes are in test_social_tokens.py."""
 
 from __future__ import annotations
 
@@ -21,14 +23,19 @@ POST_IDS = {
     Platform.FACEBOOK: "104857600_555000111",
     Platform.LINKEDIN: "urn:li:share:7180000000000000001",
     Platform.X: "1850000000000000001",
+    Platform.GOOGLE_BUSINESS: "accounts/1001/locations/2002/localPosts/3003",
+    Platform.PINTEREST: "987654321012345678",
 }
 PLATFORMS = list(POST_IDS)
 # Seconds each platform says to wait while throttled: Graph's 5-minute estimate, LinkedIn's
-# daily quota (until midnight UTC), X's 15-minute window reset.
-RETRY_AFTER_RANGE = {
+# daily quota (until midnight UTC), X's 15-minute window reset, Google's RetryInfo; Pinterest
+# names no time, so the outbox's own backoff applies.
+RETRY_AFTER_RANGE: dict[Platform, tuple[float, float] | None] = {
     Platform.FACEBOOK: (300.0, 300.0),
     Platform.LINKEDIN: (0.0, 86_400.0),
     Platform.X: (890.0, 900.0),
+    Platform.GOOGLE_BUSINESS: (60.0, 60.0),
+    Platform.PINTEREST: None,
 }
 
 
@@ -98,6 +105,8 @@ async def test_deleting_a_post_the_platform_never_had_is_already_gone(
         # LinkedIn deletes are idempotent: a second DELETE answers 204 like the first.
         (Platform.LINKEDIN, DeleteOutcome.DELETED),
         (Platform.X, DeleteOutcome.ALREADY_GONE),
+        (Platform.GOOGLE_BUSINESS, DeleteOutcome.ALREADY_GONE),
+        (Platform.PINTEREST, DeleteOutcome.ALREADY_GONE),
     ],
 )
 async def test_deleting_twice_removes_the_post_exactly_once(
@@ -152,8 +161,12 @@ async def test_throttled_delete_is_rate_limited_with_retry_after_then_succeeds(
     error = await delete_expecting_error(client, post_id)
 
     assert error.kind is ErrorKind.RATE_LIMITED
-    low, high = RETRY_AFTER_RANGE[platform]
-    assert error.retry_after is not None and low <= error.retry_after <= high
+    expected = RETRY_AFTER_RANGE[platform]
+    if expected is None:
+        assert error.retry_after is None
+    else:
+        low, high = expected
+        assert error.retry_after is not None and low <= error.retry_after <= high
     assert await client.delete_post(post_id, TOKEN) is DeleteOutcome.DELETED
 
 
@@ -281,5 +294,41 @@ async def test_registry_builds_one_client_per_supported_platform(
 ) -> None:
     clients = build_platform_clients(http)
 
-    assert set(clients) == {Platform.FACEBOOK, Platform.LINKEDIN, Platform.X}
+    assert set(clients) == set(Platform)
     assert all(client.platform is platform for platform, client in clients.items())
+    assert [p for p, client in clients.items() if not client.supports_delete] == [Platform.TIKTOK]
+
+
+async def test_google_request_deletes_the_local_post_by_resource_name(
+    sandbox: PlatformSandbox, base_url: str, http: httpx.AsyncClient
+) -> None:
+    post_id = publish(sandbox, Platform.GOOGLE_BUSINESS)
+
+    await clients_at(http, base_url)[Platform.GOOGLE_BUSINESS].delete_post(post_id, TOKEN)
+
+    (request,) = sandbox.requests
+    assert (request.method, request.path) == ("DELETE", f"/v4/{post_id}")
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_google_refuses_to_send_what_is_not_a_local_post_name(
+    sandbox: PlatformSandbox, base_url: str, http: httpx.AsyncClient
+) -> None:
+    client = clients_at(http, base_url)[Platform.GOOGLE_BUSINESS]
+
+    error = await delete_expecting_error(client, "accounts/1/locations/2/../../admin")
+
+    assert error.kind is ErrorKind.PERMANENT
+    assert sandbox.requests == []
+
+
+async def test_pinterest_request_deletes_the_pin_with_user_token(
+    sandbox: PlatformSandbox, base_url: str, http: httpx.AsyncClient
+) -> None:
+    post_id = publish(sandbox, Platform.PINTEREST)
+
+    await clients_at(http, base_url)[Platform.PINTEREST].delete_post(post_id, TOKEN)
+
+    (request,) = sandbox.requests
+    assert (request.method, request.path) == ("DELETE", f"/v5/pins/{post_id}")
+    assert request.headers["authorization"] == f"Bearer {TOKEN}"

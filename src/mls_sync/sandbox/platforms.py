@@ -1,13 +1,27 @@
-"""Facebook, LinkedIn and X delete endpoints on localhost, answering as the real APIs do.
+"""The social platforms' delete and token endpoints on localhost, answering as the real APIs do.
 
-One Starlette app serves all three at its root, so a client needs only its base URL pointed here:
-    DELETE /{version}/{post_id}   Facebook Graph API
-    DELETE /rest/posts/{urn}      LinkedIn Posts API (URN percent-encoded, as Rest.li requires)
-    DELETE /2/tweets/{id}         X API v2
+One Starlette app serves them all at its root, so a client needs only its URLs pointed here
+(`PlatformSandbox.settings_for` gives every setting at once):
+    DELETE /{version}/{post_id}                     Facebook Graph API
+    GET    /{version}/oauth/access_token            Facebook fb_exchange_token
+    DELETE /instagram/{version}/{media_id}          Instagram Graph API (GET reads it back)
+    GET    /instagram/refresh_access_token          Instagram ig_refresh_token
+    DELETE /rest/posts/{urn}                        LinkedIn Posts API (URN percent-encoded)
+    POST   /oauth/v2/accessToken                    LinkedIn token endpoint
+    DELETE /2/tweets/{id}                           X API v2
+    POST   /2/oauth2/token                          X token endpoint
+    DELETE /v4/accounts/*/locations/*/localPosts/*  Google Business Profile
+    POST   /token                                   Google OAuth token endpoint
+    DELETE /v5/pins/{pin_id}                        Pinterest API v5
+    POST   /v5/oauth/token                          Pinterest token endpoint
+    POST   /v2/oauth/token/                         TikTok token endpoint (TikTok has no delete)
+Instagram lives under a prefix because its paths are Graph's paths, like Facebook's.
 
-Bodies, status codes and headers follow the sources cited in `mls_sync.social.facebook`,
-`.linkedin` and `.x`. Where no public example was found, the body is modelled on the platform's
-documented error shape and marked "modelled" below; clients never branch on those details.
+Bodies, status codes and headers follow the sources cited in the `mls_sync.social` modules (see
+`platform_bodies`). The sandbox holds which posts exist and which tokens are valid, expired,
+used or revoked; refresh tokens rotate where the platform rotates them (X, Pinterest, TikTok),
+and presenting a used X refresh token again revokes its whole family, as X does. Tests and the
+demo can expire tokens, revoke refresh tokens, throttle a platform or queue faults.
 
 State is shared with the test or demo thread that drives the sandbox while uvicorn serves it
 from its own thread, so every read-modify-write happens under one lock.
@@ -16,26 +30,30 @@ from its own thread, so every read-modify-write happens under one lock.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mls_sync.sandbox import platform_bodies as bodies
 from mls_sync.social.base import Platform
 
 FACEBOOK, LINKEDIN, X = Platform.FACEBOOK.value, Platform.LINKEDIN.value, Platform.X.value
-PLATFORMS = (FACEBOOK, LINKEDIN, X)
+INSTAGRAM, GOOGLE = Platform.INSTAGRAM.value, Platform.GOOGLE_BUSINESS.value
+PINTEREST, TIKTOK = Platform.PINTEREST.value, Platform.TIKTOK.value
+PLATFORMS = tuple(p.value for p in Platform)
+ROTATING = frozenset({X, PINTEREST, TIKTOK})  # a refresh spends the refresh token
+INSTAGRAM_PREFIX = "/instagram"
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class Fault(StrEnum):
@@ -53,6 +71,17 @@ class RecordedRequest:
     method: str
     path: str  # as sent, percent-encoding preserved
     headers: Mapping[str, str]  # lower-case names
+    query: str = ""  # the raw query string
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Tokens the sandbox issued on a refresh (or exchange)."""
+
+    platform: str
+    access_token: str
+    refresh_token: str | None
+    presented: str  # the refresh token (or access token) that was redeemed
 
 
 class TokenState(StrEnum):
@@ -62,17 +91,30 @@ class TokenState(StrEnum):
 
 
 @dataclass(frozen=True)
-class _Admission:
+class Admission:
     token: TokenState
     throttled: bool
 
 
+@dataclass
+class _RefreshToken:
+    family: int
+    used: bool = False
+    revoked: bool = False
+
+
 class PlatformSandbox:
-    """In-memory posts and tokens for three platforms, served by `app`."""
+    """In-memory posts and tokens for every platform, served by `app`."""
+
+    CLIENT_ID = "sandbox-client-id"
+    CLIENT_SECRET = "sandbox-client-secret"
 
     slow_seconds = 1.0
-    regain_access_minutes = 5  # Facebook's estimate while throttled
+    latency_seconds = 0.0  # added to every delete and token request, to observe concurrency
+    regain_access_minutes = 5  # Graph's estimate while throttled
     x_window_seconds = 900  # X resets its 15-minute window
+    # Meta documents no delete for IG media; flip to model a Graph that allows it.
+    instagram_allows_delete = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,17 +122,66 @@ class PlatformSandbox:
         self._deleted: dict[str, set[str]] = defaultdict(set)
         self._tokens: dict[str, set[str]] = defaultdict(set)
         self._expired: dict[str, set[str]] = defaultdict(set)
-        self._faults: dict[str, list[Fault]] = defaultdict(list)
+        self._refresh: dict[str, dict[str, _RefreshToken]] = defaultdict(dict)
+        self._families: dict[int, set[str]] = defaultdict(set)  # family -> access tokens
+        self._faults: dict[tuple[str, str], list[Fault]] = defaultdict(list)
+        self._in_flight: Counter[str] = Counter()
         self.throttle: dict[str, int] = {}
         self.deletes: list[tuple[str, str]] = []
         self.requests: list[RecordedRequest] = []
-        self.app = Starlette(
-            routes=[
-                Route("/2/tweets/{tweet_id}", self._x_delete, methods=["DELETE"]),
-                Route("/rest/posts/{urn:path}", self._linkedin_delete, methods=["DELETE"]),
-                Route("/{version}/{post_id}", self._facebook_delete, methods=["DELETE"]),
-            ]
-        )
+        self.refreshes: list[tuple[str, str]] = []  # (platform, token presented), every attempt
+        self.grants: list[Grant] = []
+        self.peak_in_flight: Counter[str] = Counter()  # per platform, and "*" for all
+        self.app = Starlette(routes=self._routes())
+
+    def _routes(self) -> list[Route]:
+        # Imported here: those modules build on this one's state and helpers.
+        from mls_sync.sandbox.platform_deletes import delete_routes
+        from mls_sync.sandbox.platform_tokens import token_routes
+
+        return [
+            Route("/2/tweets/{tweet_id}", self.tracked(X, self._x_delete), methods=["DELETE"]),
+            Route(
+                "/rest/posts/{urn:path}",
+                self.tracked(LINKEDIN, self._linkedin_delete),
+                methods=["DELETE"],
+            ),
+            *token_routes(self),
+            *delete_routes(self),
+            Route(
+                "/{version}/{post_id}",
+                self.tracked(FACEBOOK, self._facebook_delete),
+                methods=["DELETE"],
+            ),
+        ]
+
+    @staticmethod
+    def settings_for(url: str) -> dict[str, str]:
+        """`Settings` keyword arguments that point every platform at a sandbox served at `url`,
+        with the OAuth client the sandbox accepts."""
+        client = {"id": PlatformSandbox.CLIENT_ID, "secret": PlatformSandbox.CLIENT_SECRET}
+        values = {
+            "facebook_graph_url": url,
+            "instagram_graph_url": f"{url}{INSTAGRAM_PREFIX}",
+            "instagram_token_url": f"{url}{INSTAGRAM_PREFIX}/refresh_access_token",
+            "linkedin_api_url": url,
+            "linkedin_token_url": f"{url}/oauth/v2/accessToken",
+            "x_api_url": url,
+            "x_token_url": f"{url}/2/oauth2/token",
+            "google_business_api_url": url,
+            "google_token_url": f"{url}/token",
+            "pinterest_api_url": url,
+            "pinterest_token_url": f"{url}/v5/oauth/token",
+            "tiktok_token_url": f"{url}/v2/oauth/token/",
+            "tiktok_client_key": client["id"],
+            "tiktok_client_secret": client["secret"],
+            "facebook_app_id": client["id"],
+            "facebook_app_secret": client["secret"],
+        }
+        for name in ("linkedin", "x", "google", "pinterest"):
+            values[f"{name}_client_id"] = client["id"]
+            values[f"{name}_client_secret"] = client["secret"]
+        return values
 
     # -- state the test or demo controls ---------------------------------------------------
     def add_post(self, platform: str, post_id: str) -> None:
@@ -102,23 +193,64 @@ class PlatformSandbox:
         with self._lock:
             return post_id in self._posts[_known(platform)]
 
-    def add_token(self, platform: str, token: str) -> None:
+    def add_token(self, platform: str, token: str, *, refresh_token: str | None = None) -> None:
+        """A valid access token, and with `refresh_token` the refresh token issued with it."""
         with self._lock:
             self._tokens[_known(platform)].add(token)
             self._expired[platform].discard(token)
+            if refresh_token is not None:
+                family = len(self._families) + 1
+                self._families[family].add(token)
+                self._refresh[platform][refresh_token] = _RefreshToken(family)
 
     def expire_token(self, platform: str, token: str) -> None:
         with self._lock:
             self._tokens[_known(platform)].discard(token)
             self._expired[platform].add(token)
 
-    def fail_next(self, platform: str, *faults: Fault) -> None:
-        """Answer the platform's next delete requests with these faults, in order."""
+    def revoke_refresh_token(self, platform: str, refresh_token: str) -> None:
+        """The user revoked the app, or the refresh token ran out: refreshing it now fails."""
         with self._lock:
-            self._faults[_known(platform)].extend(faults)
+            state = self._refresh[_known(platform)].get(refresh_token)
+            if state is not None:
+                state.revoked = True
 
-    # -- shared request handling -----------------------------------------------------------
-    async def _admit(self, platform: str, request: Request) -> Response | None:
+    def valid_refresh_tokens(self, platform: str) -> set[str]:
+        with self._lock:
+            return {
+                token
+                for token, state in self._refresh[_known(platform)].items()
+                if not state.used and not state.revoked
+            }
+
+    def fail_next(self, platform: str, *faults: Fault, endpoint: str = "delete") -> None:
+        """Answer the platform's next requests to `endpoint` ("delete" or "token") with these
+        faults, in order."""
+        with self._lock:
+            self._faults[(_known(platform), endpoint)].extend(faults)
+
+    # -- shared request handling (also used by platform_deletes and platform_tokens) -------
+    def tracked(self, platform: str, handler: Handler) -> Handler:
+        """Count the requests in flight per platform, to check concurrency caps."""
+
+        async def endpoint(request: Request) -> Response:
+            with self._lock:
+                self._in_flight[platform] += 1
+                self._in_flight["*"] += 1
+                for key in (platform, "*"):
+                    self.peak_in_flight[key] = max(self.peak_in_flight[key], self._in_flight[key])
+            try:
+                return await handler(request)
+            finally:
+                with self._lock:
+                    self._in_flight[platform] -= 1
+                    self._in_flight["*"] -= 1
+
+        return endpoint
+
+    async def admit(
+        self, platform: str, request: Request, endpoint: str = "delete"
+    ) -> Response | None:
         """Record the request, then apply a queued fault: a Response ends the request."""
         with self._lock:
             self.requests.append(
@@ -127,34 +259,46 @@ class PlatformSandbox:
                     method=request.method,
                     path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
                     headers={k.lower(): v for k, v in request.headers.items()},
+                    query=request.url.query,
                 )
             )
-            queue = self._faults[platform]
+            queue = self._faults[(platform, endpoint)]
             fault = queue.pop(0) if queue else None
+        if endpoint in ("delete", "token") and self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)
         if fault is Fault.SLOW:
             await asyncio.sleep(self.slow_seconds)
         elif fault is Fault.BAD_GATEWAY_HTML:
-            return _html(502, "<html><body><center><h1>502 Bad Gateway</h1></center></body></html>")
+            return bodies.html(
+                502, "<html><body><center><h1>502 Bad Gateway</h1></center></body></html>"
+            )
         elif fault is Fault.NOT_JSON:
-            return _html(200, "<html><body>Please sign in to continue.</body></html>")
+            return bodies.html(200, "<html><body>Please sign in to continue.</body></html>")
         elif fault is Fault.SERVER_ERROR:
             return _SERVER_ERRORS[platform]()
         return None
 
-    def _check(self, platform: str, token: str | None) -> _Admission:
+    def check(self, platform: str, token: str | None) -> Admission:
+        """The token's state, and whether this request is throttled (which uses one up)."""
         with self._lock:
-            if token and token in self._tokens[platform]:
-                state = TokenState.VALID
-            elif token and token in self._expired[platform]:
-                state = TokenState.EXPIRED
-            else:
-                state = TokenState.INVALID
+            state = self._token_state(platform, token)
             throttled = state is TokenState.VALID and self.throttle.get(platform, 0) > 0
             if throttled:
                 self.throttle[platform] -= 1
-            return _Admission(state, throttled)
+            return Admission(state, throttled)
 
-    def _take(self, platform: str, post_id: str) -> bool | None:
+    def _token_state(self, platform: str, token: str | None) -> TokenState:
+        if token and token in self._tokens[platform]:
+            return TokenState.VALID
+        if token and token in self._expired[platform]:
+            return TokenState.EXPIRED
+        return TokenState.INVALID
+
+    def exists(self, platform: str, post_id: str) -> bool:
+        with self._lock:
+            return post_id in self._posts[platform]
+
+    def take(self, platform: str, post_id: str) -> bool | None:
         """Delete a post: True if it existed, False if deleted earlier, None if never known."""
         with self._lock:
             if post_id in self._posts[platform]:
@@ -164,113 +308,128 @@ class PlatformSandbox:
                 return True
             return False if post_id in self._deleted[platform] else None
 
+    def redeem(self, platform: str, refresh_token: str) -> Grant | None:
+        """Spend a refresh token: new tokens, or None when it is unknown, used or revoked."""
+        with self._lock:
+            self.refreshes.append((platform, refresh_token))
+            state = self._refresh[platform].get(refresh_token)
+            if state is None or state.revoked:
+                return None
+            if state.used:
+                if platform == X:  # reuse of a rotated token kills every token of its family
+                    self._revoke_family(platform, state.family)
+                return None
+            access = _mint(platform, "at")
+            self._tokens[platform].add(access)
+            self._families[state.family].add(access)
+            issued = refresh_token
+            if platform in ROTATING:
+                state.used = True
+                issued = _mint(platform, "rt")
+                self._refresh[platform][issued] = _RefreshToken(state.family)
+            grant = Grant(platform, access, issued, presented=refresh_token)
+            self.grants.append(grant)
+            return grant
+
+    def renew(self, platform: str, access_token: str | None) -> Grant | TokenState:
+        """A new access token for a valid one (Instagram refresh, Facebook exchange)."""
+        with self._lock:
+            self.refreshes.append((platform, access_token or ""))
+            state = self._token_state(platform, access_token)
+            if state is not TokenState.VALID or access_token is None:
+                return state
+            access = _mint(platform, "at")
+            self._tokens[platform].add(access)
+            grant = Grant(platform, access, None, presented=access_token)
+            self.grants.append(grant)
+            return grant
+
+    def _revoke_family(self, platform: str, family: int) -> None:
+        for state in self._refresh[platform].values():
+            if state.family == family:
+                state.revoked = True
+        for access in self._families[family]:
+            self._tokens[platform].discard(access)
+
     # -- Facebook Graph API ----------------------------------------------------------------
     async def _facebook_delete(self, request: Request) -> Response:
         post_id = request.path_params["post_id"]
         # Graph takes the token from the Authorization header or the access_token parameter.
-        token = _bearer(request) or request.query_params.get("access_token")
-        if (early := await self._admit(FACEBOOK, request)) is not None:
+        token = bearer(request) or request.query_params.get("access_token")
+        if (early := await self.admit(FACEBOOK, request)) is not None:
             return early
-        admission = self._check(FACEBOOK, token)
+        admission = self.check(FACEBOOK, token)
         if admission.token is TokenState.EXPIRED:
-            now = datetime.now(UTC)
-            return _graph_error(
-                400,
-                "OAuthException",
-                190,
-                f"Error validating access token: Session has expired on "
-                f"{_graph_time(now - timedelta(hours=1))}. The current time is {_graph_time(now)}.",
-                subcode=463,
-            )
+            return bodies.graph_expired_token()
         if admission.token is TokenState.INVALID:
-            return _graph_error(
-                400, "OAuthException", 190, "Invalid OAuth access token - Cannot parse access token"
-            )
+            return bodies.graph_invalid_token()
         if admission.throttled:
-            page_id = post_id.split("_", 1)[0]
-            usage = {
-                page_id: [
-                    {
-                        "type": "pages",
-                        "call_count": 100,
-                        "total_cputime": 14,
-                        "total_time": 18,
-                        "estimated_time_to_regain_access": self.regain_access_minutes,
-                    }
-                ]
-            }
-            response = _graph_error(
-                400, "OAuthException", 32, "(#32) Page request limit reached", transient=True
+            return bodies.graph_throttled(
+                32,
+                "(#32) Page request limit reached",
+                post_id.split("_", 1)[0],
+                "pages",
+                self.regain_access_minutes,
             )
-            response.headers["x-business-use-case-usage"] = json.dumps(usage)
-            return response
-        if self._take(FACEBOOK, post_id):
+        if self.take(FACEBOOK, post_id):
             return JSONResponse({"success": True})
-        return _graph_error(
-            400,
-            "GraphMethodException",
-            100,
-            f"Unsupported delete request. Object with ID '{post_id}' does not exist, cannot be "
-            "loaded due to missing permissions, or does not support this operation. Please read "
-            "the Graph API documentation at https://developers.facebook.com/docs/graph-api",
-            subcode=33,
-        )
+        return bodies.graph_cannot_load("delete", post_id)
 
     # -- LinkedIn Posts API ----------------------------------------------------------------
     async def _linkedin_delete(self, request: Request) -> Response:
         urn = request.path_params["urn"]
-        token = _bearer(request)
-        if (early := await self._admit(LINKEDIN, request)) is not None:
+        token = bearer(request)
+        if (early := await self.admit(LINKEDIN, request)) is not None:
             return early
         if not request.headers.get("linkedin-version"):
             # modelled: versioned /rest endpoints refuse requests without LinkedIn-Version
-            return _linkedin_error(
+            return bodies.linkedin_error(
                 400,
                 "A version must be present. Please specify a version by adding the "
                 "LinkedIn-Version header.",
                 code="VERSION_MISSING",
             )
-        admission = self._check(LINKEDIN, token)
+        admission = self.check(LINKEDIN, token)
         if admission.token is TokenState.EXPIRED:
             # modelled on the documented 401 shape; the exact service code is not published
-            return _linkedin_error(
+            return bodies.linkedin_error(
                 401,
                 "The token used in the request has expired",
                 code="EXPIRED_ACCESS_TOKEN",
                 service_code=65602,
             )
         if admission.token is TokenState.INVALID:
-            return _linkedin_error(
+            return bodies.linkedin_error(
                 401, "Invalid access token", code="INVALID_ACCESS_TOKEN", service_code=65600
             )
         if admission.throttled:
-            return _linkedin_error(
+            return bodies.linkedin_error(
                 429,
                 "Resource level throttle APPLICATION DAY limit for calls to this resource is "
                 "reached.",
             )
-        taken = self._take(LINKEDIN, urn)
+        taken = self.take(LINKEDIN, urn)
         if taken is None:
-            return _linkedin_error(404, "Not Found", code="NOT_FOUND")  # modelled
+            return bodies.linkedin_error(404, "Not Found", code="NOT_FOUND")  # modelled
         # Deletes are idempotent: a post deleted earlier answers 204 again, like a fresh one.
         return Response(status_code=204)
 
     # -- X API v2 --------------------------------------------------------------------------
     async def _x_delete(self, request: Request) -> Response:
         tweet_id = request.path_params["tweet_id"]
-        token = _bearer(request)
-        if (early := await self._admit(X, request)) is not None:
+        token = bearer(request)
+        if (early := await self.admit(X, request)) is not None:
             return early
-        admission = self._check(X, token)
+        admission = self.check(X, token)
         if admission.token is not TokenState.VALID:
             # X answers an expired and an unknown token alike.
-            return _problem(401, "Unauthorized", "Unauthorized")
+            return bodies.problem(401, "Unauthorized", "Unauthorized")
         reset = str(int(time.time()) + self.x_window_seconds)
         if admission.throttled:
-            response = _problem(429, "Too Many Requests", "Too Many Requests")
-            response.headers.update(_x_limits(remaining=0, reset=reset))
+            response = bodies.problem(429, "Too Many Requests", "Too Many Requests")
+            response.headers.update(bodies.x_limits(remaining=0, reset=reset))
             return response
-        if self._take(X, tweet_id):
+        if self.take(X, tweet_id):
             response = JSONResponse({"data": {"deleted": True}})
         else:
             not_found = {
@@ -283,7 +442,7 @@ class PlatformSandbox:
                 "type": "https://api.twitter.com/2/problems/resource-not-found",
             }
             response = JSONResponse({"errors": [not_found]}, status_code=404)
-        response.headers.update(_x_limits(remaining=49, reset=reset))
+        response.headers.update(bodies.x_limits(remaining=49, reset=reset))
         return response
 
 
@@ -293,70 +452,30 @@ def _known(platform: str) -> str:
     return platform
 
 
-def _bearer(request: Request) -> str | None:
+def _mint(platform: str, kind: str) -> str:
+    return f"{platform}-{kind}-{secrets.token_urlsafe(12)}"
+
+
+def bearer(request: Request) -> str | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None
     return credentials.strip() or None
 
 
-def _html(status: int, body: str) -> Response:
-    return Response(body, status_code=status, media_type="text/html")
-
-
-def _graph_time(moment: datetime) -> str:
-    return moment.strftime("%A, %d-%b-%y %H:%M:%S UTC")
-
-
-def _graph_error(
-    status: int,
-    kind: str,
-    code: int,
-    message: str,
-    *,
-    subcode: int | None = None,
-    transient: bool = False,
-) -> JSONResponse:
-    error: dict[str, Any] = {"message": message, "type": kind, "code": code}
-    if subcode is not None:
-        error["error_subcode"] = subcode
-    if transient:
-        error["is_transient"] = True
-    error["fbtrace_id"] = secrets.token_urlsafe(8)
-    return JSONResponse({"error": error}, status_code=status)
-
-
-def _linkedin_error(
-    status: int, message: str, *, code: str | None = None, service_code: int | None = None
-) -> JSONResponse:
-    body: dict[str, Any] = {"status": status}
-    if service_code is not None:
-        body["serviceErrorCode"] = service_code
-    if code is not None:
-        body["code"] = code
-    body["message"] = message
-    return JSONResponse(body, status_code=status)
-
-
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    body = {"title": title, "detail": detail, "type": "about:blank", "status": status}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-def _x_limits(*, remaining: int, reset: str) -> dict[str, str]:
-    # Per-user limit of DELETE /2/tweets/:id: 50 requests per 15 minutes.
-    return {
-        "x-rate-limit-limit": "50",
-        "x-rate-limit-remaining": str(remaining),
-        "x-rate-limit-reset": reset,
-    }
-
-
-_SERVER_ERRORS = {
+_SERVER_ERRORS: dict[str, Callable[[], Response]] = {
     # Graph's "API Unknown" error, which its docs call a temporary issue.
-    FACEBOOK: lambda: _graph_error(
+    FACEBOOK: lambda: bodies.graph_error(
         500, "OAuthException", 1, "An unknown error has occurred.", transient=True
     ),
-    LINKEDIN: lambda: _linkedin_error(500, "Internal Server Error"),  # modelled
-    X: lambda: _problem(503, "Service Unavailable", "Service Unavailable"),  # modelled
+    INSTAGRAM: lambda: bodies.graph_error(
+        500, "OAuthException", 2, "An unexpected error has occurred.", transient=True
+    ),
+    LINKEDIN: lambda: bodies.linkedin_error(500, "Internal Server Error"),  # modelled
+    X: lambda: bodies.problem(503, "Service Unavailable", "Service Unavailable"),  # modelled
+    GOOGLE: lambda: bodies.google_error(
+        503, "UNAVAILABLE", "The service is currently unavailable."
+    ),
+    PINTEREST: lambda: bodies.pinterest_error(500, 0, "Internal error."),  # modelled
+    TIKTOK: lambda: bodies.oauth_error(500, "internal_error", "Internal error."),  # modelled
 }

@@ -1,13 +1,14 @@
 """Plumbing the platform clients share: send a request, read JSON, build safe errors.
 
 Every failure mode that is not about a particular platform's error format lives here, so the
-three clients agree on what a timeout, a refused connection or an HTML error page means.
+clients agree on what a timeout, a refused connection or an HTML error page means.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -21,8 +22,22 @@ _REDACTED = "[redacted]"
 
 async def send_delete(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> httpx.Response:
     """DELETE `url`; network failures become TRANSIENT errors carrying the contract's messages."""
+    return await send(http, "DELETE", url, headers=headers)
+
+
+async def send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    data: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+) -> httpx.Response:
+    """Any request; network failures become TRANSIENT errors carrying the contract's messages."""
     try:
-        return await http.delete(url, headers=headers)
+        return await http.request(method, url, headers=headers, params=params, data=data, auth=auth)
     except httpx.TimeoutException as exc:
         # The message is part of the product contract (DESIGN.md section 5): keep it verbatim.
         raise PlatformError(ErrorKind.TRANSIENT, "Network error: Request timeout") from exc
@@ -61,24 +76,29 @@ def read_json(response: httpx.Response) -> object | None:
     return parsed
 
 
+Secrets = str | Iterable[str | None]
+
+
 def platform_error(
     kind: ErrorKind,
     message: str,
-    token: str,
+    secrets: Secrets,
     response: httpx.Response | None = None,
     *,
     retry_after: float | None = None,
 ) -> PlatformError:
-    """A PlatformError whose message can be shown to a user or logged: no token, bounded size."""
-    if token:
-        message = message.replace(token, _REDACTED)
+    """A PlatformError whose message can be shown to a user or logged: no token or client
+    secret (platforms echo them back), bounded size."""
+    for secret in [secrets] if isinstance(secrets, str) else secrets:
+        if secret:
+            message = message.replace(secret, _REDACTED)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 1] + "…"
     status = response.status_code if response is not None else None
     return PlatformError(kind, message, retry_after=retry_after, status_code=status)
 
 
-def unexpected_body(label: str, response: httpx.Response, token: str) -> PlatformError:
+def unexpected_body(label: str, response: httpx.Response, token: Secrets) -> PlatformError:
     # An HTML page from a proxy or load balancer where the API promises JSON: most likely a
     # passing outage, so it is retried rather than marking the post as failed for good.
     content_type = response.headers.get("content-type", "no content type")
@@ -91,7 +111,7 @@ def unexpected_body(label: str, response: httpx.Response, token: str) -> Platfor
     )
 
 
-def server_error(label: str, response: httpx.Response, token: str) -> PlatformError:
+def server_error(label: str, response: httpx.Response, token: Secrets) -> PlatformError:
     return platform_error(
         ErrorKind.TRANSIENT,
         f"{label} is having trouble (HTTP {response.status_code}); will retry",

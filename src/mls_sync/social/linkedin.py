@@ -4,6 +4,12 @@ Request: ``DELETE https://api.linkedin.com/rest/posts/{URL-encoded share or ugcP
 ``Authorization: Bearer``, ``LinkedIn-Version: YYYYMM`` and ``X-Restli-Protocol-Version: 2.0.0``;
 success is ``204 No Content``.
 
+Tokens: access tokens live 60 days. Apps approved for programmatic refresh tokens get a refresh
+token (365 days, not extended by use) and refresh with ``POST
+https://www.linkedin.com/oauth/v2/accessToken`` (form: ``grant_type=refresh_token``,
+``refresh_token``, ``client_id``, ``client_secret``). LinkedIn does not rotate refresh tokens:
+the answer carries the same one, and its ``refresh_token_expires_in`` keeps counting down.
+
 Documentation relied on:
 - Posts API (required headers, delete by encoded URN, 204; deletes are idempotent, so deleting
   a post that is already deleted may also answer 204):
@@ -11,6 +17,8 @@ Documentation relied on:
 - Error handling (body ``{"status", "serviceErrorCode", "message"}``, 401 for a token that is
   expired, revoked or invalid):
   https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/error-handling
+- Programmatic refresh tokens (request, answer, lifetimes):
+  https://learn.microsoft.com/en-us/linkedin/shared/authentication/programmatic-refresh-tokens
 - Rate limits (daily application and member quotas that reset at midnight UTC; 429 when hit;
   no rate-limit headers are documented):
   https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits
@@ -39,10 +47,12 @@ from mls_sync.social._http import (
     server_error,
     unexpected_body,
 )
-from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform
+from mls_sync.social._oauth import ClientAuth, OAuthApp, TokenEndpoint
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, Tokens
 
 LABEL = "LinkedIn"
 RESTLI_PROTOCOL_VERSION = "2.0.0"
+TOKEN_URL = "https://www.linkedin.com/oauth/v2/accessToken"
 
 
 def _utc_now() -> datetime:
@@ -51,6 +61,7 @@ def _utc_now() -> datetime:
 
 class LinkedInClient:
     platform = Platform.LINKEDIN
+    supports_delete = True
 
     def __init__(
         self,
@@ -58,12 +69,18 @@ class LinkedInClient:
         base_url: str = "https://api.linkedin.com",
         api_version: str = "202411",
         *,
+        token_url: str = TOKEN_URL,
+        app: OAuthApp | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._api_version = api_version
         self._clock = clock
+        self._token_endpoint = TokenEndpoint(LABEL, token_url, app or OAuthApp(), ClientAuth.FORM)
+
+    async def refresh_token(self, tokens: Tokens) -> Tokens:
+        return await self._token_endpoint.refresh(self._http, tokens, clock=self._clock)
 
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
         # Rest.li 2.0 wants the whole URN encoded, colons included ("urn%3Ali%3Ashare%3A1").

@@ -1,54 +1,89 @@
 """One client per supported platform, sharing the application's HTTP client.
 
-Adding a platform (Instagram, Google Business Profile, Pinterest, TikTok are planned) means one
-module implementing `PlatformClient` and one entry in `_FACTORIES`; nothing else changes.
+Adding a platform means one module implementing `PlatformClient` and one entry in `_FACTORIES`;
+nothing else changes. Each client gets only what it needs from its `PlatformConfig`; anything
+left unset keeps the platform's real default (its production URL and API version).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
+from mls_sync.social._oauth import OAuthApp
 from mls_sync.social.base import Platform, PlatformClient
 from mls_sync.social.facebook import FacebookClient
+from mls_sync.social.google_business import GoogleBusinessClient
+from mls_sync.social.instagram import InstagramClient
 from mls_sync.social.linkedin import LinkedInClient
+from mls_sync.social.pinterest import PinterestClient
+from mls_sync.social.tiktok import TikTokClient
 from mls_sync.social.x import XClient
 
-# Each factory takes the shared HTTP client and, when overridden, a base URL.
-_Factory = Callable[[httpx.AsyncClient, str | None], PlatformClient]
+__all__ = ["SUPPORTED_PLATFORMS", "OAuthApp", "PlatformConfig", "build_platform_clients"]
 
 
-def _facebook(http: httpx.AsyncClient, base_url: str | None) -> PlatformClient:
-    return FacebookClient(http) if base_url is None else FacebookClient(http, base_url)
+@dataclass(frozen=True)
+class PlatformConfig:
+    """Where one platform lives and how this application authenticates to it."""
+
+    base_url: str | None = None
+    api_version: str | None = None
+    token_url: str | None = None
+    app: OAuthApp = field(default_factory=OAuthApp)
+
+    def kwargs(self, *names: str) -> dict[str, Any]:
+        """The named settings that are set, as constructor keyword arguments."""
+        values = {
+            "base_url": self.base_url,
+            "api_version": self.api_version,
+            "token_url": self.token_url,
+            "app": self.app,
+        }
+        return {name: values[name] for name in names if values[name] is not None}
 
 
-def _linkedin(http: httpx.AsyncClient, base_url: str | None) -> PlatformClient:
-    return LinkedInClient(http) if base_url is None else LinkedInClient(http, base_url)
-
-
-def _x(http: httpx.AsyncClient, base_url: str | None) -> PlatformClient:
-    return XClient(http) if base_url is None else XClient(http, base_url)
-
+_Factory = Callable[[httpx.AsyncClient, PlatformConfig], PlatformClient]
 
 _FACTORIES: Mapping[Platform, _Factory] = {
-    Platform.FACEBOOK: _facebook,
-    Platform.LINKEDIN: _linkedin,
-    Platform.X: _x,
+    Platform.FACEBOOK: lambda http, c: FacebookClient(
+        http, **c.kwargs("base_url", "api_version", "app")
+    ),
+    Platform.INSTAGRAM: lambda http, c: InstagramClient(
+        http, **c.kwargs("base_url", "api_version", "token_url")
+    ),
+    Platform.LINKEDIN: lambda http, c: LinkedInClient(
+        http, **c.kwargs("base_url", "api_version", "token_url", "app")
+    ),
+    Platform.X: lambda http, c: XClient(http, **c.kwargs("base_url", "token_url", "app")),
+    Platform.GOOGLE_BUSINESS: lambda http, c: GoogleBusinessClient(
+        http, **c.kwargs("base_url", "token_url", "app")
+    ),
+    Platform.PINTEREST: lambda http, c: PinterestClient(
+        http, **c.kwargs("base_url", "token_url", "app")
+    ),
+    Platform.TIKTOK: lambda http, c: TikTokClient(http, **c.kwargs("token_url", "app")),
 }
 
 SUPPORTED_PLATFORMS: frozenset[Platform] = frozenset(_FACTORIES)
 
 
 def build_platform_clients(
-    http: httpx.AsyncClient, base_urls: Mapping[Platform, str] | None = None
+    http: httpx.AsyncClient, configs: Mapping[Platform, PlatformConfig | str] | None = None
 ) -> dict[Platform, PlatformClient]:
-    """Clients for every supported platform; `base_urls` points some of them elsewhere.
+    """Clients for every supported platform; `configs` points some of them elsewhere.
 
-    Overrides for platforms without a client yet are ignored, so one configuration can name
-    every platform the sandbox serves before each client exists.
+    A plain string is taken as the platform's base URL, which is all most tests need.
     """
-    overrides = base_urls or {}
-    return {
-        platform: factory(http, overrides.get(platform)) for platform, factory in _FACTORIES.items()
-    }
+    overrides = configs or {}
+
+    def config(platform: Platform) -> PlatformConfig:
+        value = overrides.get(platform)
+        if isinstance(value, str):
+            return PlatformConfig(base_url=value)
+        return value or PlatformConfig()
+
+    return {platform: factory(http, config(platform)) for platform, factory in _FACTORIES.items()}

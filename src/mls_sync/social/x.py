@@ -4,10 +4,22 @@ Request: ``DELETE https://api.x.com/2/tweets/{id}`` with the user's OAuth 2.0 ac
 (Authorization Code with PKCE, scopes ``tweet.read tweet.write users.read``) as Bearer; success
 is ``{"data": {"deleted": true}}``.
 
+Tokens: access tokens live two hours; with the ``offline.access`` scope X also issues a refresh
+token, exchanged at ``POST https://api.x.com/2/oauth2/token`` (form: ``grant_type=refresh_token``,
+``refresh_token``; a confidential client authenticates with HTTP Basic ``client_id:secret``, a
+public one sends ``client_id`` in the form). Refresh tokens are single-use: every answer carries
+a new one, which must be stored before anything else happens, and two refreshes of the same
+token race each other (the loser's token is dead). The outbox serialises refreshes per
+connection for that reason.
+
 Documentation relied on:
 - Delete Post: https://docs.x.com/x-api/posts/delete-post
   (formerly https://developer.x.com/en/docs/x-api/tweets/manage-tweets/api-reference/delete-tweets-id;
   50 requests per 15 minutes per user)
+- OAuth 2.0 Authorization Code Flow with PKCE (refresh request, confidential clients, two-hour
+  tokens, ``offline.access``):
+  https://docs.x.com/resources/fundamentals/authentication/oauth-2-0/authorization-code
+  and https://docs.x.com/resources/fundamentals/authentication/oauth-2-0/user-access-token
 - Rate limits (``x-rate-limit-limit``, ``x-rate-limit-remaining``, ``x-rate-limit-reset`` as a
   Unix timestamp; 429 when exceeded): https://docs.x.com/fundamentals/rate-limits
 - Error bodies are RFC 7807 problems (``title``, ``detail``, ``type``, ``status``), top level or
@@ -18,13 +30,19 @@ Observed (issue threads): an invalid or expired token answers 401 with
 ``{"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}``
 (plhery/node-twitter-api-v2#425). Developers have also reported 404 instead of 401 for a bad
 token on DELETE (linked from myConsciousness/twitter-api-v2#348); a 404 is still read as "gone",
-as the product specifies, since the two cannot be told apart from the answer.
+as the product specifies, since the two cannot be told apart from the answer. The token
+endpoint answers a missing or wrong Basic header with 401 ``{"error": "unauthorized_client",
+"error_description": "Missing valid authorization header"}`` (plhery/node-twitter-api-v2#319,
+tweepy/tweepy#2156) and a refused code with 400 ``{"error": "invalid_request",
+"error_description": "Value passed for the authorization code was invalid."}``
+(plhery/node-twitter-api-v2#496); the sandbox answers a refused refresh token the same way.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
@@ -37,25 +55,37 @@ from mls_sync.social._http import (
     server_error,
     unexpected_body,
 )
-from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform
+from mls_sync.social._oauth import ClientAuth, OAuthApp, TokenEndpoint
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, Tokens
 
 LABEL = "X"
+TOKEN_URL = "https://api.x.com/2/oauth2/token"
 _NOT_FOUND_TYPE_SUFFIX = "/resource-not-found"
 
 
 class XClient:
     platform = Platform.X
+    supports_delete = True
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         base_url: str = "https://api.x.com",
         *,
+        token_url: str = TOKEN_URL,
+        app: OAuthApp | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._clock = clock
+        self._token_endpoint = TokenEndpoint(
+            LABEL, token_url, app or OAuthApp(), ClientAuth.BASIC_OR_PUBLIC
+        )
+
+    async def refresh_token(self, tokens: Tokens) -> Tokens:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return await self._token_endpoint.refresh(self._http, tokens, clock=lambda: now)
 
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
         url = f"{self._base_url}/2/tweets/{quote(platform_post_id, safe='')}"

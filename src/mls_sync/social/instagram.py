@@ -1,0 +1,139 @@
+"""Take an Instagram post down through the Instagram Graph API, or say plainly that Meta will not.
+
+Request: ``DELETE https://graph.instagram.com/{version}/{ig-media-id}`` with the Instagram User
+access token as Bearer (Instagram API with Instagram Login; with Facebook Login the host is
+graph.facebook.com, which `base_url` allows).
+
+Whether Meta deletes published media through the API is not settled: the IG Media reference
+documents reading (and comment toggling) but no delete operation, and some tools call the
+DELETE anyway. So the delete is tried, and only a ``{"success": true}`` counts as done. Graph
+answers an id it will not delete exactly as one it cannot find (code 100, "Unsupported delete
+request. Object with ID '...' does not exist, cannot be loaded due to missing permissions, or
+does not support this operation"), so on that answer the media is read back
+(``GET /{version}/{ig-media-id}?fields=id``): still readable means Meta refused, and the post
+becomes `unpublish_failed` with `REFUSAL` for a person to remove in the app; unreadable means it
+is gone. Never a silent success.
+
+Tokens: long-lived Instagram User tokens last 60 days and are extended, while still valid and at
+least 24 hours old, with ``GET https://graph.instagram.com/refresh_access_token
+?grant_type=ig_refresh_token&access_token={token}``; the answer is ``{"access_token",
+"token_type", "expires_in"}``. There is no refresh token: an expired token cannot be refreshed,
+which is why the outbox refreshes ahead of the stored expiry.
+
+Documentation relied on:
+- IG Media (operations, hosts, permissions ``instagram_business_basic``,
+  ``instagram_business_content_publish``):
+  https://developers.facebook.com/docs/instagram-platform/reference/instagram-media
+- Refresh Access Token:
+  https://developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token
+- Graph errors and throttling (shared with Facebook, see `_graph.py`); Instagram accounts are
+  throttled under Business Use Case code 80002:
+  https://developers.facebook.com/docs/graph-api/overview/rate-limiting
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import quote
+
+import httpx
+
+from mls_sync.social._graph import GraphError, common_error, graph_error, token_answer
+from mls_sync.social._http import platform_error, read_json, send, server_error, unexpected_body
+from mls_sync.social._oauth import utc_now
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, PlatformError, Tokens
+
+LABEL = "Instagram"
+REFUSAL = "Instagram does not allow deleting this post through its API: remove it in the app"
+TOKEN_URL = "https://graph.instagram.com/refresh_access_token"
+
+
+class InstagramClient:
+    platform = Platform.INSTAGRAM
+    supports_delete = True  # it is tried; Meta's answer decides
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str = "https://graph.instagram.com",
+        api_version: str = "v21.0",
+        *,
+        token_url: str = TOKEN_URL,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._api_version = api_version
+        self._token_url = token_url
+        self._clock = clock
+
+    def _media_url(self, media_id: str) -> str:
+        return f"{self._base_url}/{self._api_version}/{quote(media_id, safe='')}"
+
+    async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
+        url = self._media_url(platform_post_id)
+        headers = {"Authorization": f"Bearer {access_token}"}
+        response = await send(self._http, "DELETE", url, headers=headers)
+        body = read_json(response)
+        error = graph_error(body)
+        if error is None:
+            if response.status_code >= 500:
+                raise server_error(LABEL, response, access_token)
+            if response.status_code == 404:
+                return DeleteOutcome.ALREADY_GONE
+            if response.status_code == 401:
+                raise platform_error(
+                    ErrorKind.AUTH, "Instagram rejected the access token", access_token, response
+                )
+            if not response.is_success or not isinstance(body, dict):
+                raise unexpected_body(LABEL, response, access_token)
+            if body.get("success") is True:
+                return DeleteOutcome.DELETED
+            raise _refused(response)  # {"success": false}
+        return await self._after_error(platform_post_id, access_token, response, error)
+
+    async def _after_error(
+        self, media_id: str, token: str, response: httpx.Response, error: GraphError
+    ) -> DeleteOutcome:
+        known = common_error(LABEL, response, error, token)
+        if known is not None:
+            raise known
+        if error.cannot_load_object or response.status_code == 404:
+            if await self._exists(media_id, token):
+                raise _refused(response)
+            return DeleteOutcome.ALREADY_GONE
+        # Permission and capability errors (3, 10, 200-299) and anything else Graph says no
+        # with: the post is still up, and only a person can take it down.
+        raise _refused(response)
+
+    async def _exists(self, media_id: str, token: str) -> bool:
+        headers = {"Authorization": f"Bearer {token}"}
+        params = {"fields": "id"}
+        response = await send(
+            self._http, "GET", self._media_url(media_id), headers=headers, params=params
+        )
+        body = read_json(response)
+        error = graph_error(body)
+        if error is not None:
+            known = common_error(LABEL, response, error, token)
+            if known is not None:
+                raise known
+            # Unreadable is gone; any other refusal to read is not proof of that.
+            return not (error.cannot_load_object or response.status_code == 404)
+        if response.status_code >= 500:
+            raise server_error(LABEL, response, token)
+        if response.status_code == 404:
+            return False
+        if response.is_success and isinstance(body, dict):
+            return True
+        raise unexpected_body(LABEL, response, token)
+
+    async def refresh_token(self, tokens: Tokens) -> Tokens:
+        params = {"grant_type": "ig_refresh_token", "access_token": tokens.access_token}
+        response = await send(self._http, "GET", self._token_url, params=params)
+        return token_answer(LABEL, response, tokens, tokens.access_token, self._clock())
+
+
+def _refused(response: httpx.Response) -> PlatformError:
+    return PlatformError(ErrorKind.PERMANENT, REFUSAL, status_code=response.status_code)
