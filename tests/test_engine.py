@@ -289,7 +289,8 @@ async def test_server_error_fails_that_batch_and_the_next_run_retries_it(
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
     reso.set_status("K1", "Closed")
-    reso.fail_next.append(503)
+    # Each request is tried mls_retry_attempts (3) times before the batch counts as failed.
+    reso.fail_next.extend([503, 503, 503])
 
     failed = await runtime.engine.sync_connection(seeded.connection_id)
     retried = await runtime.engine.sync_connection(seeded.connection_id)

@@ -47,7 +47,7 @@ async def _upgrade_and_inspect(url: str) -> tuple[set[str], str | None]:
 async def test_upgrade_on_an_empty_sqlite_database(tmp_path: Path) -> None:
     tables, revision = await _upgrade_and_inspect(f"sqlite:///{tmp_path / 'empty.db'}")
     assert tables >= EXPECTED_TABLES
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 @pytest.mark.postgres
@@ -59,7 +59,7 @@ async def test_upgrade_on_an_empty_postgres_database(postgres_template: str) -> 
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert tables >= EXPECTED_TABLES
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 def test_models_and_migrations_agree(tmp_path: Path) -> None:
@@ -93,4 +93,4 @@ def test_cli_db_upgrade_creates_the_default_sqlite_database(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mls-sync.db").exists()
-    assert "0001" in done.stderr
+    assert "0002" in done.stderr

@@ -3,22 +3,30 @@
 The wire format is OData v4 as the RESO Web API Core specification uses it: `$filter`,
 `$select`, `$top`, a JSON body with `value` and `@odata.nextLink` for server-driven paging, and
 `Authorization: Bearer <token>`. 401 and 403 mean the credential is no longer accepted.
+Where a server offers RESO EntityEvent (RCP-027, see mls/entity_events.py), the client also
+reads the event log and fetches changed Properties by key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from aiolimiter import AsyncLimiter
 
-from mls_sync.mls.errors import NETWORK_TIMEOUT, MlsAuthError, MlsPayloadError, MlsRequestError
+from mls_sync.mls.auth import StaticBearer
+from mls_sync.mls.entity_events import PROPERTY, EventPage, event_page
+from mls_sync.mls.errors import MlsPayloadError, MlsRequestError
+from mls_sync.mls.profiles import PROFILES, VendorProfile
+from mls_sync.mls.transport import MlsTransport, odata_message
 
 SELECT_FIELDS = ("ListingKey", "ListingId", "StandardStatus", "ModificationTimestamp")
+# Fields `search` may filter on: a listing's keys, and its listing agent or office.
+SEARCH_FIELDS = ("ListingKey", "ListingId", "ListAgentMlsId", "ListOfficeMlsId")
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class MlsRecord:
     listing_id: str | None
     standard_status: object  # raw wire value; the domain mapping judges it
     modification_timestamp: datetime | None
+    gone: bool = False  # the MLS says the record left the feed (MLS Grid: MlgCanView false)
 
 
 class MlsClient(Protocol):
@@ -42,16 +51,21 @@ class MlsClient(Protocol):
 
 
 class ResoClient:
+    """`transport` carries auth, budget and retries; without one, `token` (and `limiter`) make
+    a plain bearer transport. `profile` says how this vendor wants to be asked."""
+
     def __init__(
         self,
         http: httpx.AsyncClient,
         *,
         base_url: str,
-        token: str,
+        token: str | None = None,
         key_field: str = "ListingKey",
         filter_style: str = "in",
         batch_size: int = 50,
         limiter: AsyncLimiter | None = None,
+        transport: MlsTransport | None = None,
+        profile: VendorProfile | None = None,
     ) -> None:
         if key_field not in ("ListingKey", "ListingId"):
             raise ValueError("key_field must be ListingKey or ListingId")
@@ -59,67 +73,198 @@ class ResoClient:
             raise ValueError("filter_style must be 'in' or 'or'")
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._token = token
+        self._profile = profile or PROFILES["generic"]
+        if transport is None:
+            if token is None:
+                raise ValueError("a token or a transport is needed")
+            transport = MlsTransport(http, StaticBearer(token), profile=self._profile)
+            self._limiter = limiter
+        else:
+            self._limiter = None
+        self._transport = transport
         self.key_field = key_field
-        self._filter_style = filter_style
+        # Learned per connection: "in" until the server answers 400 to it, then "or".
+        self.filter_style = filter_style
         self.batch_size = batch_size
-        self._limiter = limiter
-        self.requests_made = 0
 
-    def key_filter(self, keys: Sequence[str]) -> str:
+    @property
+    def requests_made(self) -> int:
+        return self._transport.requests_made
+
+    @property
+    def profile(self) -> VendorProfile:
+        return self._profile
+
+    def key_filter(self, keys: Sequence[str], field: str | None = None) -> str:
+        field = field or self.key_field
         quoted = [odata_string(k) for k in keys]
-        if self._filter_style == "in":
-            return f"{self.key_field} in ({','.join(quoted)})"
-        return " or ".join(f"{self.key_field} eq {q}" for q in quoted)
+        if self.filter_style == "in":
+            return self._scoped(f"{field} in ({','.join(quoted)})")
+        chain = " or ".join(f"{field} eq {q}" for q in quoted)
+        return self._scoped(f"({chain})" if self._profile.require_originating_system else chain)
+
+    def _scoped(self, expression: str) -> str:
+        """MLS Grid: every request filters on exactly one OriginatingSystemName."""
+        if not self._profile.require_originating_system:
+            return expression
+        system = odata_string(self._profile.originating_system_name or "")
+        return f"OriginatingSystemName eq {system} and {expression}"
+
+    def _chunks(self, keys: Sequence[str]) -> list[Sequence[str]]:
+        """One request's keys: all of them, or as many as the vendor's `or` cap allows."""
+        cap = self._profile.max_or_operators
+        if self.filter_style == "in" or cap is None:
+            return [keys]
+        size = cap + 1  # n terms need n - 1 `or`s
+        return [keys[i : i + size] for i in range(0, len(keys), size)]
+
+    def _select(self) -> str:
+        return ",".join(SELECT_FIELDS + self._profile.extra_select)
 
     async def fetch_by_keys(self, keys: Sequence[str]) -> dict[str, MlsRecord]:
         if not keys:
             return {}
         if len(keys) > self.batch_size:
             raise ValueError(f"at most {self.batch_size} keys a request, got {len(keys)}")
-        params = {
-            "$filter": self.key_filter(keys),
-            "$select": ",".join(SELECT_FIELDS),
-            "$top": str(len(keys)),
-        }
+        return await self._fetch_with_fallback(keys, self.key_field)
+
+    async def _fetch_with_fallback(self, keys: Sequence[str], field: str) -> dict[str, MlsRecord]:
+        try:
+            return await self._fetch_chunks(keys, field)
+        except MlsRequestError as exc:
+            # Servers without OData 4.01 answer `in` with 400: fall back to `or` chains once,
+            # and remember it (the engine stores `filter_style` on the connection).
+            if exc.status != 400 or self.filter_style != "in":
+                raise
+            self.filter_style = "or"
+            return await self._fetch_chunks(keys, field)
+
+    async def _fetch_chunks(self, keys: Sequence[str], field: str) -> dict[str, MlsRecord]:
         records: dict[str, MlsRecord] = {}
-        url: str | None = f"{self._base_url}/Property"
-        query: dict[str, str] | None = params
-        while url is not None:
-            body = await self._get_json(url, query)
-            for raw in _values(body):
-                record = _parse_record(raw)
-                lookup = record.listing_key if self.key_field == "ListingKey" else record.listing_id
-                if lookup is not None:
-                    records[lookup] = record
-            url, query = self._next_link(body), None
+        for chunk in self._chunks(keys):
+            params = {"$filter": self.key_filter(chunk, field), "$select": self._select()}
+            params.update(self._top(len(chunk)))
+            async for page in self._pages(params):
+                for record in page:
+                    lookup = record.listing_key if field == "ListingKey" else record.listing_id
+                    if lookup is not None:
+                        records[lookup] = record
         return records
+
+    # RESO EntityEvent (RCP-027)
+
+    async def fetch_entity_events(self, after_sequence: int) -> AsyncIterator[EventPage]:
+        """Pages of the event log after `after_sequence`, oldest first, following
+        @odata.nextLink. Each page keeps only Property events but reports the newest sequence
+        it held, so a run of other resources' events still moves the reader forward."""
+        expression = f"EntityEventSequence gt {int(after_sequence)}"
+        if self._profile.entity_event_resource_filter:
+            expression += f" and ResourceName eq {odata_string(PROPERTY)}"
+        params = {"$filter": expression, "$orderby": "EntityEventSequence asc"}
+        if self._profile.page_size_via == "top" and self._profile.page_size:
+            params["$top"] = str(self._page_size())
+        async for body in self._bodies(f"{self._base_url}/EntityEvent", params):
+            yield event_page(_values(body))
+
+    async def latest_entity_event_sequence(self) -> int:
+        """The newest sequence in the log now (0 for an empty log: sequences are positive).
+        A full check reads it before it starts, so replication resumes from there."""
+        params = {"$orderby": "EntityEventSequence desc", "$top": "1"}
+        body = await self._get_json(f"{self._base_url}/EntityEvent", params)
+        return event_page(_values(body)).last_sequence or 0
+
+    async def fetch_properties(self, listing_keys: Sequence[str]) -> dict[str, MlsRecord]:
+        """The current records of these Properties by ListingKey; a key absent from the
+        answer is no longer in the MLS (or no longer visible to us)."""
+        if self._profile.entity_event_lookup == "key":
+            records: dict[str, MlsRecord] = {}
+            for key in listing_keys:
+                record = await self.fetch_property(key)
+                if record is not None:
+                    records[key] = record
+            return records
+        found: dict[str, MlsRecord] = {}
+        for i in range(0, len(listing_keys), self.batch_size):
+            chunk = listing_keys[i : i + self.batch_size]
+            found.update(await self._fetch_with_fallback(chunk, "ListingKey"))
+        return found
+
+    async def fetch_property(self, listing_key: str) -> MlsRecord | None:
+        """`GET /Property('KEY')` (OData key syntax: a quoted string literal, percent-encoded
+        in the path); None when the MLS answers 404, which RCP-027 defines as gone."""
+        path = quote(odata_string(listing_key), safe="'")
+        url = f"{self._base_url}/Property({path})"
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        response = await self._transport.get(url, {"$select": self._select()})
+        if response.status_code == 404:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            raise MlsPayloadError("body is not JSON") from None
+        record = _parse_record(body)
+        if record.listing_key != listing_key:
+            raise MlsPayloadError("the MLS answered with another Property")
+        return record
+
+    async def fetch_changes_since(self, since: datetime) -> AsyncIterator[list[MlsRecord]]:
+        """Pages of records with `ModificationTimestamp ge since`, oldest first, following
+        @odata.nextLink (server-driven paging keeps records that share a timestamp in one
+        stable order across pages)."""
+        stamp = since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        params = {
+            "$filter": self._scoped(f"ModificationTimestamp ge {stamp}"),
+            "$orderby": "ModificationTimestamp asc",
+            "$select": self._select(),
+        }
+        if self._profile.page_size_via == "top" and self._profile.page_size:
+            params["$top"] = str(self._page_size())
+        async for page in self._pages(params):
+            yield page
+
+    async def search(self, **equals: str) -> AsyncIterator[list[MlsRecord]]:
+        """Pages of the records whose fields equal these values (all of them), following
+        @odata.nextLink: `search(ListAgentMlsId="A1")` imports an agent's listings,
+        `search(ListingKey="K1")` looks one up whatever the connection's key field is."""
+        unknown = sorted(set(equals) - set(SEARCH_FIELDS))
+        if unknown or not equals:
+            raise ValueError(f"search by one or more of {', '.join(SEARCH_FIELDS)}")
+        terms = " and ".join(f"{name} eq {odata_string(value)}" for name, value in equals.items())
+        params = {"$filter": self._scoped(terms), "$select": self._select()}
+        async for page in self._pages(params):
+            yield page
+
+    def _page_size(self) -> int:
+        size = self._profile.page_size or self.batch_size
+        return min(size, self._profile.top_cap) if self._profile.top_cap else size
+
+    def _top(self, wanted: int) -> dict[str, str]:
+        cap = self._profile.top_cap
+        return {"$top": str(min(wanted, cap) if cap else wanted)}
+
+    async def _pages(self, params: dict[str, str]) -> AsyncIterator[list[MlsRecord]]:
+        async for body in self._bodies(f"{self._base_url}/Property", params):
+            yield [_parse_record(raw) for raw in _values(body)]
+
+    async def _bodies(self, url: str, params: dict[str, str]) -> AsyncIterator[Any]:
+        """Each page's JSON body, following @odata.nextLink (which carries the query)."""
+        next_url: str | None = url
+        query: dict[str, str] | None = params
+        while next_url is not None:
+            body = await self._get_json(next_url, query)
+            yield body
+            next_url, query = self._next_link(body), None
+
+    def _page_headers(self) -> dict[str, str]:
+        if self._profile.page_size_via == "prefer" and self._profile.page_size:
+            return {"Prefer": f"odata.maxpagesize={self._page_size()}"}
+        return {}
 
     async def _get_json(self, url: str, params: dict[str, str] | None) -> Any:
         if self._limiter is not None:
             await self._limiter.acquire()
-        self.requests_made += 1
-        try:
-            response = await self._http.get(
-                url,
-                params=params,
-                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
-            )
-        except httpx.TimeoutException:
-            raise MlsRequestError(NETWORK_TIMEOUT) from None
-        except httpx.TransportError as exc:
-            raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
-        if response.status_code in (401, 403):
-            raise MlsAuthError(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise MlsRequestError(
-                f"MLS error: HTTP {response.status_code}{_odata_message(response)}",
-                retryable=response.status_code >= 500 or response.status_code == 429,
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise MlsPayloadError("body is not JSON") from None
+        return await self._transport.get_json(url, params, self._page_headers())
 
     def _next_link(self, body: dict[str, Any]) -> str | None:
         link = body.get("@odata.nextLink")
@@ -159,6 +304,7 @@ def _parse_record(raw: Any) -> MlsRecord:
         listing_id=listing_id if isinstance(listing_id, str) else None,
         standard_status=raw.get("StandardStatus"),
         modification_timestamp=_parse_timestamp(raw.get("ModificationTimestamp")),
+        gone=raw.get("MlgCanView") is False,
     )
 
 
@@ -172,9 +318,4 @@ def _parse_timestamp(value: Any) -> datetime | None:
 
 
 def _odata_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error", {})
-        message = error.get("message") if isinstance(error, dict) else None
-    except (ValueError, AttributeError):
-        return ""
-    return f": {message}" if isinstance(message, str) and message else ""
+    return odata_message(response)

@@ -21,9 +21,10 @@ class MlsAuthError(MlsError):
 class MlsRequestError(MlsError):
     """One request failed (network, server, bad answer): an error for the listings it covered."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.status = status  # the HTTP status, when the MLS answered at all
 
 
 class MlsPayloadError(MlsRequestError):
@@ -31,3 +32,11 @@ class MlsPayloadError(MlsRequestError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"Malformed MLS response: {message}", retryable=False)
+
+
+class MlsBudgetExhausted(MlsRequestError):
+    """Our own request budget for this credential is spent for longer than a run may wait: the
+    request is not sent at all (MLS Grid suspends tokens that go over, so we never try)."""
+
+    def __init__(self, window: str) -> None:
+        super().__init__(f"MLS request budget exhausted for this {window}", retryable=True)

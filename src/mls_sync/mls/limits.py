@@ -1,35 +1,183 @@
-"""Request budgets per MLS credential.
+"""Request budgets per MLS credential: per second, per hour and per day.
 
 MLS Grid suspends a token that exceeds its published limits instead of answering 429 first, so
-the client paces itself: every connection that uses the same credential draws on one budget,
-and different credentials never slow each other down.
+the client paces itself: every connection that uses the same credential draws on one budget
+(or, where a profile says so, every credential on the same host), and different credentials
+never slow each other down. Vendor quota headers and 429s tighten the budget further.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
+from collections import deque
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 from aiolimiter import AsyncLimiter
 
+from mls_sync.mls.errors import MlsBudgetExhausted
+from mls_sync.mls.profiles import VendorProfile
+
+HOUR = 3600.0
+DAY = 86400.0
+
+
+class _Window:
+    """At most `limit` requests in any `seconds`-long sliding window."""
+
+    def __init__(self, name: str, seconds: float, limit: int) -> None:
+        self.name = name
+        self.seconds = seconds
+        self.limit = limit
+        self.sent: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        while self.sent and self.sent[0] <= now - self.seconds:
+            self.sent.popleft()
+        if len(self.sent) < self.limit:
+            return 0.0
+        return self.sent[len(self.sent) - self.limit] + self.seconds - now
+
+
+class RequestBudget:
+    def __init__(
+        self,
+        *,
+        per_second: float,
+        per_hour: int | None = None,
+        per_day: int | None = None,
+        max_wait: float = 30.0,
+    ) -> None:
+        # One request every 1/rate seconds, no burst: a bucket of one, so no one-second window
+        # ever holds more than `per_second` requests (a larger bucket would allow a burst on
+        # top of the steady rate, which is exactly what gets an MLS Grid token suspended).
+        self._second = AsyncLimiter(1, 1.0 / per_second)
+        self._windows = [
+            _Window(name, seconds, limit)
+            for name, seconds, limit in (("hour", HOUR, per_hour), ("day", DAY, per_day))
+            if limit is not None
+        ]
+        self._paused_until = 0.0
+        self._max_wait = max_wait
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait for a slot; raises MlsBudgetExhausted when the wait would exceed `max_wait`
+        (an hourly budget spent at minute 5 is not worth holding a run for 55 minutes)."""
+        async with self._lock:
+            now = time.monotonic()
+            waits = [(self._paused_until - now, "minute")]
+            waits += [(w.wait(now), w.name) for w in self._windows]
+            wait, window = max(waits)
+            if wait > self._max_wait:
+                raise MlsBudgetExhausted(window)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._second.acquire()
+            sent = time.monotonic()
+            for w in self._windows:
+                w.sent.append(sent)
+
+    def pause(self, seconds: float) -> None:
+        """Nobody on this credential sends anything for `seconds` (a 429's Retry-After, an
+        exhausted vendor quota)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Read the vendor's quota headers: lower our limits to what the vendor announces and
+        pause when it says nothing is left."""
+        hour_limit = _number(headers.get("hour-quota-limit"))  # Trestle
+        if hour_limit is not None:
+            self._tighten("hour", HOUR, int(hour_limit))
+        remaining = _number(headers.get("burst-ratelimit-remaining"))  # Bridge
+        if remaining is not None and remaining <= 0:
+            reset = _number(headers.get("burst-ratelimit-reset"))
+            self.pause(_seconds_until(reset) if reset is not None else 60.0)
+
+    def _tighten(self, name: str, seconds: float, limit: int) -> None:
+        for w in self._windows:
+            if w.name == name:
+                w.limit = min(w.limit, limit)
+                return
+        self._windows.append(_Window(name, seconds, limit))
+
 
 class RateBudgets:
-    def __init__(self, requests_per_second: float) -> None:
-        self._rate = requests_per_second
-        self._limiters: dict[str, AsyncLimiter] = {}
+    """One RequestBudget per credential (or per host), created on first use."""
 
-    def for_credential(self, base_url: str, credential: str) -> AsyncLimiter:
-        key = budget_key(base_url, credential)
-        limiter = self._limiters.get(key)
-        if limiter is None:
-            # A one-second window with max_rate = rate allows no burst above the published
-            # per-second figure (a token bucket the size of one second's budget).
-            max_rate = max(self._rate, 1.0)
-            limiter = AsyncLimiter(max_rate=max_rate, time_period=max_rate / self._rate)
-            self._limiters[key] = limiter
-        return limiter
+    def __init__(
+        self,
+        requests_per_second: float,
+        *,
+        requests_per_hour: int | None = None,
+        requests_per_day: int | None = None,
+        max_wait: float = 30.0,
+    ) -> None:
+        self._rate = requests_per_second
+        self._per_hour = requests_per_hour
+        self._per_day = requests_per_day
+        self._max_wait = max_wait
+        self._budgets: dict[str, RequestBudget] = {}
+
+    def for_connection(
+        self, profile: VendorProfile, base_url: str, credential_id: str
+    ) -> RequestBudget:
+        scope = urlsplit(base_url).netloc if profile.budget_per == "host" else credential_id
+        key = budget_key(profile.name, scope)
+        budget = self._budgets.get(key)
+        if budget is None:
+            # The stricter of the profile's published figures and our configured defaults.
+            budget = RequestBudget(
+                per_second=min(profile.requests_per_second, self._rate),
+                per_hour=_min(profile.requests_per_hour, self._per_hour),
+                per_day=_min(profile.requests_per_day, self._per_day),
+                max_wait=self._max_wait,
+            )
+            self._budgets[key] = budget
+        return budget
 
 
 def budget_key(base_url: str, credential: str) -> str:
     """A stable key that never reveals the credential (logs and metrics may show it)."""
     digest = hashlib.sha256(f"{base_url}\0{credential}".encode()).hexdigest()
     return digest[:16]
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if value is None:
+        return None
+    number = _number(value)
+    if number is not None:
+        return max(number, 0.0)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+def _seconds_until(reset: float) -> float:
+    # Reset headers come as seconds-to-wait or as an epoch (seconds or milliseconds).
+    if reset > 1e12:
+        reset /= 1000.0
+    if reset > 1e9:
+        return max(reset - time.time(), 0.0)
+    return max(reset, 0.0)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    values = [v for v in (a, b) if v is not None]
+    return min(values) if values else None

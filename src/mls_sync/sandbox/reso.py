@@ -2,7 +2,9 @@
 
 The RESO base URL is the server root: `GET /` (service document), `GET /$metadata` (CSDL) and
 `GET /Property` with `$filter`, `$select`, `$top`, `$skip`, `$orderby`, `$count` and
-`@odata.nextLink` paging. Clients talk to it exactly as to an MLS vendor's server.
+`@odata.nextLink` paging. Clients talk to it exactly as to an MLS vendor's server. With
+`entity_events=True` it also serves the RESO EntityEvent log (sandbox/reso_events.py); key
+lookups `GET /Property('KEY')` are always served.
 
 State lives in `ResoSandbox` and is changed from the test's (or demo's) thread while uvicorn
 serves from another one, so every access goes through one `threading.Lock`; sleeps (latency,
@@ -27,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mls_sync.sandbox.oauth import TokenIssuer
 from mls_sync.sandbox.odata import (
     FieldType,
     ODataQueryError,
@@ -37,6 +40,8 @@ from mls_sync.sandbox.odata import (
     parse_orderby,
     parse_select,
 )
+from mls_sync.sandbox.reso_events import EVENT_FIELDS, EVENT_ORDER, EventLog, parse_key_segment
+from mls_sync.sandbox.reso_vendors import Fault, as_label, check_filter, compression_required
 
 # The Property fields the sandbox serves, with their EDM types (used by $filter and $metadata).
 PROPERTY_FIELDS: dict[str, FieldType] = {
@@ -46,7 +51,12 @@ PROPERTY_FIELDS: dict[str, FieldType] = {
     "ModificationTimestamp": FieldType.DATETIME,
     "OriginatingSystemName": FieldType.STRING,
     "ListPrice": FieldType.NUMBER,
+    "ListAgentMlsId": FieldType.STRING,
+    "ListOfficeMlsId": FieldType.STRING,
 }
+# Left out of whole records while empty, as MLS Grid leaves out null fields; $select still
+# names them explicitly (as null).
+OMITTED_WHEN_NULL = frozenset({"ListAgentMlsId", "ListOfficeMlsId"})
 DEFAULT_ORDER: list[tuple[str, bool]] = [("ListingKey", False)]
 ODATA_HEADERS = {"OData-Version": "4.0"}
 JSON_MEDIA_TYPE = "application/json;odata.metadata=minimal"
@@ -79,6 +89,8 @@ class SandboxListing:
     modification_timestamp: datetime
     originating_system_name: str = "sandbox"
     list_price: int | None = None
+    list_agent_mls_id: str | None = None
+    list_office_mls_id: str | None = None
 
     def typed_record(self) -> dict[str, Any]:
         """RESO field names with Python values (datetimes stay datetimes) for filtering."""
@@ -89,11 +101,13 @@ class SandboxListing:
             "ModificationTimestamp": self.modification_timestamp,
             "OriginatingSystemName": self.originating_system_name,
             "ListPrice": self.list_price,
+            "ListAgentMlsId": self.list_agent_mls_id,
+            "ListOfficeMlsId": self.list_office_mls_id,
         }
 
     def to_record(self) -> dict[str, Any]:
         """The record as JSON carries it."""
-        return {name: _wire(value) for name, value in self.typed_record().items()}
+        return _project(self.typed_record(), None)
 
 
 def _wire(value: Any) -> Any:
@@ -150,7 +164,9 @@ def _parse_count(params: Mapping[str, str]) -> bool:
     return raw == "true"
 
 
-def _parse_query_options(params: Mapping[str, str]) -> _QueryOptions:
+def _parse_query_options(
+    params: Mapping[str, str], fields: Mapping[str, FieldType] = PROPERTY_FIELDS
+) -> _QueryOptions:
     """Validate every query option up front, so a bad one is a 400 and never a partial answer."""
     unsupported = sorted(k for k in params if k.startswith("$") and k not in SUPPORTED_OPTIONS)
     if unsupported:
@@ -161,9 +177,9 @@ def _parse_query_options(params: Mapping[str, str]) -> _QueryOptions:
     select_text = params.get("$select")
     orderby_text = params.get("$orderby")
     return _QueryOptions(
-        predicate=parse_filter(filter_text, PROPERTY_FIELDS) if filter_text is not None else None,
-        select=parse_select(select_text, PROPERTY_FIELDS) if select_text is not None else None,
-        orderby=parse_orderby(orderby_text, PROPERTY_FIELDS) if orderby_text else [],
+        predicate=parse_filter(filter_text, fields) if filter_text is not None else None,
+        select=parse_select(select_text, fields) if select_text is not None else None,
+        orderby=parse_orderby(orderby_text, fields) if orderby_text else [],
         top=_non_negative_int(params, "$top"),
         skip=_non_negative_int(params, "$skip") or 0,
         count=_parse_count(params),
@@ -192,23 +208,40 @@ class ResoSandbox:
         tokens: Iterable[str] = ("sandbox-token",),
         max_page_size: int = 200,
         latency: float = 0.0,
+        entity_events: bool = False,
     ) -> None:
         if max_page_size < 1:
             raise ValueError("max_page_size must be at least 1")
         self.max_page_size = max_page_size
         self.latency = latency
         self.slow_keys: dict[str, float] = {}
-        self.fail_next: list[int] = []
+        # Next answers, in order: an HTTP status (OData error body) or a Fault (any body).
+        self.fail_next: list[int | Fault] = []
         self.requests: list[RecordedRequest] = []
+        # Vendor behaviour (sandbox/reso_vendors.py) and limits, all settable by a test.
+        self.vendor = "generic"
+        self.supports_in = True
+        self.status_labels = False  # send `Active Under Contract` instead of the enum name
+        self.rate_limit: float | None = None  # requests per second per token, then 429
+        self.quota_headers: dict[str, str] = {}  # sent with every answer (Trestle, Bridge)
+        self.oauth = TokenIssuer()
+        self._hidden: set[str] = set()  # MLS Grid: MlgCanView false
+        self._recent: dict[str | None, list[float]] = {}
         self._tokens = set(tokens)
         self._listings: dict[str, SandboxListing] = {}
         self._max_timestamp: datetime | None = None
+        # RCP-027: every change is logged; the log is served only when `entity_events` is on.
+        self.entity_events = entity_events
+        self._events = EventLog()
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
                 Route("/", self._service_document, methods=["GET"]),
                 Route("/$metadata", self._metadata, methods=["GET"]),
                 Route("/Property", self._property, methods=["GET"]),
+                Route("/Property({key:path})", self._property_by_key, methods=["GET"]),
+                Route("/EntityEvent", self._entity_event, methods=["GET"]),
+                Route("/token", self.oauth.endpoint, methods=["POST"]),
             ]
         )
 
@@ -224,6 +257,7 @@ class ResoSandbox:
             stamp = self._bump_timestamp() if stamp is None else self._note_timestamp(stamp)
             listing = SandboxListing(listing_key, listing_id, status, stamp, **fields)
             self._listings[listing_key] = listing
+            self._events.append(listing_key)
             return dataclasses.replace(listing)
 
     def set_status(self, listing_key: str, status: str) -> None:
@@ -232,17 +266,43 @@ class ResoSandbox:
             listing = self._get(listing_key)
             listing.standard_status = status
             listing.modification_timestamp = self._bump_timestamp()
+            self._events.append(listing_key)
 
     def remove_listing(self, listing_key: str) -> None:
         """The MLS no longer has this listing: it is absent from every answer."""
         with self._lock:
             self._get(listing_key)
             del self._listings[listing_key]
+            self._events.append(listing_key)
+
+    def hide(self, listing_key: str) -> None:
+        """MLS Grid: the record now carries `MlgCanView: false` (and a new timestamp)."""
+        with self._lock:
+            listing = self._get(listing_key)
+            self._hidden.add(listing_key)
+            listing.modification_timestamp = self._bump_timestamp()
+            self._events.append(listing_key)
 
     def listing(self, listing_key: str) -> SandboxListing:
         """A copy of the listing (changing it does not change the server's state)."""
         with self._lock:
             return dataclasses.replace(self._get(listing_key))
+
+    def all_listings(self) -> list[SandboxListing]:
+        """Copies of every listing, in ListingKey order."""
+        with self._lock:
+            return [dataclasses.replace(self._listings[k]) for k in sorted(self._listings)]
+
+    def entity_event_log(self) -> list[dict[str, Any]]:
+        """Copies of every EntityEvent so far, oldest first."""
+        with self._lock:
+            return self._events.snapshot()
+
+    def log_event(self, record_key: str, resource_name: str = "Property") -> int:
+        """Append an event without changing a record (e.g. another resource's, or a Property
+        event the MLS logs for a change we do not model); returns its sequence."""
+        with self._lock:
+            return self._events.append(record_key, resource_name)
 
     def _get(self, listing_key: str) -> SandboxListing:
         try:
@@ -277,7 +337,9 @@ class ResoSandbox:
 
     def _authorized(self, token: str | None) -> bool:
         with self._lock:
-            return token is not None and token in self._tokens
+            if token is not None and token in self._tokens:
+                return True
+        return self.oauth.valid(token)
 
     # -- observation ----------------------------------------------------------------------------
 
@@ -302,45 +364,126 @@ class ResoSandbox:
             slow = [d for key, d in self.slow_keys.items() if _quoted_key(key) in filter_text]
         return self.latency + max(slow, default=0.0)
 
-    def _pop_failure(self) -> int | None:
+    def _over_rate(self, token: str | None) -> bool:
+        if self.rate_limit is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._recent.get(token, []) if t > now - 1.0]
+            over = len(recent) >= self.rate_limit
+            if not over:
+                recent.append(now)
+            self._recent[token] = recent
+            return over
+
+    def _pop_failure(self) -> int | Fault | None:
         with self._lock:
             return self.fail_next.pop(0) if self.fail_next else None
 
     # -- HTTP -----------------------------------------------------------------------------------
 
     async def _property(self, request: Request) -> Response:
-        token = _bearer_token(request)
-        self._record(request, token)
-        delay = self._delay_for(request.query_params.get("$filter", ""))
-        if delay > 0:
-            await asyncio.sleep(delay)
-        failure = self._pop_failure()
-        if failure is not None:
-            return odata_error(failure, f"Injected failure: HTTP {failure}")
-        if not self._authorized(token):
-            return _unauthorized(token)
+        refused = await self._gate(request, request.query_params.get("$filter", ""))
+        if refused is not None:
+            return refused
         try:
-            options = _parse_query_options(request.query_params)
+            check_filter(
+                self.vendor, request.query_params.get("$filter"), supports_in=self.supports_in
+            )
+            options = _parse_query_options(request.query_params, self._fields())
         except ODataQueryError as exc:
             return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
         body = self._answer(options, request)
-        return JSONResponse(body, headers=ODATA_HEADERS, media_type=JSON_MEDIA_TYPE)
+        return self._json(body)
+
+    async def _property_by_key(self, request: Request) -> Response:
+        """`/Property('KEY')`: the single entity (OData key syntax), or 404 when absent."""
+        segment = request.path_params["key"]
+        refused = await self._gate(request, segment)
+        if refused is not None:
+            return refused
+        key = parse_key_segment(segment)
+        try:
+            if key is None:
+                raise ODataQueryError(f"not a key literal: {segment!r}")
+            options = _parse_query_options(request.query_params, self._fields())
+            if set(request.query_params) - {"$select", "$format"}:
+                raise ODataQueryError("only $select applies to a single entity")
+        except ODataQueryError as exc:
+            return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
+        with self._lock:
+            listing = self._listings.get(key)
+            record = None if listing is None else self._wire_record(listing)
+        if record is None:
+            return odata_error(HTTPStatus.NOT_FOUND, f"No Property with ListingKey {key!r}")
+        context = _context_url(request, options.select).replace("#Property", "#Property/$entity")
+        return self._json({"@odata.context": context, **_project(record, options.select)})
+
+    async def _entity_event(self, request: Request) -> Response:
+        """The RCP-027 log: `$filter` on its fields (e.g. `EntityEventSequence gt N`),
+        `$orderby`, `$top`, `$skip`, paging with `@odata.nextLink`."""
+        if not self.entity_events:
+            return odata_error(HTTPStatus.NOT_FOUND, "Resource not found: EntityEvent")
+        refused = await self._gate(request, "")
+        if refused is not None:
+            return refused
+        try:
+            options = _parse_query_options(request.query_params, EVENT_FIELDS)
+        except ODataQueryError as exc:
+            return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
+        with self._lock:
+            events = self._events.snapshot()
+        body = _page_body(events, options, request, self.max_page_size, "EntityEvent", EVENT_ORDER)
+        return self._json(body)
+
+    def _json(self, body: dict[str, Any]) -> JSONResponse:
+        headers = {**ODATA_HEADERS, **self.quota_headers}
+        return JSONResponse(body, headers=headers, media_type=JSON_MEDIA_TYPE)
+
+    async def _gate(self, request: Request, slow_text: str) -> Response | None:
+        """What every data request goes through first: recording, latency, injected faults,
+        vendor compression, auth and the rate limit. A response means the request stops."""
+        token = _bearer_token(request)
+        self._record(request, token)
+        delay = self._delay_for(slow_text)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        failure = self._pop_failure()
+        if isinstance(failure, Fault):
+            await asyncio.sleep(failure.delay)
+            injected = failure.response()
+            if injected is not None:
+                return injected
+            return odata_error(failure.status, f"Injected failure: HTTP {failure.status}")
+        if failure is not None:
+            return odata_error(failure, f"Injected failure: HTTP {failure}")
+        if compression_required(self.vendor, request.headers.get("accept-encoding", "")):
+            return odata_error(HTTPStatus.BAD_REQUEST, "COMPRESSION REQUIRED")
+        if not self._authorized(token):
+            return _unauthorized(token)
+        if self._over_rate(token):
+            return odata_error(
+                HTTPStatus.TOO_MANY_REQUESTS, "Rate limit", headers={"Retry-After": "1"}
+            )
+        return None
+
+    def _fields(self) -> dict[str, FieldType]:
+        if self.vendor == "mlsgrid":
+            return {**PROPERTY_FIELDS, "MlgCanView": FieldType.STRING}
+        return PROPERTY_FIELDS
+
+    def _wire_record(self, listing: SandboxListing) -> dict[str, Any]:
+        record = listing.typed_record()
+        if self.status_labels:
+            record["StandardStatus"] = as_label(record["StandardStatus"])
+        if self.vendor == "mlsgrid":
+            record["MlgCanView"] = listing.listing_key not in self._hidden
+        return record
 
     def _answer(self, options: _QueryOptions, request: Request) -> dict[str, Any]:
         with self._lock:
-            records = [listing.typed_record() for listing in self._listings.values()]
-        matched = [r for r in records if options.predicate is None or options.predicate(r)]
-        ordered = order_records(matched, options.orderby + DEFAULT_ORDER)
-        end = None if options.top is None else options.skip + options.top
-        window = ordered[options.skip : end]
-        page = window[: self.max_page_size]
-        body: dict[str, Any] = {"@odata.context": _context_url(request, options.select)}
-        if options.count:
-            body["@odata.count"] = len(matched)
-        body["value"] = [_project(record, options.select) for record in page]
-        if len(window) > len(page):
-            body["@odata.nextLink"] = _next_link(request, options, len(page))
-        return body
+            records = [self._wire_record(listing) for listing in self._listings.values()]
+        return _page_body(records, options, request, self.max_page_size)
 
     async def _metadata(self, request: Request) -> Response:
         # Real RESO servers guard $metadata and the service document like the data.
@@ -353,9 +496,10 @@ class ResoSandbox:
         token = _bearer_token(request)
         if not self._authorized(token):
             return _unauthorized(token)
+        sets = ["Property", "EntityEvent"] if self.entity_events else ["Property"]
         body = {
             "@odata.context": _base_url(request) + "/$metadata",
-            "value": [{"name": "Property", "kind": "EntitySet", "url": "Property"}],
+            "value": [{"name": name, "kind": "EntitySet", "url": name} for name in sets],
         }
         return JSONResponse(body, headers=ODATA_HEADERS, media_type=JSON_MEDIA_TYPE)
 
@@ -369,14 +513,41 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _context_url(request: Request, select: list[str] | None) -> str:
+def _context_url(request: Request, select: list[str] | None, entity_set: str = "Property") -> str:
     # OData names the projected fields in the context URL when $select is used.
     suffix = f"({','.join(select)})" if select is not None else ""
-    return f"{_base_url(request)}/$metadata#Property{suffix}"
+    return f"{_base_url(request)}/$metadata#{entity_set}{suffix}"
+
+
+def _page_body(
+    records: list[Record],
+    options: _QueryOptions,
+    request: Request,
+    max_page_size: int,
+    entity_set: str = "Property",
+    default_order: list[tuple[str, bool]] = DEFAULT_ORDER,
+) -> dict[str, Any]:
+    """One page of a collection: filtered, ordered, windowed by $skip/$top, at most
+    `max_page_size` records, and a nextLink when more of the window remains."""
+    matched = [r for r in records if options.predicate is None or options.predicate(r)]
+    ordered = order_records(matched, options.orderby + default_order)
+    end = None if options.top is None else options.skip + options.top
+    window = ordered[options.skip : end]
+    page = window[:max_page_size]
+    body: dict[str, Any] = {"@odata.context": _context_url(request, options.select, entity_set)}
+    if options.count:
+        body["@odata.count"] = len(matched)
+    body["value"] = [_project(record, options.select) for record in page]
+    if len(window) > len(page):
+        body["@odata.nextLink"] = _next_link(request, options, len(page))
+    return body
 
 
 def _project(record: Record, select: list[str] | None) -> dict[str, Any]:
-    names = select if select is not None else list(record)
+    if select is None:
+        names = [n for n in record if not (n in OMITTED_WHEN_NULL and record[n] is None)]
+    else:
+        names = select
     return {name: _wire(record[name]) for name in names}
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
@@ -51,6 +61,12 @@ class MlsConnection(Base):
     last_sync_at: Mapped[datetime | None]
     bookmark_timestamp: Mapped[datetime | None]
     bookmark_keys: Mapped[list[Any]] = mapped_column(default=list)
+    # Vendor profile fields this connection overrides (mls/profiles.py), e.g. MLS Grid's
+    # originating_system_name; OAuth client id and secret live in credentials_encrypted.
+    profile_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_full_check_at: Mapped[datetime | None]
+    # RESO EntityEvent (RCP-027) replication: the last EntityEventSequence applied.
+    entity_event_sequence: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     listings: Mapped[list[Listing]] = relationship(back_populates="connection")

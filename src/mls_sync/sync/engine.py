@@ -1,81 +1,55 @@
 """The sync engine: compare our listings with the MLS and apply what changed.
 
-For each batch of listings the MLS is asked once (the client follows server paging); batches of
-one connection run concurrently within the credential's request budget, and their answers are
-applied one at a time as they arrive, each status change in its own transaction together with
-its history row and the unpublish jobs the policy calls for. A listing's failure is recorded and
-the sync goes on; only an expired credential stops a connection.
+The normal path of `sync_connection` is incremental replication: ask the MLS only for records
+modified since the connection's bookmark (sync/replicate.py), or, where the connection's profile
+says `replication="entity_event"`, for the RESO EntityEvent log after its last sequence
+(sync/entity_events.py), and apply each page of changes together with the new bookmark in one
+transaction. A full check of every listing we hold (sync/full_check.py) runs when one is due
+(never done, or older than the cadence) or when asked (`full=True`). `sync_listing` is always
+a direct lookup. Every path applies a change the same way (sync/apply.py); this module holds
+the public operations and a run's orchestration: the run row, the client, expiry, the
+unpublish drain and the run's record.
+
+A listing's failure is recorded and the sync goes on; only an expired credential stops a
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
 from mls_sync.domain.policy import DEFAULT as DEFAULT_POLICY
 from mls_sync.domain.policy import TransitionPolicy
-from mls_sync.domain.reso import LISTING_NOT_FOUND, StatusMapper, StatusMappingError
-from mls_sync.domain.results import (
-    AggregatedResult,
-    ConnectionSyncResult,
-    StatusChange,
-    SyncError,
-    SyncResult,
-)
+from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncError, SyncResult
 from mls_sync.domain.status import ConnectionState, ListingStatus
-from mls_sync.mls.client import MlsClient, MlsRecord, ResoClient
-from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError, MlsRequestError
+from mls_sync.mls.auth import TokenCache
+from mls_sync.mls.client import MlsClient, ResoClient
+from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError
 from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.replication import replication_cap
+from mls_sync.mls.transport import RetryPolicy
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.database import Database
-from mls_sync.store.models import Listing, MlsConnection
+from mls_sync.store.models import MlsConnection
 from mls_sync.store.types import utcnow
+from mls_sync.sync.apply import Applier, Held, RunScope, Target
+from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
+from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
+from mls_sync.sync.full_check import check_listings
+from mls_sync.sync.guard import ConnectionGuard, LocalGuard
+from mls_sync.sync.outcome import NotFoundError, Outcome, ProgressCallback, summary
+from mls_sync.sync.replicate import replicate_timestamps
 from mls_sync.sync.unpublish import Unpublisher
 
+__all__ = ["NotFoundError", "Outcome", "ProgressCallback", "SyncEngine", "summary"]
+
 log = structlog.get_logger(__name__)
-
-# Called after each batch with (listings just checked, listings in this connection's sync).
-ProgressCallback = Callable[[int, int], None]
-
-
-class NotFoundError(LookupError):
-    """No such connection or listing for this user (another user's ids look the same)."""
-
-
-@dataclass
-class Outcome:
-    """What one operation did: the `success`/`message` pair and the result data."""
-
-    success: bool
-    message: str
-    result: SyncResult
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A listing as the sync sees it: loaded before the MLS is asked, detached from sessions."""
-
-    id: str
-    listing_key: str
-    mls_number: str
-    status: ListingStatus
-
-    def lookup_key(self, key_field: str) -> str:
-        return self.listing_key if key_field == "ListingKey" else self.mls_number
-
-
-@dataclass
-class _Answer:
-    """The MLS's answer for one batch: its records, or the error that cost the batch."""
-
-    batch: list[_Target]
-    records: dict[str, MlsRecord]
-    error: MlsRequestError | None = None
 
 
 class SyncEngine:
@@ -90,6 +64,11 @@ class SyncEngine:
         batch_size: int = 50,
         concurrency: int = 4,
         policy: TransitionPolicy = DEFAULT_POLICY,
+        full_check_every: timedelta = timedelta(hours=24),
+        clock_skew: timedelta = timedelta(minutes=5),
+        retry: RetryPolicy | None = None,
+        token_cache: TokenCache | None = None,
+        guard: ConnectionGuard | None = None,
     ) -> None:
         self.db = db
         self._cipher = cipher
@@ -99,6 +78,20 @@ class SyncEngine:
         self._batch_size = batch_size
         self._concurrency = concurrency
         self._policy = policy
+        self._applier = Applier(db, policy)
+        self._full_check_every = full_check_every
+        self._clock_skew = clock_skew
+        self._clients = ClientFactory(
+            http,
+            cipher,
+            budgets,
+            retry=retry or RetryPolicy(),
+            batch_size=batch_size,
+            token_cache=token_cache,
+        )
+        # One sync per connection at a time (sync/runs.py takes it); a database lease can
+        # stand in for LocalGuard once several processes sync.
+        self.guard: ConnectionGuard = guard or LocalGuard()
 
     # public operations
 
@@ -109,16 +102,37 @@ class SyncEngine:
         user_id: str | None = None,
         trigger: str = "manual",
         progress: ProgressCallback | None = None,
+        full: bool | None = None,
     ) -> Outcome:
+        """Replicate the connection's changes; with `full=True`, or when a full check is due,
+        check every listing we hold instead."""
         async with self.db.transaction() as session:
             connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
             if connection is None:
                 raise NotFoundError("MLS connection not found")
             listings = await repo.connection_listings(session, connection.id)
-            targets = [_target(listing) for listing in listings]
+            targets = [Target.of(listing) for listing in listings]
+        if full is None:
+            full = self.full_check_due(connection)
         return await self._sync_targets(
-            connection, targets, trigger=trigger, scope="connection", progress=progress
+            connection,
+            targets,
+            trigger=trigger,
+            scope="connection",
+            progress=progress,
+            mode="full" if full else "changes",
         )
+
+    def full_check_due(self, connection: MlsConnection, now: datetime | None = None) -> bool:
+        """Replication needs a starting point, and catches neither deleted records nor
+        listings that left the feed: a full check runs first and then on the cadence."""
+        if connection.bookmark_timestamp is None or connection.last_full_check_at is None:
+            return True
+        if self._replication(connection) == "entity_event" and (
+            connection.entity_event_sequence is None
+        ):
+            return True  # the log needs a starting sequence, which a full check records
+        return connection.last_full_check_at + self._full_check_every <= (now or utcnow())
 
     async def sync_listing(
         self, listing_id: str, *, user_id: str | None = None, trigger: str = "manual"
@@ -130,7 +144,7 @@ class SyncEngine:
             connection = await repo.get_mls_connection(session, listing.mls_connection_id)
             if connection is None:  # guarded by a foreign key; kept for the type checker
                 raise NotFoundError("MLS connection not found")
-            targets = [_target(listing)]
+            targets = [Target.of(listing)]
         return await self._sync_targets(connection, targets, trigger=trigger, scope="listing")
 
     async def sync_user(
@@ -166,18 +180,27 @@ class SyncEngine:
         )
         return Outcome(success, message, aggregated), aggregated
 
+    def mls_client(self, connection: MlsConnection) -> ResoClient:
+        """The connection's RESO client on the engine's request budgets (imports, lookups).
+        Raises SecretDecryptError or ConnectionConfigError."""
+        return self._clients.build(connection)
+
     # the flow
 
     async def _sync_targets(
         self,
         connection: MlsConnection,
-        targets: Sequence[_Target],
+        targets: Sequence[Target],
         *,
         trigger: str,
         scope: str,
         progress: ProgressCallback | None = None,
+        mode: str = "lookup",
     ) -> Outcome:
-        bound = log.bind(connection_id=connection.id, trigger=trigger, scope=scope)
+        """`mode`: "changes" (replication), "full" (a full check of the connection) or
+        "lookup" (just these listings, no replication state touched)."""
+        started = utcnow()
+        bound = log.bind(connection_id=connection.id, trigger=trigger, scope=scope, mode=mode)
         result = SyncResult(total_listings=len(targets))
         async with self.db.transaction() as session:
             run = await repo.start_run(
@@ -189,22 +212,12 @@ class SyncEngine:
             )
         bound = bound.bind(sync_run_id=run.id)
         bound.info(f"Syncing status for {len(targets)} listings...")
+        run_scope = RunScope(connection, run.id, result, bound)
 
-        outcome = await self._check_listings(connection, targets, result, run.id, bound, progress)
-        drained = await self._unpublisher.drain(listing_ids=[t.id for t in targets])
-        result.unpublished_posts += drained.unpublished
-        for listing_id, mls_number, message in drained.errors:
-            result.errors.append(
-                SyncError(listing_id=listing_id, mls_number=mls_number, error=message)
-            )
-        for change in result.status_changes:
-            if change.new_status is ListingStatus.SOLD:
-                count = drained.unpublished_by_listing.get(change.listing_id, 0)
-                bound.info(
-                    f"Listing {change.mls_number} marked as sold, unpublished {count} posts",
-                    listing_id=change.listing_id,
-                    mls_number=change.mls_number,
-                )
+        outcome = await self._ask_mls(run_scope, targets, mode, started, progress)
+        if mode == "changes" and progress is not None:
+            progress(len(targets), len(targets))  # replication reports once, when done
+        await self._drain(targets, result, bound)
         if outcome is None:
             outcome = Outcome(True, summary(result), result)
         outcome.result = result
@@ -229,194 +242,110 @@ class SyncEngine:
         )
         return outcome
 
-    async def _check_listings(
+    async def _ask_mls(
         self,
-        connection: MlsConnection,
-        targets: Sequence[_Target],
-        result: SyncResult,
-        run_id: str,
-        bound: structlog.typing.FilteringBoundLogger,
+        scope: RunScope,
+        targets: Sequence[Target],
+        mode: str,
+        started: datetime,
         progress: ProgressCallback | None,
     ) -> Outcome | None:
-        """Ask the MLS about every target and apply the answers; returns an Outcome only when
-        the connection itself failed."""
+        """Ask the MLS the way `mode` says and apply its answers; an Outcome only when the
+        connection itself failed."""
+        connection = scope.connection
         if connection.state == ConnectionState.EXPIRED:
             # Known-bad credentials are not retried against the MLS: its budget is sacred.
-            return Outcome(False, MLS_CONNECTION_EXPIRED, result)
+            return Outcome(False, MLS_CONNECTION_EXPIRED, scope.result)
         try:
             client = self._client_for(connection)
-        except SecretDecryptError as exc:
-            return Outcome(False, str(exc), result)
-        if not targets:
-            return None
-
-        batches = [
-            list(targets[i : i + client.batch_size])
-            for i in range(0, len(targets), client.batch_size)
-        ]
-        gate = asyncio.Semaphore(self._concurrency)
-
-        async def fetch(batch: list[_Target]) -> _Answer:
-            async with gate:
-                keys = [t.lookup_key(client.key_field) for t in batch]
-                try:
-                    return _Answer(batch, await client.fetch_by_keys(keys))
-                except MlsRequestError as exc:
-                    return _Answer(batch, {}, error=exc)
-
-        tasks = [asyncio.ensure_future(fetch(batch)) for batch in batches]
-        failed_requests = 0
+        except (SecretDecryptError, ConnectionConfigError) as exc:
+            return Outcome(False, str(exc), scope.result)
         try:
-            for next_done in asyncio.as_completed(tasks):
-                answer = await next_done
-                if answer.error is not None:
-                    failed_requests += 1
-                    self._batch_failed(answer, result, bound)
-                else:
-                    await self._apply_batch(
-                        connection, answer.batch, answer.records, result, run_id, bound
-                    )
-                if progress is not None:
-                    progress(len(answer.batch), len(targets))
+            if mode == "changes":
+                return await self._replicate(scope, client, targets, started)
+            # Where the event log stands, read before the check: events that happen during
+            # it are read again afterwards rather than missed.
+            sequence = await self._log_position(scope, client) if mode == "full" else None
+            outcome, complete = await check_listings(
+                self._applier,
+                scope,
+                client,
+                targets,
+                concurrency=self._concurrency,
+                progress=progress,
+            )
         except MlsAuthError:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            return await self._expired(scope)
+        await self._remember_filter_style(connection, client)
+        if mode == "full" and complete:
             async with self.db.transaction() as session:
-                await repo.mark_connection(
-                    session, connection.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
+                await repo.finish_full_check(
+                    session,
+                    connection.id,
+                    at=started,
+                    bookmark=replication_cap(started, self._clock_skew),
+                    entity_event_sequence=sequence,
                 )
-            bound.error("MLS refused the connection's credentials", error=MLS_CONNECTION_EXPIRED)
-            return Outcome(False, MLS_CONNECTION_EXPIRED, result)
-        if failed_requests == len(batches):
-            return Outcome(False, f"MLS unreachable: {result.errors[0].error}", result)
-        return None
+        return outcome
+
+    async def _replicate(
+        self, scope: RunScope, client: ResoClient, targets: Sequence[Target], started: datetime
+    ) -> Outcome | None:
+        held = Held(targets, scope.connection.key_field)
+        if client.profile.replication == "entity_event":
+            return await replicate_entity_events(self._applier, scope, client, held)
+        return await replicate_timestamps(
+            self._applier, scope, client, held, started=started, clock_skew=self._clock_skew
+        )
 
     @staticmethod
-    def _batch_failed(
-        answer: _Answer, result: SyncResult, bound: structlog.typing.FilteringBoundLogger
+    async def _log_position(scope: RunScope, client: ResoClient) -> int | None:
+        if client.profile.replication != "entity_event":
+            return None
+        return await starting_sequence(client, scope)
+
+    async def _drain(
+        self,
+        targets: Sequence[Target],
+        result: SyncResult,
+        bound: structlog.typing.FilteringBoundLogger,
     ) -> None:
-        message = str(answer.error)
-        for target in answer.batch:
+        """Deliver the unpublish jobs this run queued (and any still due for its listings)."""
+        drained = await self._unpublisher.drain(listing_ids=[t.id for t in targets])
+        result.unpublished_posts += drained.unpublished
+        for listing_id, mls_number, message in drained.errors:
             result.errors.append(
-                SyncError(listing_id=target.id, mls_number=target.mls_number, error=message)
+                SyncError(listing_id=listing_id, mls_number=mls_number, error=message)
             )
-        bound.warning("MLS request failed", error=message, listings=len(answer.batch))
-
-    async def _apply_batch(
-        self,
-        connection: MlsConnection,
-        batch: Sequence[_Target],
-        records: dict[str, MlsRecord],
-        result: SyncResult,
-        run_id: str,
-        bound: structlog.typing.FilteringBoundLogger,
-    ) -> None:
-        mapper = StatusMapper(connection.status_overrides or None)
-        key_field = connection.key_field
-        for target in batch:
-            record = records.get(target.lookup_key(key_field))
-            try:
-                if record is None:
-                    raise StatusMappingError(LISTING_NOT_FOUND)
-                new_status = mapper.map(record.standard_status)
-                await self._apply(target, new_status, record, result, run_id, bound)
-            except StatusMappingError as exc:
-                result.errors.append(
-                    SyncError(listing_id=target.id, mls_number=target.mls_number, error=str(exc))
-                )
-                bound.warning(
-                    "listing not synced",
-                    listing_id=target.id,
-                    mls_number=target.mls_number,
-                    error=str(exc),
-                )
-            except Exception as exc:  # one listing's failure never stops the others
-                bound.exception("listing sync failed", listing_id=target.id)
-                result.errors.append(
-                    SyncError(
-                        listing_id=target.id,
-                        mls_number=target.mls_number,
-                        error=f"Internal error: {type(exc).__name__}",
-                    )
+        for change in result.status_changes:
+            if change.new_status is ListingStatus.SOLD:
+                count = drained.unpublished_by_listing.get(change.listing_id, 0)
+                bound.info(
+                    f"Listing {change.mls_number} marked as sold, unpublished {count} posts",
+                    listing_id=change.listing_id,
+                    mls_number=change.mls_number,
                 )
 
-    async def _apply(
-        self,
-        target: _Target,
-        new_status: ListingStatus,
-        record: MlsRecord,
-        result: SyncResult,
-        run_id: str,
-        bound: structlog.typing.FilteringBoundLogger,
-    ) -> None:
+    async def _expired(self, scope: RunScope) -> Outcome:
         async with self.db.transaction() as session:
-            listing = await repo.lock_listing(session, target.id)
-            if listing is None:
-                return  # deleted while we were asking the MLS
-            old_status = ListingStatus(listing.status)
-            decision = self._policy.decide(old_status, new_status)
-            if not decision.changed:
-                return
-            await repo.record_status_change(
-                session,
-                listing,
-                new_status,
-                mls_modified_at=record.modification_timestamp,
-                sync_run_id=run_id,
+            await repo.mark_connection(
+                session, scope.connection.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
             )
-            queued = 0
-            if decision.unpublishes_posts:
-                queued = await repo.enqueue_unpublish_jobs(session, listing.id)
-        result.updated_listings += 1
-        result.status_changes.append(
-            StatusChange(
-                listing_id=target.id,
-                mls_number=target.mls_number,
-                old_status=old_status,
-                new_status=new_status,
-            )
-        )
-        fields = {
-            "listing_id": target.id,
-            "mls_number": target.mls_number,
-            "old_status": str(old_status),
-            "new_status": str(new_status),
-        }
-        bound.info("status changed", unpublish_jobs=queued, **fields)
-        if decision.is_restoration:
-            result.restored_listings += 1
-            bound.info(f"Listing {target.mls_number} restored to active", **fields)
-        if decision.is_relisting:
-            bound.info(f"Listing {target.mls_number} relisted", **fields)
+        scope.log.error("MLS refused the connection's credentials", error=MLS_CONNECTION_EXPIRED)
+        return Outcome(False, MLS_CONNECTION_EXPIRED, scope.result)
 
-    def _client_for(self, connection: MlsConnection) -> MlsClient:
-        token = self._cipher.decrypt(connection.credentials_encrypted)
-        return ResoClient(
-            self._http,
-            base_url=connection.base_url,
-            token=token,
-            key_field=connection.key_field,
-            filter_style=connection.filter_style,
-            batch_size=self._batch_size,
-            limiter=self._budgets.for_credential(connection.base_url, token),
-        )
+    async def _remember_filter_style(self, connection: MlsConnection, client: MlsClient) -> None:
+        learned = getattr(client, "filter_style", connection.filter_style)
+        if learned != connection.filter_style:
+            async with self.db.transaction() as session:
+                await repo.save_filter_style(session, connection.id, learned)
+            connection.filter_style = learned
 
+    def _client_for(self, connection: MlsConnection) -> ResoClient:
+        return self._clients.build(connection)
 
-def summary(result: SyncResult) -> str:
-    text = (
-        f"{result.total_listings} listings checked, {result.updated_listings} updated, "
-        f"{result.unpublished_posts} posts unpublished, {result.restored_listings} restored"
-    )
-    if result.errors:
-        text += f", {len(result.errors)} errors"
-    return text
-
-
-def _target(listing: Listing) -> _Target:
-    return _Target(
-        id=listing.id,
-        listing_key=listing.listing_key,
-        mls_number=listing.mls_number,
-        status=ListingStatus(listing.status),
-    )
+    def _replication(self, connection: MlsConnection) -> str:
+        try:
+            return self._clients.profile(connection).replication
+        except ConnectionConfigError:
+            return "timestamp"  # the run itself reports the misconfiguration

@@ -1,0 +1,173 @@
+"""Vendor profiles: what each MLS vendor's RESO Web API expects, as data.
+
+A connection names a profile (`mls_connections.provider`) and may override any field
+(`mls_connections.profile_overrides`, a JSON object), e.g. MLS Grid's `originating_system_name`
+or a generic server's `token_url`. Figures come from each vendor's documentation, cited below;
+they change, which is why every field can be overridden per connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+AUTH_KINDS = ("bearer", "oauth2")
+FILTER_STYLES = ("in", "or")
+PAGE_SIZE_VIA = ("none", "top", "prefer")
+BUDGET_SCOPES = ("credential", "host")
+REPLICATION_MODES = ("timestamp", "entity_event")
+ENTITY_EVENT_LOOKUPS = ("key", "batch")
+
+
+@dataclass(frozen=True)
+class VendorProfile:
+    name: str
+    base_url_shape: str = ""  # documentation only: where the RESO root usually is
+    auth_kind: str = "bearer"  # "bearer": a static token; "oauth2": client credentials
+    token_url: str | None = None
+    scope: str | None = None
+    key_field: str = "ListingKey"  # the field a full check filters on
+    filter_style: str = "in"  # first choice; "in" falls back to "or" chains on a 400
+    max_or_operators: int | None = None  # a cap on `or` in one $filter (MLS Grid: 5)
+    originating_system_name: str | None = None  # MLS Grid: one per request, required
+    require_originating_system: bool = False
+    gzip: bool = False  # send Accept-Encoding: gzip explicitly (MLS Grid refuses without)
+    page_size: int | None = None  # records per page we ask for; None leaves it to the server
+    page_size_via: str = "none"  # "top": $top is the page size; "prefer": odata.maxpagesize
+    top_cap: int | None = None  # the largest $top the server accepts
+    batch_size: int = 50  # listings per full-check request
+    requests_per_second: float = 2.0
+    requests_per_hour: int | None = None
+    requests_per_day: int | None = None
+    budget_per: str = "credential"  # "host": every credential on the host shares one budget
+    auth_error_codes: frozenset[int] = frozenset()  # vendor codes that mean "re-authenticate"
+    rate_limit_codes: frozenset[int] = frozenset()  # vendor codes that mean "slow down"
+    gone_field: str | None = None  # a boolean field that is false when the record is gone
+    replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
+    # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
+    # (404 = gone, the RCP-027 way); "batch" asks `ListingKey in (...)`, batch_size a request,
+    # where the server lets us filter on ListingKey (absent from the answer = gone).
+    entity_event_lookup: str = "key"
+    # RCP-027 does not promise ResourceName is filterable: by default the client drops other
+    # resources' events itself; True asks the server to (`and ResourceName eq 'Property'`).
+    entity_event_resource_filter: bool = False
+
+    def __post_init__(self) -> None:
+        _one_of("auth_kind", self.auth_kind, AUTH_KINDS)
+        _one_of("filter_style", self.filter_style, FILTER_STYLES)
+        _one_of("page_size_via", self.page_size_via, PAGE_SIZE_VIA)
+        _one_of("budget_per", self.budget_per, BUDGET_SCOPES)
+        _one_of("replication", self.replication, REPLICATION_MODES)
+        _one_of("entity_event_lookup", self.entity_event_lookup, ENTITY_EVENT_LOOKUPS)
+        if self.key_field not in ("ListingKey", "ListingId"):
+            raise ValueError("key_field must be ListingKey or ListingId")
+        if self.requests_per_second <= 0 or self.batch_size < 1:
+            raise ValueError("requests_per_second and batch_size must be positive")
+        if self.auth_kind == "oauth2" and not self.token_url:
+            raise ValueError(f"profile {self.name!r}: oauth2 needs a token_url")
+        if self.require_originating_system and not self.originating_system_name:
+            raise ValueError(f"profile {self.name!r}: set originating_system_name")
+
+    @property
+    def extra_select(self) -> tuple[str, ...]:
+        return (self.gone_field,) if self.gone_field else ()
+
+
+def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+PROFILES: dict[str, VendorProfile] = {
+    # Any RESO Web API 2.0 server: bearer token, `in` tried first, server-driven paging.
+    "generic": VendorProfile(name="generic", base_url_shape="https://<host>/<odata root>"),
+    # MLS Grid API v2 (https://docs.mlsgrid.com/api-documentation/api-version-2.0): replication
+    # only; every request must filter on exactly one OriginatingSystemName and send
+    # `Accept-Encoding: gzip` (400 "COMPRESSION REQUIRED" otherwise); ListingKey is not
+    # filterable, ListingId is; $top is the page size (default 500, at most 5000); 2 req/s,
+    # 7,200/h and 40,000/day per token, and going over *suspends the token* (no 429 first,
+    # no rate headers); `MlgCanView eq false` means the record must be removed.
+    "mlsgrid": VendorProfile(
+        name="mlsgrid",
+        base_url_shape="https://api.mlsgrid.com/v2",
+        key_field="ListingId",
+        filter_style="or",
+        max_or_operators=5,
+        require_originating_system=True,
+        originating_system_name="mlsgrid",  # placeholder: each MLS's own name, e.g. "mred"
+        gzip=True,
+        page_size=500,
+        page_size_via="top",
+        top_cap=5000,
+        requests_per_second=2.0,
+        requests_per_hour=7200,
+        requests_per_day=40000,
+        gone_field="MlgCanView",
+    ),
+    # Bridge Interactive RESO Web API (bridgedataoutput.com/docs/platform): a server token as
+    # bearer; on the v3 endpoint $top is the collection size and the page size is the
+    # `Prefer: odata.maxpagesize` preference (default 10, at most 200; bridgeinteractive.com,
+    # "Upcoming change to $top and page size behavior", 2025); hourly limits per application
+    # plus per-minute burst limits of 1/15 of them, announced in `Burst-RateLimit-Limit`,
+    # `-Remaining` and `-Reset` headers (bridgeinteractive.com, "New per-minute burst rate
+    # limits", 2024), which the budget reads.
+    "bridge": VendorProfile(
+        name="bridge",
+        base_url_shape="https://api.bridgedataoutput.com/api/v2/OData/<dataset>",
+        page_size=200,
+        page_size_via="prefer",
+        top_cap=200,
+        requests_per_second=2.0,
+    ),
+    # Trestle by Cotality/CoreLogic (trestle-documentation.corelogic.com/webapi.html): OAuth2
+    # client credentials at /trestle/oidc/connect/token with scope=api, tokens valid for hours;
+    # $top up to 1000; a baseline quota of 7,200 queries/hour per product, reported in
+    # `Minute-Quota-Limit` / `Hour-Quota-Limit` headers (webapi-at-scale.html), read here.
+    "trestle": VendorProfile(
+        name="trestle",
+        base_url_shape="https://api-trestle.corelogic.com/trestle/odata",
+        auth_kind="oauth2",
+        token_url="https://api-trestle.corelogic.com/trestle/oidc/connect/token",
+        scope="api",
+        page_size=1000,
+        page_size_via="top",
+        top_cap=1000,
+        requests_per_second=2.0,
+        requests_per_hour=7200,
+    ),
+    # Spark Platform RESO Web API (sparkplatform.com/docs/supporting_documentation/error_codes):
+    # a bearer access token; code 1000 (invalid key) and 1020 (session token expired) come with
+    # 401; code 1550 "Over rate limit" is documented with HTTP 503 and seen with 429, so the
+    # code, not the status, decides; replication keys may ask 1000 records a request.
+    "spark": VendorProfile(
+        name="spark",
+        base_url_shape="https://replication.sparkapi.com/Reso/OData",
+        page_size=1000,
+        page_size_via="top",
+        top_cap=1000,
+        auth_error_codes=frozenset({1000, 1010, 1020}),
+        rate_limit_codes=frozenset({1550}),
+        requests_per_second=1.0,
+    ),
+}
+
+_FIELDS = {f.name: f for f in dataclasses.fields(VendorProfile)}
+
+
+def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None) -> VendorProfile:
+    """The named profile with a connection's overrides applied (unknown names are errors, so
+    a typo never silently falls back to a default)."""
+    try:
+        base = PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown MLS profile {name!r}; one of {', '.join(PROFILES)}") from None
+    changes: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in _FIELDS or key == "name":
+            raise ValueError(f"unknown MLS profile field {key!r}")
+        if key.endswith("_codes"):
+            value = frozenset(int(v) for v in value)
+        changes[key] = value
+    return dataclasses.replace(base, **changes)

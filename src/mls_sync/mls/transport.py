@@ -1,0 +1,162 @@
+"""One GET to an MLS, done right: budget, auth (refetch once), retries, errors, JSON.
+
+- Every attempt draws on the credential's budget before it is sent.
+- 401/403 (or a vendor's auth error code): a refreshable credential fetches a new token and
+  tries once more; a second refusal is MlsAuthError (the connection expires).
+- 429 (or a vendor's rate-limit code): the whole credential pauses for Retry-After (or the
+  backoff), then retries; a Retry-After longer than `max_retry_after` is not waited for.
+- 5xx and connection errors: exponential backoff with full jitter, `attempts` in all.
+- Timeouts are not retried within a run: the request may have been counted by the MLS and the
+  wait already cost the timeout; the next run asks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from mls_sync.mls.auth import Authenticator
+from mls_sync.mls.errors import NETWORK_TIMEOUT, MlsAuthError, MlsPayloadError, MlsRequestError
+from mls_sync.mls.limits import RequestBudget, retry_after_seconds
+from mls_sync.mls.profiles import PROFILES, VendorProfile
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff: float = 0.5  # seconds before the first retry; doubles each time
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        # Full jitter: many workers backing off from one outage do not retry in lockstep.
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+
+
+class MlsTransport:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        auth: Authenticator,
+        *,
+        profile: VendorProfile = PROFILES["generic"],
+        budget: RequestBudget | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._http = http
+        self._auth = auth
+        self._profile = profile
+        self._budget = budget
+        self._retry = retry or RetryPolicy()
+        self.requests_made = 0
+
+    async def get_json(
+        self, url: str, params: dict[str, str] | None, headers: dict[str, str] | None = None
+    ) -> Any:
+        response = await self.get(url, params, headers)
+        try:
+            return response.json()
+        except ValueError:
+            raise MlsPayloadError("body is not JSON") from None
+
+    async def get(
+        self, url: str, params: dict[str, str] | None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """The response to a GET with a 2xx (or 404) status; anything else raises."""
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = await self._auth.token()
+            response = await self._send(url, params, headers, token, attempt)
+            if response is None:
+                await asyncio.sleep(self._retry.delay(attempt))
+                continue
+            if self._budget is not None:
+                self._budget.observe(response.headers)
+            code = vendor_code(response)
+            status = response.status_code
+            if status in (401, 403) or code in self._profile.auth_error_codes:
+                if self._auth.refreshable and not refreshed:
+                    refreshed = True
+                    attempt -= 1  # a token refresh is not a failed attempt
+                    self._auth.invalidate(token)
+                    continue
+                raise MlsAuthError(f"HTTP {status}")
+            if status == 429 or code in self._profile.rate_limit_codes:
+                wait = retry_after_seconds(response.headers.get("retry-after"))
+                wait = self._retry.delay(attempt) if wait is None else wait
+                if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
+                    raise MlsRequestError(f"MLS rate limit: HTTP {status}", status=status)
+                if self._budget is not None:
+                    self._budget.pause(wait)
+                else:
+                    await asyncio.sleep(wait)
+                continue
+            if status >= 500 and attempt < self._retry.attempts:
+                await asyncio.sleep(self._retry.delay(attempt))
+                continue
+            if status >= 400 and status != 404:
+                raise MlsRequestError(
+                    f"MLS error: HTTP {status}{odata_message(response)}",
+                    retryable=status >= 500,
+                    status=status,
+                )
+            return response
+
+    async def _send(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        extra: dict[str, str] | None,
+        token: str,
+        attempt: int,
+    ) -> httpx.Response | None:
+        """The response, or None for a connection error worth another attempt."""
+        if self._budget is not None:
+            await self._budget.acquire()
+        self.requests_made += 1
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if self._profile.gzip:
+            headers["Accept-Encoding"] = "gzip"
+        headers.update(extra or {})
+        try:
+            return await self._http.get(url, params=params, headers=headers)
+        except httpx.TimeoutException:
+            raise MlsRequestError(NETWORK_TIMEOUT) from None
+        except httpx.TransportError as exc:
+            if attempt < self._retry.attempts:
+                return None
+            raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
+
+
+def vendor_code(response: httpx.Response) -> int | None:
+    """A vendor's numeric error code from an OData error body (Spark: {"error": {"code":
+    1020}}; the D.Code form of Spark's own API is read too)."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error") or body.get("D") or {}
+    code = error.get("code", error.get("Code")) if isinstance(error, dict) else None
+    try:
+        return int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def odata_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        message = error.get("message") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        return ""
+    return f": {message}" if isinstance(message, str) and message else ""

@@ -1,0 +1,88 @@
+"""Builds the RESO client for a stored connection: its profile, credentials, auth and budget."""
+
+from __future__ import annotations
+
+import httpx
+
+from mls_sync.mls.auth import (
+    Authenticator,
+    OAuth2ClientCredentials,
+    StaticBearer,
+    TokenCache,
+    parse_credentials,
+)
+from mls_sync.mls.client import ResoClient
+from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.profiles import VendorProfile, resolve_profile
+from mls_sync.mls.transport import MlsTransport, RetryPolicy
+from mls_sync.store.crypto import TokenCipher
+from mls_sync.store.models import MlsConnection
+
+
+class ConnectionConfigError(ValueError):
+    """The stored connection cannot be used as it is (unknown profile, missing credentials)."""
+
+
+class ClientFactory:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        cipher: TokenCipher,
+        budgets: RateBudgets,
+        *,
+        retry: RetryPolicy,
+        batch_size: int,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        self._http = http
+        self._cipher = cipher
+        self._budgets = budgets
+        self._retry = retry
+        self._batch_size = batch_size
+        self._tokens = token_cache or TokenCache()
+
+    def profile(self, connection: MlsConnection) -> VendorProfile:
+        overrides = dict(connection.profile_overrides or {})
+        overrides.setdefault("auth_kind", connection.auth_kind)
+        try:
+            return resolve_profile(connection.provider, overrides)
+        except (ValueError, TypeError) as exc:
+            raise ConnectionConfigError(f"MLS connection misconfigured: {exc}") from None
+
+    def build(self, connection: MlsConnection) -> ResoClient:
+        """Raises SecretDecryptError (wrong key) or ConnectionConfigError."""
+        profile = self.profile(connection)
+        auth = self._auth(connection, profile)
+        transport = MlsTransport(
+            self._http,
+            auth,
+            profile=profile,
+            budget=self._budgets.for_connection(profile, connection.base_url, auth.credential_id),
+            retry=self._retry,
+        )
+        return ResoClient(
+            self._http,
+            base_url=connection.base_url,
+            key_field=connection.key_field,
+            filter_style=connection.filter_style,
+            batch_size=min(self._batch_size, profile.batch_size),
+            transport=transport,
+            profile=profile,
+        )
+
+    def _auth(self, connection: MlsConnection, profile: VendorProfile) -> Authenticator:
+        plaintext = self._cipher.decrypt(connection.credentials_encrypted)
+        try:
+            credentials = parse_credentials(plaintext, profile.auth_kind)
+            if profile.auth_kind == "bearer":
+                return StaticBearer(str(credentials["token"]))
+            return OAuth2ClientCredentials(
+                self._http,
+                token_url=str(credentials.get("token_url") or profile.token_url),
+                client_id=str(credentials["client_id"]),
+                client_secret=str(credentials["client_secret"]),
+                scope=credentials.get("scope", profile.scope),
+                cache=self._tokens,
+            )
+        except (KeyError, ValueError) as exc:
+            raise ConnectionConfigError(f"MLS connection misconfigured: missing {exc}") from None
