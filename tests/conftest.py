@@ -127,6 +127,7 @@ def settings(tmp_path: Path, platforms_url: str) -> Settings:
         x_api_url=platforms_url,
         mls_timeout_seconds=2.0,
         mls_requests_per_second=50.0,
+        mls_retry_backoff_seconds=0.01,
     )
 
 

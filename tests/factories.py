@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from mls_sync.config import Settings
 from mls_sync.domain.status import ListingStatus
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
@@ -103,3 +105,96 @@ async def seed_posts(
             )
             ids.append(post.id)
     return ids
+
+
+# platform posts for the unpublish outbox (no MLS needed)
+
+# A realistic post id per platform, as each API names its posts.
+PLATFORM_POST_IDS = {
+    "facebook": "104857600_555000111",
+    "instagram": "17895695668004550",
+    "linkedin": "urn:li:share:7180000000000000001",
+    "x": "1850000000000000001",
+    "google_business": "accounts/1001/locations/2002/localPosts/3003",
+    "pinterest": "987654321012345678",
+    "tiktok": "7300000000000000001",
+}
+
+
+async def seed_listing(
+    runtime: Runtime,
+    *,
+    user_id: str | None = None,
+    key: str = "K1",
+    status: ListingStatus = ListingStatus.SOLD,
+) -> Listing:
+    """A listing of a fresh MLS connection, for tests that drive the outbox directly."""
+    user_id = user_id or await seed_user(runtime, f"agent-{key.lower()}@example.com")
+    async with runtime.db.transaction() as session:
+        connection = await repo.create_mls_connection(
+            session, runtime.cipher, user_id=user_id, base_url="http://mls.invalid", token="t"
+        )
+        return await repo.add_listing(
+            session, connection=connection, listing_key=key, mls_number=f"MLS-{key}", status=status
+        )
+
+
+async def connect_platform(
+    runtime: Runtime,
+    platforms: PlatformSandbox,
+    user_id: str,
+    platform: str,
+    *,
+    refresh: bool = True,
+    expires_at: datetime | None = None,
+    expired: bool = False,
+) -> tuple[str, str | None]:
+    """The user's connection to a platform, known to the sandbox; returns (access, refresh)."""
+    access = f"{platform}-access-{user_id[:6]}"
+    refresh_token = f"{platform}-refresh-{user_id[:6]}" if refresh else None
+    platforms.add_token(platform, access, refresh_token=refresh_token)
+    if expired:
+        platforms.expire_token(platform, access)
+    async with runtime.db.transaction() as session:
+        await repo.upsert_platform_connection(
+            session,
+            runtime.cipher,
+            user_id=user_id,
+            platform=platform,
+            access_token=access,
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+        )
+    return access, refresh_token
+
+
+async def publish(
+    runtime: Runtime,
+    platforms: PlatformSandbox,
+    listing: Listing,
+    platform: str,
+    *,
+    post_id: str | None = None,
+    on_platform: bool = True,
+) -> str:
+    """A published post of the listing (existing on the sandbox unless told otherwise)."""
+    post_id = post_id or PLATFORM_POST_IDS[platform]
+    if on_platform:
+        platforms.add_post(platform, post_id)
+    async with runtime.db.transaction() as session:
+        post = await repo.add_post(
+            session, listing=listing, platform=platform, platform_post_id=post_id
+        )
+        return post.id
+
+
+async def queue_unpublish(runtime: Runtime, listing_id: str) -> int:
+    """The outbox rows a status change to sold writes, without the status change."""
+    async with runtime.db.transaction() as session:
+        return await repo.enqueue_unpublish_jobs(session, listing_id)
+
+
+def with_sandbox_platforms(settings: Settings, platforms_url: str) -> Settings:
+    """The settings with every platform (and its OAuth client) pointed at the sandbox."""
+    overrides = PlatformSandbox.settings_for(platforms_url)
+    return Settings.model_validate({**settings.model_dump(), **overrides})

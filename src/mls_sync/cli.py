@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mls_sync import actions
+from mls_sync import actions, cli_manage, cli_service
 from mls_sync.config import Settings
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
 from mls_sync.observability import configure_logging
@@ -28,6 +28,12 @@ sync_app = typer.Typer(help="Run a sync now.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
 app.add_typer(db_app, name="db")
+# The service (serve, sync all) and the management commands live in modules of their own.
+app.command("serve")(cli_service.serve)
+app.command("sandbox")(cli_service.sandbox)
+sync_app.command("all")(cli_service.sync_all)
+for _name, _sub_app in cli_manage.SUB_APPS.items():
+    app.add_typer(_sub_app, name=_name)
 
 out = Console()
 err = Console(stderr=True)

@@ -10,6 +10,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,6 +48,22 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="per MLS credential; MLS Grid suspends tokens above 2/s"
     )
     mls_concurrency: int = Field(default=4, ge=1, description="batches in flight per connection")
+    mls_requests_per_hour: int | None = Field(
+        default=7200, ge=1, description="per MLS credential, unless the profile is stricter"
+    )
+    mls_requests_per_day: int | None = Field(default=40000, ge=1)
+    mls_budget_max_wait_seconds: float = Field(
+        default=30.0, ge=0, description="longer waits for a budget slot fail the request"
+    )
+    mls_full_check_hours: float = Field(
+        default=24.0, gt=0, description="a full check of every listing this often"
+    )
+    mls_clock_skew_seconds: float = Field(
+        default=300.0, ge=0, description="the replication bookmark stays this far behind"
+    )
+    mls_retry_attempts: int = Field(default=3, ge=1, description="per request, 5xx/429/network")
+    mls_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+    mls_max_retry_after_seconds: float = Field(default=60.0, ge=0)
 
     # Platform side: every base URL is configurable so the sandbox and tests can stand in.
     facebook_graph_url: str = "https://graph.facebook.com"
@@ -54,12 +71,62 @@ class Settings(BaseSettings):
     linkedin_api_url: str = "https://api.linkedin.com"
     linkedin_api_version: str = "202411"
     x_api_url: str = "https://api.x.com"
+    # Token endpoints and this application's OAuth clients, per platform (docs/platforms.md).
+    # A platform without a client id cannot refresh tokens; its jobs wait, connections stay.
+    facebook_app_id: str | None = None
+    facebook_app_secret: SecretStr | None = None
+    instagram_graph_url: str = "https://graph.instagram.com"
+    instagram_api_version: str = "v21.0"
+    instagram_token_url: str = "https://graph.instagram.com/refresh_access_token"
+    linkedin_token_url: str = "https://www.linkedin.com/oauth/v2/accessToken"
+    linkedin_client_id: str | None = None
+    linkedin_client_secret: SecretStr | None = None
+    x_token_url: str = "https://api.x.com/2/oauth2/token"
+    x_client_id: str | None = None
+    x_client_secret: SecretStr | None = Field(
+        default=None, description="unset for a public (PKCE-only) X client"
+    )
+    google_business_api_url: str = "https://mybusiness.googleapis.com"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    pinterest_api_url: str = "https://api.pinterest.com"
+    pinterest_token_url: str = "https://api.pinterest.com/v5/oauth/token"
+    pinterest_client_id: str | None = None
+    pinterest_client_secret: SecretStr | None = None
+    tiktok_token_url: str = "https://open.tiktokapis.com/v2/oauth/token/"
+    tiktok_client_key: str | None = None
+    tiktok_client_secret: SecretStr | None = None
+    platform_concurrency: int = Field(
+        default=4, ge=1, description="deletes in flight per platform (each platform's own cap)"
+    )
     platform_timeout_seconds: float = Field(default=20.0, gt=0)
     unpublish_max_attempts: int = Field(default=8, ge=1)
     unpublish_backoff_seconds: float = Field(default=60.0, gt=0)
 
     log_format: str = Field(default="auto", pattern="^(auto|console|json)$")
     log_level: str = "INFO"
+
+    # The service (`mls-sync serve`): where it listens and when its embedded scheduler syncs.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    schedule_cron: str = Field(
+        default="*/15 * * * *",
+        description="crontab expression (5 fields), or 6 with a leading seconds field; "
+        "in the machine's time zone; day-of-week by name (mon-fri)",
+    )
+    scheduler_enabled: bool = Field(
+        default=True, description="false where an external cron calls the endpoint instead"
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="how long SIGTERM lets a running sync finish"
+    )
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        cron_trigger(value)  # raises ValueError with the reason
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod
@@ -84,6 +151,33 @@ class Settings(BaseSettings):
         """The URL with the async driver SQLAlchemy needs (aiosqlite / asyncpg)."""
         url = self.database_url or f"sqlite:///{(self.data_dir / 'mls-sync.db').resolve()}"
         return to_async_url(url)
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """The scheduler's trigger for a crontab expression (5 fields), or 6 fields whose first is
+    seconds (short schedules for tests and demos). Numeric days of the week are refused:
+    crontab counts 0 = Sunday and APScheduler 0 = Monday, so a number would silently shift."""
+    fields = expression.split()
+    if len(fields) not in (5, 6):
+        raise ValueError(
+            f"schedule_cron needs 5 fields (minute hour day month day-of-week) or 6 with a "
+            f"leading seconds field, got {len(fields)}: {expression!r}"
+        )
+    if any(ch.isdigit() for ch in fields[-1]):
+        raise ValueError("schedule_cron: write the day-of-week field with names (mon-fri, sun)")
+    second = fields[0] if len(fields) == 6 else "0"
+    minute, hour, day, month, day_of_week = fields[-5:]
+    try:
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=day_of_week,
+        )
+    except ValueError as exc:
+        raise ValueError(f"schedule_cron {expression!r} is not valid: {exc}") from None
 
 
 def to_async_url(url: str) -> str:

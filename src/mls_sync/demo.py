@@ -28,7 +28,11 @@ from mls_sync.store.migrate import upgrade
 from mls_sync.store.models import Listing, Post
 
 MLS_TOKEN = "demo-mls-token"
-CONNECTED_PLATFORMS = ("facebook", "linkedin", "x")  # instagram is left unconnected on purpose
+# instagram is left unconnected on purpose (the "No instagram connection" warning)
+CONNECTED_PLATFORMS = ("facebook", "linkedin", "x", "google_business", "pinterest")
+# X's access token has run out (they live two hours): the drain refreshes it, once, and stores
+# the rotated refresh token before deleting.
+EXPIRED_TOKEN_PLATFORMS = ("x",)
 RESO_FOR = {S.COMING_SOON: "ComingSoon", S.ACTIVE: "Active", S.PENDING: "Pending", S.SOLD: "Closed"}
 
 
@@ -50,7 +54,13 @@ class DemoListing:
 
 
 SCENARIO: tuple[DemoListing, ...] = (
-    DemoListing(1, S.ACTIVE, "Closed", ("facebook", "linkedin", "x", "instagram"), "sold"),
+    DemoListing(
+        1,
+        S.ACTIVE,
+        "Closed",
+        ("facebook", "linkedin", "x", "instagram", "google_business", "pinterest"),
+        "sold",
+    ),
     DemoListing(2, S.PENDING, "Closed", ("facebook", "x"), "sold from pending"),
     DemoListing(3, S.ACTIVE, "ActiveUnderContract", ("facebook",), "went pending"),
     DemoListing(4, S.PENDING, "Active", ("linkedin",), "back on the market (restoration)"),
@@ -76,9 +86,7 @@ async def run_demo(*, work_dir: Path | None = None) -> DemoReport:
                 data_dir=folder,
                 database_url=f"sqlite:///{folder / 'demo.db'}",
                 token_keys=TokenCipher.generate_key(),
-                facebook_graph_url=social.url,
-                linkedin_api_url=social.url,
-                x_api_url=social.url,
+                **PlatformSandbox.settings_for(social.url),  # type: ignore[arg-type]
             )
             db = Database(settings.async_database_url)
             try:
@@ -113,10 +121,17 @@ async def _seed(
             session, cipher, user_id=user.id, base_url=mls_url, token=MLS_TOKEN, name="Sandbox MLS"
         )
         for platform in CONNECTED_PLATFORMS:
-            token = f"demo-{platform}-token"
-            platforms.add_token(platform, token)
+            token, refresh = f"demo-{platform}-token", f"demo-{platform}-refresh"
+            platforms.add_token(platform, token, refresh_token=refresh)
+            if platform in EXPIRED_TOKEN_PLATFORMS:
+                platforms.expire_token(platform, token)
             await repo.upsert_platform_connection(
-                session, cipher, user_id=user.id, platform=platform, access_token=token
+                session,
+                cipher,
+                user_id=user.id,
+                platform=platform,
+                access_token=token,
+                refresh_token=refresh,
             )
         for item in SCENARIO:
             mls.add_listing(item.key, item.mls_number, RESO_FOR[item.ours])
@@ -142,6 +157,10 @@ def _post_id(platform: str, number: int) -> str:
         return f"urn:li:share:70000000000000{number:04d}"
     if platform == "facebook":
         return f"1234567890_{number:04d}"
+    if platform == "google_business":
+        return f"accounts/1001/locations/2002/localPosts/{number:04d}"
+    if platform == "pinterest":
+        return f"98765432100{number:04d}"
     return f"18{number:017d}"
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
+from pydantic import SecretStr
 
 from mls_sync.config import Settings
 from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.transport import RetryPolicy
 from mls_sync.social.base import Platform
-from mls_sync.social.registry import build_platform_clients
+from mls_sync.social.registry import OAuthApp, PlatformConfig, build_platform_clients
 from mls_sync.store.crypto import TokenCipher, cipher_from_settings
 from mls_sync.store.database import Database
 from mls_sync.sync.engine import SyncEngine
@@ -40,18 +43,34 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
     )
     platform_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.platform_timeout_seconds))
     try:
-        clients = build_platform_clients(platform_http, platform_base_urls(settings))
+        clients = build_platform_clients(platform_http, platform_configs(settings))
         unpublisher = Unpublisher(
-            database, cipher, clients, backoff_seconds=settings.unpublish_backoff_seconds
+            database,
+            cipher,
+            clients,
+            backoff_seconds=settings.unpublish_backoff_seconds,
+            per_platform_concurrency=settings.platform_concurrency,
         )
         engine = SyncEngine(
             database,
             cipher,
             mls_http,
             unpublisher,
-            budgets=RateBudgets(settings.mls_requests_per_second),
+            budgets=RateBudgets(
+                settings.mls_requests_per_second,
+                requests_per_hour=settings.mls_requests_per_hour,
+                requests_per_day=settings.mls_requests_per_day,
+                max_wait=settings.mls_budget_max_wait_seconds,
+            ),
             batch_size=settings.mls_batch_size,
             concurrency=settings.mls_concurrency,
+            full_check_every=timedelta(hours=settings.mls_full_check_hours),
+            clock_skew=timedelta(seconds=settings.mls_clock_skew_seconds),
+            retry=RetryPolicy(
+                attempts=settings.mls_retry_attempts,
+                backoff=settings.mls_retry_backoff_seconds,
+                max_retry_after=settings.mls_max_retry_after_seconds,
+            ),
         )
         yield Runtime(settings=settings, db=database, cipher=cipher, engine=engine)
     finally:
@@ -61,9 +80,47 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
             await database.dispose()
 
 
-def platform_base_urls(settings: Settings) -> dict[Platform, str]:
+def platform_configs(settings: Settings) -> dict[Platform, PlatformConfig]:
+    """Each platform's URLs, API version and this application's OAuth client, from settings."""
+    s = settings
     return {
-        Platform.FACEBOOK: settings.facebook_graph_url,
-        Platform.LINKEDIN: settings.linkedin_api_url,
-        Platform.X: settings.x_api_url,
+        Platform.FACEBOOK: PlatformConfig(
+            base_url=s.facebook_graph_url,
+            api_version=s.facebook_api_version,
+            app=_app(s.facebook_app_id, s.facebook_app_secret),
+        ),
+        Platform.INSTAGRAM: PlatformConfig(
+            base_url=s.instagram_graph_url,
+            api_version=s.instagram_api_version,
+            token_url=s.instagram_token_url,
+        ),
+        Platform.LINKEDIN: PlatformConfig(
+            base_url=s.linkedin_api_url,
+            api_version=s.linkedin_api_version,
+            token_url=s.linkedin_token_url,
+            app=_app(s.linkedin_client_id, s.linkedin_client_secret),
+        ),
+        Platform.X: PlatformConfig(
+            base_url=s.x_api_url,
+            token_url=s.x_token_url,
+            app=_app(s.x_client_id, s.x_client_secret),
+        ),
+        Platform.GOOGLE_BUSINESS: PlatformConfig(
+            base_url=s.google_business_api_url,
+            token_url=s.google_token_url,
+            app=_app(s.google_client_id, s.google_client_secret),
+        ),
+        Platform.PINTEREST: PlatformConfig(
+            base_url=s.pinterest_api_url,
+            token_url=s.pinterest_token_url,
+            app=_app(s.pinterest_client_id, s.pinterest_client_secret),
+        ),
+        Platform.TIKTOK: PlatformConfig(
+            token_url=s.tiktok_token_url,
+            app=_app(s.tiktok_client_key, s.tiktok_client_secret),
+        ),
     }
+
+
+def _app(client_id: str | None, secret: SecretStr | None) -> OAuthApp:
+    return OAuthApp(client_id, secret.get_secret_value() if secret is not None else None)

@@ -55,12 +55,15 @@ class ConnectionSyncResult(SyncResult):
     connection_id: str
     success: bool
     message: str
+    # True when another sync of this connection was already running: this run left it alone.
+    skipped: bool = False
 
 
 class AggregatedResult(SyncResult):
     """A user-wide (or cron-wide) sync: the summed totals plus one result per connection."""
 
     connections: list[ConnectionSyncResult] = Field(default_factory=list)
+    skipped_connections: int = 0
 
 
 DataT = TypeVar("DataT", bound=BaseModel)

@@ -20,8 +20,13 @@ import uvicorn
 class BackgroundServer:
     """A uvicorn server for `app`, bound to a free loopback port until `stop()`."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off"
+    ) -> None:
+        """`lifespan="on"` runs the app's startup and shutdown (the service app opens its
+        runtime and scheduler there, on the server's own loop)."""
         self._app = app
+        self._lifespan = lifespan
         self._host = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -43,7 +48,11 @@ class BackgroundServer:
         sock.bind((self._host, self._port))
         self._socket = sock
         config = uvicorn.Config(
-            self._app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan=self._lifespan,
+            timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

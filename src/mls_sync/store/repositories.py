@@ -3,10 +3,12 @@ unit of work (`Database.transaction()`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
@@ -49,22 +51,32 @@ async def create_mls_connection(
     *,
     user_id: str,
     base_url: str,
-    token: str,
+    token: str | None = None,
     name: str = "",
     provider: str = "generic",
     key_field: str = "ListingKey",
     filter_style: str = "in",
+    auth_kind: str = "bearer",
+    credentials: dict[str, Any] | None = None,
+    profile_overrides: dict[str, Any] | None = None,
 ) -> MlsConnection:
+    """`token` for a static bearer token; `credentials` (e.g. client_id and client_secret for
+    OAuth2) are stored as one encrypted JSON object."""
+    if (token is None) == (credentials is None):
+        raise ValueError("give either a token or credentials")
+    secret = token if token is not None else json.dumps(credentials, sort_keys=True)
     connection = MlsConnection(
         user_id=user_id,
         base_url=base_url.rstrip("/"),
-        credentials_encrypted=cipher.encrypt(token),
+        credentials_encrypted=cipher.encrypt(secret),
         name=name,
         provider=provider,
+        auth_kind=auth_kind,
         key_field=key_field,
         filter_style=filter_style,
         status_overrides={},
         bookmark_keys=[],
+        profile_overrides=profile_overrides or {},
     )
     session.add(connection)
     await session.flush()
@@ -292,3 +304,210 @@ async def finish_run(
     run.message = message
     run.totals = totals
     run.errors = errors
+
+
+# platform tokens and outbox claims (the unpublish drain)
+
+
+async def lock_platform_connection(
+    session: AsyncSession, connection_id: str
+) -> PlatformConnection | None:
+    """The platform connection row, locked until the transaction ends (PostgreSQL; SQLite
+    serialises writers anyway): whoever holds it is the only one refreshing its tokens."""
+    stmt = (
+        select(PlatformConnection).where(PlatformConnection.id == connection_id).with_for_update()
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def store_platform_tokens(
+    connection: PlatformConnection,
+    cipher: TokenCipher,
+    *,
+    access_token: str,
+    refresh_token: str | None,
+    expires_at: datetime | None,
+) -> None:
+    """Replace the connection's tokens (encrypted) after a refresh; a None refresh token keeps
+    the stored one, since not every platform sends it back."""
+    connection.access_token_encrypted = cipher.encrypt(access_token)
+    if refresh_token:
+        connection.refresh_token_encrypted = cipher.encrypt(refresh_token)
+    connection.expires_at = expires_at
+    connection.state = ConnectionState.ACTIVE
+    connection.state_message = None
+
+
+async def claim_unpublish_job(
+    session: AsyncSession, job_id: str, *, now: datetime, until: datetime
+) -> bool:
+    """Take a due job for this worker until `until` (a lease). False when it is no longer due:
+    another drain claimed it first, and only one of them may call the platform."""
+    stmt = (
+        update(UnpublishJob)
+        .where(UnpublishJob.id == job_id, UnpublishJob.next_attempt_at <= now)
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+# MLS replication state
+
+
+async def save_bookmark(
+    session: AsyncSession, connection_id: str, timestamp: datetime | None, keys: Sequence[str]
+) -> None:
+    """The replication bookmark; written in the transaction that commits the changes it
+    covers, never before."""
+    connection = await session.get(MlsConnection, connection_id)
+    if connection is not None:
+        connection.bookmark_timestamp = timestamp
+        connection.bookmark_keys = list(keys)
+
+
+async def finish_full_check(
+    session: AsyncSession,
+    connection_id: str,
+    *,
+    at: datetime,
+    bookmark: datetime | None,
+    entity_event_sequence: int | None = None,
+) -> None:
+    connection = await session.get(MlsConnection, connection_id)
+    if connection is not None:
+        connection.last_full_check_at = at
+        if entity_event_sequence is not None:
+            _advance_sequence(connection, entity_event_sequence)
+        if bookmark is not None and (
+            connection.bookmark_timestamp is None or bookmark > connection.bookmark_timestamp
+        ):
+            connection.bookmark_timestamp = bookmark
+            connection.bookmark_keys = []
+
+
+async def save_entity_event_sequence(
+    session: AsyncSession, connection_id: str, sequence: int
+) -> None:
+    """The last EntityEventSequence applied; written in the transaction that commits the
+    changes it covers, and never moved backwards."""
+    connection = await session.get(MlsConnection, connection_id)
+    if connection is not None:
+        _advance_sequence(connection, sequence)
+
+
+def _advance_sequence(connection: MlsConnection, sequence: int) -> None:
+    current = connection.entity_event_sequence
+    if current is None or sequence > current:
+        connection.entity_event_sequence = sequence
+
+
+async def save_filter_style(session: AsyncSession, connection_id: str, style: str) -> None:
+    """What the server was found to support (`in`, or only `or` chains), kept for next time."""
+    connection = await session.get(MlsConnection, connection_id)
+    if connection is not None:
+        connection.filter_style = style
+
+
+# the service: API keys, scheduled runs and the management routes
+
+
+async def list_users(session: AsyncSession) -> Sequence[User]:
+    stmt = select(User).order_by(User.created_at, User.id)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def user_by_api_key_hash(session: AsyncSession, key_hash: str) -> User | None:
+    stmt = select(User).where(User.api_key_hash == key_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def active_connection_ids(session: AsyncSession) -> list[str]:
+    """Every user's connections that may be synced now (expired and failed ones wait for
+    their owner to re-authenticate)."""
+    stmt = (
+        select(MlsConnection.id)
+        .where(MlsConnection.state == ConnectionState.ACTIVE)
+        .order_by(MlsConnection.created_at, MlsConnection.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def delete_mls_connection(session: AsyncSession, connection_id: str) -> None:
+    """The connection with its listings, their history and posts (ON DELETE CASCADE does it in
+    the database: the ORM would try to orphan the listings instead)."""
+    await session.execute(delete(MlsConnection).where(MlsConnection.id == connection_id))
+
+
+def replace_mls_credentials(
+    connection: MlsConnection, cipher: TokenCipher, secret: str, *, auth_kind: str
+) -> None:
+    """New credentials: the connection becomes active again and its next sync uses them."""
+    connection.credentials_encrypted = cipher.encrypt(secret)
+    connection.auth_kind = auth_kind
+    connection.state = ConnectionState.ACTIVE
+    connection.state_message = None
+
+
+async def find_listing_by_key(
+    session: AsyncSession, connection_id: str, listing_key: str
+) -> Listing | None:
+    stmt = select(Listing).where(
+        Listing.mls_connection_id == connection_id, Listing.listing_key == listing_key
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def user_listings(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    connection_id: str | None = None,
+    status: ListingStatus | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Listing]:
+    stmt = select(Listing).where(Listing.user_id == user_id)
+    if connection_id is not None:
+        stmt = stmt.where(Listing.mls_connection_id == connection_id)
+    if status is not None:
+        stmt = stmt.where(Listing.status == status)
+    stmt = stmt.order_by(Listing.created_at, Listing.id).limit(limit).offset(offset)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def user_posts(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    listing_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Post]:
+    stmt = (
+        select(Post).join(Listing, Listing.id == Post.listing_id).where(Listing.user_id == user_id)
+    )
+    if listing_id is not None:
+        stmt = stmt.where(Post.listing_id == listing_id)
+    stmt = stmt.order_by(Post.created_at, Post.id).limit(limit).offset(offset)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def user_platform_connections(
+    session: AsyncSession, user_id: str
+) -> Sequence[PlatformConnection]:
+    stmt = (
+        select(PlatformConnection)
+        .where(PlatformConnection.user_id == user_id)
+        .order_by(PlatformConnection.platform)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def delete_platform_connection(session: AsyncSession, user_id: str, platform: str) -> bool:
+    stmt = delete(PlatformConnection).where(
+        PlatformConnection.user_id == user_id, PlatformConnection.platform == platform
+    )
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))

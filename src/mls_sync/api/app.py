@@ -1,0 +1,70 @@
+"""The FastAPI application of `mls-sync serve`: the routes, and a lifespan that opens the
+runtime and runs the embedded scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from mls_sync import __version__
+from mls_sync.api import (
+    connections,
+    cron,
+    errors,
+    health,
+    listings,
+    platforms,
+    posts,
+    sync_routes,
+    users,
+)
+from mls_sync.config import Settings, cron_trigger
+from mls_sync.runtime import Runtime, open_runtime
+from mls_sync.scheduler import SyncScheduler
+
+DESCRIPTION = """Keeps listings in step with their MLS and takes down the social posts of sold
+listings.
+
+Authenticate user routes with `Authorization: Bearer <API key>` (`mls-sync users add EMAIL`),
+and the cron route with `Authorization: Bearer <CRON_SECRET>`."""
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """The app. With `runtime`, the app uses it (tests); otherwise its lifespan opens one from
+    `settings` and closes it on shutdown. The lifespan also runs the scheduler, unless
+    `settings.scheduler_enabled` is false."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            opened = runtime or await stack.enter_async_context(open_runtime(settings))
+            app.state.runtime = opened
+            if settings.scheduler_enabled:
+                scheduler = SyncScheduler(
+                    opened.engine,
+                    trigger=cron_trigger(settings.schedule_cron),
+                    grace_seconds=settings.shutdown_grace_seconds,
+                )
+                scheduler.start()
+                app.state.scheduler = scheduler
+                # Runs before the runtime closes (exit stacks unwind last-in, first-out).
+                stack.push_async_callback(scheduler.stop)
+            yield
+        app.state.runtime = runtime
+        app.state.scheduler = None
+
+    app = FastAPI(
+        title="MLS Status Sync",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings  # the app's own: the cron secret, the scheduler
+    app.state.runtime = runtime
+    app.state.scheduler = None
+    errors.install(app)
+    for module in (health, cron, sync_routes, users, connections, platforms, listings, posts):
+        app.include_router(module.router)
+    return app

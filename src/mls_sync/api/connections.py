@@ -1,0 +1,108 @@
+"""The caller's MLS connections: create, list, read, update (re-authenticate), delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from mls_sync import actions, management
+from mls_sync.api.deps import CurrentUser, OwnedConnection, RuntimeDep, SessionDep
+from mls_sync.api.errors import invalid
+from mls_sync.api.schemas import (
+    ErrorOut,
+    MlsConnectionCreate,
+    MlsConnectionOut,
+    MlsConnectionUpdate,
+    MlsCredentialsIn,
+)
+from mls_sync.store import repositories as repo
+
+router = APIRouter(prefix="/api/mls-connections", tags=["MLS connections"])
+_NOT_FOUND = {404: {"model": ErrorOut}}
+
+
+def credentials_of(body: MlsCredentialsIn) -> management.MlsCredentials:
+    return management.MlsCredentials(
+        auth_kind=body.auth_kind,
+        token=body.token,
+        client_id=body.client_id,
+        client_secret=body.client_secret,
+        token_url=str(body.token_url) if body.token_url is not None else None,
+        scope=body.scope,
+    )
+
+
+@router.post("", response_model=MlsConnectionOut, status_code=status.HTTP_201_CREATED)
+async def create_connection(
+    body: MlsConnectionCreate, user: CurrentUser, runtime: RuntimeDep, session: SessionDep
+) -> MlsConnectionOut:
+    """Connect an MLS (RESO Web API). The credentials are stored encrypted and never shown."""
+    try:
+        connection = await management.create_mls_connection(
+            session,
+            runtime.cipher,
+            user_id=user.id,
+            base_url=str(body.base_url),
+            credentials=credentials_of(body),
+            name=body.name,
+            provider=body.provider,
+            key_field=body.key_field,
+            filter_style=body.filter_style,
+            profile_overrides=body.profile_overrides,
+            status_overrides=body.status_overrides,
+        )
+    except management.InvalidInput as exc:
+        raise invalid(exc) from None
+    return MlsConnectionOut.model_validate(connection)
+
+
+@router.get("", response_model=list[MlsConnectionOut])
+async def list_connections(user: CurrentUser, session: SessionDep) -> list[MlsConnectionOut]:
+    return [
+        MlsConnectionOut.model_validate(c) for c in await repo.user_connections(session, user.id)
+    ]
+
+
+@router.get("/{connection_id}", response_model=MlsConnectionOut, responses=_NOT_FOUND)
+async def get_connection(connection: OwnedConnection) -> MlsConnectionOut:
+    return MlsConnectionOut.model_validate(connection)
+
+
+@router.patch("/{connection_id}", response_model=MlsConnectionOut, responses=_NOT_FOUND)
+async def update_connection(
+    body: MlsConnectionUpdate,
+    connection: OwnedConnection,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> MlsConnectionOut:
+    """Change the name or base URL, or store new credentials (an expired connection becomes
+    active again and its next sync uses them)."""
+    try:
+        await management.update_mls_connection(
+            session,
+            runtime.cipher,
+            connection,
+            name=body.name,
+            base_url=str(body.base_url) if body.base_url is not None else None,
+            credentials=credentials_of(body.credentials) if body.credentials else None,
+            status_overrides=body.status_overrides,
+        )
+    except management.InvalidInput as exc:
+        at = (
+            ("body", "credentials")
+            if body.credentials and exc.field != "statusOverrides"
+            else ("body",)
+        )
+        raise invalid(exc, at=at) from None
+    return MlsConnectionOut.model_validate(connection)
+
+
+@router.delete(
+    "/{connection_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_NOT_FOUND, 409: {"model": ErrorOut, "description": "being synced"}},
+)
+async def delete_connection(connection: OwnedConnection, runtime: RuntimeDep) -> Response:
+    """Delete the connection with its listings, their history and posts."""
+    if not await actions.remove_mls_connection(connection.id, engine=runtime.engine):
+        raise HTTPException(status.HTTP_409_CONFLICT, actions.SYNC_IN_PROGRESS)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,127 @@
+"""The caller's listings: import from the MLS by agent or office, register one, list them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from mls_sync import actions
+from mls_sync.api.deps import CurrentUser, OwnedListing, RuntimeDep, SessionDep, looks_like_id
+from mls_sync.api.errors import invalid
+from mls_sync.api.schemas import (
+    ErrorOut,
+    Id,
+    ImportOut,
+    ListingImport,
+    ListingOut,
+    ListingRegister,
+    SkippedListing,
+)
+from mls_sync.domain.status import ListingStatus
+from mls_sync.management import InvalidInput
+from mls_sync.store import repositories as repo
+
+router = APIRouter(tags=["listings"])
+CONNECTION_NOT_FOUND = "MLS connection not found"
+_MLS_ERRORS = {
+    404: {"model": ErrorOut},
+    502: {"model": ErrorOut, "description": "the MLS could not be asked (the reason is given)"},
+}
+
+
+def _mls_unavailable(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+
+
+@router.post(
+    "/api/mls-connections/{connection_id}/listings/import",
+    response_model=ImportOut,
+    responses=_MLS_ERRORS,
+)
+async def import_listings(
+    connection_id: str, body: ListingImport, user: CurrentUser, runtime: RuntimeDep
+) -> ImportOut:
+    """Import every listing of an agent (`agentMlsId`) and/or an office (`officeMlsId`) that
+    the connection does not hold yet, at the status the MLS gives them."""
+    if not body.agent_mls_id and not body.office_mls_id:
+        raise invalid(InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed"))
+    if not looks_like_id(connection_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND)
+    try:
+        report = await actions.import_listings(
+            runtime.engine,
+            connection_id,
+            user_id=user.id,
+            agent_mls_id=body.agent_mls_id,
+            office_mls_id=body.office_mls_id,
+        )
+    except actions.NotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND) from None
+    except actions.MlsUnavailableError as exc:
+        raise _mls_unavailable(exc) from None
+    return ImportOut(
+        imported=len(report.imported),
+        already_present=report.already_present,
+        skipped=[SkippedListing(listing_key=k, error=e) for k, e in report.skipped],
+        listings=[ListingOut.model_validate(listing) for listing in report.imported],
+    )
+
+
+@router.post(
+    "/api/listings",
+    response_model=ListingOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_MLS_ERRORS, 409: {"model": ErrorOut}},
+)
+async def register_listing(
+    body: ListingRegister, user: CurrentUser, runtime: RuntimeDep
+) -> ListingOut:
+    """Register one listing of a connection by its ListingKey. Without `mlsNumber` and
+    `status`, the MLS is asked for them (and must have the listing)."""
+    try:
+        listing = await actions.register_listing(
+            runtime.engine,
+            body.mls_connection_id,
+            user_id=user.id,
+            listing_key=body.listing_key,
+            mls_number=body.mls_number,
+            status=body.status,
+        )
+    except actions.NotFoundError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND) from None
+    except actions.ListingExistsError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except actions.ListingRejectedError as exc:
+        raise invalid(InvalidInput("listingKey", str(exc))) from None
+    except actions.MlsUnavailableError as exc:
+        raise _mls_unavailable(exc) from None
+    return ListingOut.model_validate(listing)
+
+
+@router.get("/api/listings", response_model=list[ListingOut])
+async def list_listings(
+    user: CurrentUser,
+    session: SessionDep,
+    mls_connection_id: Annotated[Id | None, Query(alias="mlsConnectionId")] = None,
+    listing_status: Annotated[ListingStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> list[ListingOut]:
+    """The caller's listings with their current status, oldest first."""
+    listings = await repo.user_listings(
+        session,
+        user.id,
+        connection_id=mls_connection_id,
+        status=listing_status,
+        limit=limit,
+        offset=offset,
+    )
+    return [ListingOut.model_validate(listing) for listing in listings]
+
+
+@router.get(
+    "/api/listings/{listing_id}", response_model=ListingOut, responses={404: {"model": ErrorOut}}
+)
+async def get_listing(listing: OwnedListing) -> ListingOut:
+    return ListingOut.model_validate(listing)

@@ -1,0 +1,222 @@
+"""Request and response bodies: snake_case in Python, camelCase on the wire.
+
+Requests refuse unknown fields (a misspelt field is a 422, not silently ignored) and text with
+control characters (NUL would reach PostgreSQL as an error). Responses never carry a secret:
+only whether one is stored. The sync routes answer with the product spec's types from
+`mls_sync.domain.results`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+from mls_sync.domain.status import ListingStatus
+from mls_sync.management import PROVIDERS, Platform
+
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
+def _text(max_length: int) -> Any:
+    return StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=max_length, pattern=_PRINTABLE
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range") from None
+
+
+Name = Annotated[str, StringConstraints(max_length=200, pattern=_PRINTABLE)]
+Key = Annotated[str, _text(200)]
+ShortText = Annotated[str, _text(100)]
+Secret = Annotated[str, _text(8192)]
+Url = Annotated[HttpUrl, Field(max_length=500)]
+Id = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="an id this service gave")]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+Provider = Literal[PROVIDERS]  # type: ignore[valid-type]
+ProfileValue = str | int | float | bool | list[int] | None
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class RequestModel(ApiModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ResponseModel(ApiModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+# health
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str
+
+
+# users
+
+
+class UserOut(ResponseModel):
+    id: str
+    email: str
+    created_at: datetime
+
+
+# MLS connections
+
+
+class MlsCredentialsIn(RequestModel):
+    """A bearer `token`, or for `authKind: oauth2` an OAuth2 client (`clientId`,
+    `clientSecret`, and `tokenUrl` where the provider profile has none)."""
+
+    auth_kind: Literal["bearer", "oauth2"] = "bearer"
+    token: Secret | None = None
+    client_id: Secret | None = None
+    client_secret: Secret | None = None
+    token_url: Url | None = None
+    scope: ShortText | None = None
+
+
+class MlsConnectionCreate(MlsCredentialsIn):
+    base_url: Url = Field(description="the RESO Web API root, where /Property lives")
+    name: Name = ""
+    provider: Provider = "generic"
+    key_field: Literal["ListingKey", "ListingId"] = "ListingKey"
+    filter_style: Literal["in", "or"] = "in"
+    profile_overrides: dict[ShortText, ProfileValue] | None = Field(
+        default=None, description="vendor profile fields to override, e.g. originating_system_name"
+    )
+    status_overrides: dict[ShortText, ListingStatus] | None = Field(
+        default=None, description="local MLS status values and the status each means"
+    )
+
+
+class MlsConnectionUpdate(RequestModel):
+    """Any of: a new name, a new base URL, new credentials (re-authenticate), status overrides."""
+
+    name: Name | None = None
+    base_url: Url | None = None
+    credentials: MlsCredentialsIn | None = None
+    status_overrides: dict[ShortText, ListingStatus] | None = None
+
+
+class MlsConnectionOut(ResponseModel):
+    id: str
+    name: str
+    provider: str
+    base_url: str
+    auth_kind: str
+    key_field: str
+    filter_style: str
+    state: str
+    state_message: str | None
+    last_sync_at: datetime | None
+    created_at: datetime
+
+
+# platform connections
+
+
+class PlatformConnectionSet(RequestModel):
+    access_token: Secret
+    refresh_token: Secret | None = None
+    expires_at: Timestamp | None = None
+
+
+class PlatformConnectionOut(ResponseModel):
+    id: str
+    platform: str
+    state: str
+    state_message: str | None
+    expires_at: datetime | None
+    has_refresh_token: bool
+    created_at: datetime
+
+
+# listings
+
+
+class ListingRegister(RequestModel):
+    """Register a listing by its RESO ListingKey; what is left out is read from the MLS."""
+
+    mls_connection_id: Id
+    listing_key: Key
+    mls_number: ShortText | None = Field(default=None, description="RESO ListingId")
+    status: ListingStatus | None = None
+
+
+class ListingImport(RequestModel):
+    """Import every listing of an agent and/or an office (their MLS ids)."""
+
+    agent_mls_id: ShortText | None = Field(default=None, description="RESO ListAgentMlsId")
+    office_mls_id: ShortText | None = Field(default=None, description="RESO ListOfficeMlsId")
+
+
+class ListingOut(ResponseModel):
+    id: str
+    mls_connection_id: str
+    listing_key: str
+    mls_number: str
+    status: ListingStatus
+    mls_modified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SkippedListing(ApiModel):
+    listing_key: str
+    error: str
+
+
+class ImportOut(ApiModel):
+    imported: int
+    already_present: int
+    skipped: list[SkippedListing]
+    listings: list[ListingOut]
+
+
+# posts
+
+
+class PostCreate(RequestModel):
+    listing_id: Id
+    platform: Platform
+    platform_post_id: Key
+
+
+class PostOut(ResponseModel):
+    id: str
+    listing_id: str
+    platform: str
+    platform_post_id: str
+    status: str
+    unpublished_at: datetime | None
+    last_error: str | None
+    created_at: datetime

@@ -1,0 +1,100 @@
+"""What the service and management commands share: settings, a runtime per command, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import DBAPIError
+
+from mls_sync.config import Settings
+from mls_sync.observability import configure_logging
+from mls_sync.runtime import Runtime, open_runtime
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+UserOption = Annotated[str, typer.Option("--user", "-u", help="the user's email or id")]
+
+out = Console()
+err = Console(stderr=True)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings()
+        return settings.model_copy(update=overrides) if overrides else settings
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        err.print(f"[red]Invalid configuration[/red] ({where}): {first['msg']}")
+        raise typer.Exit(2) from None
+
+
+def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, quiet: bool = True) -> T:
+    """Run `work` with a runtime opened from the environment's settings, and turn a database
+    that is unreachable or not migrated into one line and exit status 1."""
+    settings = load_settings()
+    configure_logging(level="WARNING" if quiet else settings.log_level, fmt=settings.log_format)
+
+    async def go() -> T:
+        async with open_runtime(settings) as runtime:
+            return await work(runtime)
+
+    try:
+        return asyncio.run(go())
+    except DBAPIError as exc:
+        text = str(exc.orig).lower()
+        if "no such table" in text or "does not exist" in text:
+            fail("The database has no tables yet: run `mls-sync db upgrade` first")
+        raise
+    except OSError as exc:
+        fail(f"Cannot reach the database: {exc}")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def fields_of(row: Any, names: Sequence[str]) -> dict[str, Any]:
+    """Public attributes of a stored row, by name (never a secret column)."""
+    return {name: getattr(row, name) for name in names}
+
+
+def print_rows(title: str, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)

@@ -1,0 +1,149 @@
+"""`mls-sync sandbox`: the sandbox MLS and platforms as long-running local servers, to try
+`mls-sync serve` against (docs/service.md walks through it).
+
+The RESO server is seeded with listings of one agent and one office, and answers to one bearer
+token. Next to the RESO routes it serves a small control API under `/_sandbox/` (what tests do
+in Python, done with curl): list the MLS's listings, change a status, add a listing, and put a
+post on a platform so that its deletion can be watched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from mls_sync.sandbox.platforms import PlatformSandbox
+from mls_sync.sandbox.reso import ResoSandbox, format_timestamp
+from mls_sync.sandbox.server import BackgroundServer
+
+MLS_TOKEN = "sandbox-mls-token"
+AGENT_ID = "AGENT-1"
+OFFICE_ID = "OFFICE-1"
+PLATFORM_TOKEN = "sandbox-{platform}-token"
+SEEDED_PLATFORMS = ("facebook", "linkedin", "x")
+
+
+@dataclass
+class Sandbox:
+    reso: ResoSandbox
+    platforms: PlatformSandbox
+    app: Starlette  # the RESO routes plus /_sandbox/
+
+
+def build_sandbox(listings: int = 10) -> Sandbox:
+    reso = ResoSandbox(tokens=[MLS_TOKEN])
+    for n in range(1, listings + 1):
+        reso.add_listing(
+            f"LK-{n:04d}",
+            f"MLS-{n:03d}",
+            "Active",
+            list_price=250_000 + 10_000 * n,
+            list_agent_mls_id=AGENT_ID if n % 2 else "AGENT-2",
+            list_office_mls_id=OFFICE_ID,
+        )
+    platforms = PlatformSandbox()
+    for platform in SEEDED_PLATFORMS:
+        platforms.add_token(platform, PLATFORM_TOKEN.format(platform=platform))
+    control = _Control(reso, platforms)
+    app = Starlette(
+        routes=[
+            Route("/_sandbox/listings", control.listings, methods=["GET", "POST"]),
+            Route("/_sandbox/listings/{key}", control.set_status, methods=["PUT"]),
+            Route("/_sandbox/posts", control.add_post, methods=["POST"]),
+            Route("/_sandbox/posts/{platform}/{post_id:path}", control.post, methods=["GET"]),
+            Mount("/", app=reso.app),
+        ]
+    )
+    return Sandbox(reso, platforms, app)
+
+
+class _Control:
+    def __init__(self, reso: ResoSandbox, platforms: PlatformSandbox) -> None:
+        self._reso = reso
+        self._platforms = platforms
+
+    async def listings(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json(request)
+            if not isinstance(body.get("listingKey"), str):
+                return JSONResponse({"error": "listingKey is needed"}, status_code=422)
+            self._reso.add_listing(
+                body["listingKey"],
+                str(body.get("listingId") or body["listingKey"]),
+                str(body.get("status") or "Active"),
+                list_agent_mls_id=body.get("listAgentMlsId"),
+                list_office_mls_id=body.get("listOfficeMlsId"),
+            )
+            return JSONResponse(self._listing(body["listingKey"]), status_code=201)
+        return JSONResponse([self._listing(x.listing_key) for x in self._reso.all_listings()])
+
+    def _listing(self, key: str) -> dict[str, Any]:
+        listing = self._reso.listing(key)
+        return {
+            "listingKey": listing.listing_key,
+            "listingId": listing.listing_id,
+            "status": listing.standard_status,
+            "modificationTimestamp": format_timestamp(listing.modification_timestamp),
+            "listAgentMlsId": listing.list_agent_mls_id,
+            "listOfficeMlsId": listing.list_office_mls_id,
+        }
+
+    async def set_status(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        status = (await _json(request)).get("status")
+        if not isinstance(status, str):
+            return JSONResponse({"error": 'send {"status": "Closed"}'}, status_code=422)
+        try:
+            self._reso.set_status(key, status)
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse(self._listing(key))
+
+    async def add_post(self, request: Request) -> Response:
+        body = await _json(request)
+        platform, post_id = body.get("platform"), body.get("postId")
+        if not isinstance(platform, str) or not isinstance(post_id, str):
+            return JSONResponse({"error": "platform and postId are needed"}, status_code=422)
+        try:
+            self._platforms.add_post(platform, post_id)
+        except (KeyError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse({"platform": platform, "postId": post_id, "exists": True}, 201)
+
+    async def post(self, request: Request) -> Response:
+        platform, post_id = request.path_params["platform"], request.path_params["post_id"]
+        try:
+            exists = self._platforms.has_post(platform, post_id)
+        except (KeyError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse({"platform": platform, "postId": post_id, "exists": exists})
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def run_forever(sandbox: Sandbox, *, port: int, on_start: Any) -> None:
+    """Serve the RESO sandbox on `port` and the platforms on `port + 1` until interrupted."""
+    with (
+        BackgroundServer(sandbox.app, port=port) as mls,
+        BackgroundServer(sandbox.platforms.app, port=port + 1) as social,
+    ):
+        on_start(mls.url, social.url)
+        stop = threading.Event()
+        # Ctrl-C, or SIGTERM from a process manager, ends the wait; the servers then stop.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()

@@ -1,0 +1,143 @@
+"""The management and service commands, run as a person runs them (settings from the
+environment), on SQLite and PostgreSQL: users and keys, connections, platforms, listings,
+posts, and `sync all`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from typer.testing import CliRunner, Result
+
+from mls_sync.cli import app
+from mls_sync.sandbox.platforms import PlatformSandbox
+from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.store.crypto import TokenCipher
+
+EMAIL = "agent@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # Each command configures structlog to print to the stderr CliRunner lends it, which is
+    # closed afterwards: later tests must get the configuration they had back.
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.fixture
+def cli(
+    database_url: str, tmp_path: Path, platforms_url: str, monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    """`mls-sync` against a migrated, empty database, with the sandbox platforms."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MLS_SYNC_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLS_SYNC_TOKEN_KEYS", TokenCipher.generate_key())
+    monkeypatch.setenv("MLS_SYNC_MLS_TIMEOUT_SECONDS", "2")
+    for key, value in PlatformSandbox.settings_for(platforms_url).items():
+        monkeypatch.setenv(f"MLS_SYNC_{key.upper()}", value)
+    return CliRunner()
+
+
+def run(cli: CliRunner, *args: str, code: int = 0, stdin: str | None = None) -> Result:
+    result = cli.invoke(app, list(args), input=stdin)
+    assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
+    return result
+
+
+def as_json(cli: CliRunner, *args: str) -> Any:
+    return json.loads(run(cli, *args, "--json").stdout)
+
+
+def test_users_add_prints_the_key_once_and_a_new_key_replaces_it(cli: CliRunner) -> None:
+    added = run(cli, "users", "add", EMAIL)
+    key = added.stdout.strip()
+    assert key.startswith("mls_") and len(key) > 40
+    assert EMAIL in added.stderr
+
+    users = as_json(cli, "users", "list")
+    assert [u["email"] for u in users] == [EMAIL]
+    assert key not in json.dumps(users)
+    assert "exists already" in run(cli, "users", "add", EMAIL.upper(), code=1).stderr
+
+    again = run(cli, "users", "key", EMAIL).stdout.strip()
+    assert again.startswith("mls_") and again != key
+    assert "No user" in run(cli, "users", "key", "nobody@example.com", code=1).stderr
+    assert "not an email" in run(cli, "users", "add", "nobody", code=2).stderr
+
+
+def test_a_person_sets_up_a_user_and_the_sync_all_command_syncs_it(
+    cli: CliRunner, reso: ResoSandbox, reso_url: str, platforms: PlatformSandbox
+) -> None:
+    for key, agent in [("K1", "A1"), ("K2", "A1"), ("K3", "A2")]:
+        reso.add_listing(key, f"MLS-{key}", "Active", list_agent_mls_id=agent)
+    platforms.add_token("facebook", "fb-secret-token")
+    platforms.add_post("facebook", "555_1")
+    run(cli, "users", "add", EMAIL)
+    outputs: list[str] = []
+
+    connection = as_json(
+        cli, "connections", "add", "-u", EMAIL, "--base-url", reso_url, "--token", "mls-token"
+    )
+    imported = as_json(cli, "listings", "import", connection["id"], "--agent", "A1")
+    assert imported["imported"] == 2
+    added = as_json(cli, "listings", "add", connection["id"], "K3")
+    assert (added["mls_number"], added["status"]) == ("MLS-K3", "active")
+    platform = as_json(
+        cli, "platforms", "set", "-u", EMAIL, "facebook", "--access-token", "fb-secret-token"
+    )
+    assert platform["state"] == "active"
+    k1 = next(x for x in imported["listings"] if x["listing_key"] == "K1")
+    post = as_json(cli, "posts", "add", k1["id"], "facebook", "555_1")
+    assert post["status"] == "published"
+
+    reso.set_status("K1", "Closed")
+    response = as_json(cli, "sync", "all")
+
+    assert response["success"] is True
+    assert (response["data"]["updatedListings"], response["data"]["unpublishedPosts"]) == (1, 1)
+    posts = as_json(cli, "posts", "list", "-u", EMAIL)
+    assert [(p["platform_post_id"], p["status"]) for p in posts] == [("555_1", "unpublished")]
+    listings = as_json(cli, "listings", "list", "-u", EMAIL, "--status", "sold")
+    assert [x["listing_key"] for x in listings] == ["K1"]
+    outputs += [json.dumps(x) for x in (connection, imported, platform, posts, listings)]
+    outputs.append(run(cli, "connections", "list", "-u", EMAIL).stdout)
+    outputs.append(run(cli, "platforms", "list", "-u", EMAIL).stdout)
+    assert not [s for s in ("mls-token", "fb-secret-token") if any(s in o for o in outputs)]
+
+
+def test_connections_update_and_remove(cli: CliRunner, reso_url: str) -> None:
+    run(cli, "users", "add", EMAIL)
+    # Without --token the token is asked for, hidden.
+    added = run(
+        cli, "connections", "add", "-u", EMAIL, "--base-url", reso_url, "--json", stdin="tok\n"
+    )
+    connection = json.loads(added.stdout[added.stdout.index("{") :])
+    cid = connection["id"]
+
+    updated = as_json(cli, "connections", "update", cid, "--name", "Main MLS", "--token", "new")
+    assert updated["name"] == "Main MLS"
+    refused = run(cli, "connections", "update", cid, "--auth-kind", "oauth2", code=2)
+    assert "clientId: an oauth2 connection needs clientId" in refused.stderr
+
+    run(cli, "listings", "add", cid, "K1", "--mls-number", "M1", "--status", "pending")
+    run(cli, "connections", "remove", cid, "--yes")
+    assert as_json(cli, "connections", "list", "-u", EMAIL) == []
+    assert as_json(cli, "listings", "list", "-u", EMAIL) == []
+    assert "not found" in run(cli, "connections", "remove", cid, "--yes", code=1).stderr
+
+
+def test_a_database_without_tables_says_to_run_db_upgrade(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+
+    result = run(cli, "users", "list", code=1)
+
+    assert "mls-sync db upgrade" in result.stderr
