@@ -127,8 +127,25 @@ def sandbox(
         int, typer.Option(min=1, max=65534, help="RESO port; platforms on port+1")
     ] = 8081,
     listings: Annotated[int, typer.Option(min=0, max=10_000, help="listings to seed")] = 10,
+    vendor: Annotated[
+        str, typer.Option(help="generic, or mlsgrid (ListingId only, OriginatingSystemName, gzip)")
+    ] = "generic",
+    no_in: Annotated[bool, typer.Option("--no-in", help="answer 400 to `in (...)`")] = False,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="StandardStatus as labels ('Active Under Contract')")
+    ] = False,
+    page_size: Annotated[int, typer.Option(min=1, help="records per page before nextLink")] = 200,
+    latency_ms: Annotated[int, typer.Option(min=0, help="added to every MLS answer")] = 0,
+    rate_limit: Annotated[
+        float | None, typer.Option(min=0.1, help="requests/s per token, then 429")
+    ] = None,
+    entity_events: Annotated[
+        bool, typer.Option("--entity-events", help="serve RESO EntityEvent (RCP-027)")
+    ] = False,
 ) -> None:
     """Run the sandbox MLS and platform servers in the foreground (Ctrl-C stops them)."""
+    if vendor not in ("generic", "mlsgrid"):
+        raise typer.BadParameter("vendor must be generic or mlsgrid", param_hint="--vendor")
     from mls_sync.sandbox import standalone
     from mls_sync.sandbox.platforms import PlatformSandbox
 
@@ -148,4 +165,15 @@ def sandbox(
         for key, value in PlatformSandbox.settings_for(platforms_url).items():
             print(f"export MLS_SYNC_{key.upper()}={value}")
 
-    standalone.run_forever(standalone.build_sandbox(listings), port=port, on_start=started)
+    behaviour = standalone.MlsBehaviour(
+        vendor=vendor,
+        supports_in=not no_in,
+        status_labels=labels,
+        max_page_size=page_size,
+        latency=latency_ms / 1000,
+        rate_limit=rate_limit,
+        entity_events=entity_events,
+    )
+    standalone.run_forever(
+        standalone.build_sandbox(listings, behaviour), port=port, on_start=started
+    )

@@ -38,8 +38,31 @@ class Sandbox:
     app: Starlette  # the RESO routes plus /_sandbox/
 
 
-def build_sandbox(listings: int = 10) -> Sandbox:
-    reso = ResoSandbox(tokens=[MLS_TOKEN])
+@dataclass(frozen=True)
+class MlsBehaviour:
+    """The sandbox MLS's vendor behaviour, as `mls-sync sandbox` options set it."""
+
+    vendor: str = "generic"  # "mlsgrid": ListingId only, OriginatingSystemName, gzip, <= 5 `or`
+    supports_in: bool = True  # False: `in (...)` answers 400, like OData 4.0 servers
+    status_labels: bool = False  # "Active Under Contract" instead of "ActiveUnderContract"
+    max_page_size: int = 200
+    latency: float = 0.0  # seconds added to every answer
+    rate_limit: float | None = None  # requests per second per token, then 429 + Retry-After
+    entity_events: bool = False  # serve RCP-027 /EntityEvent
+
+
+def build_sandbox(listings: int = 10, behaviour: MlsBehaviour | None = None) -> Sandbox:
+    behaviour = behaviour or MlsBehaviour()
+    reso = ResoSandbox(
+        tokens=[MLS_TOKEN],
+        max_page_size=behaviour.max_page_size,
+        latency=behaviour.latency,
+        entity_events=behaviour.entity_events,
+    )
+    reso.vendor = behaviour.vendor
+    reso.supports_in = behaviour.supports_in
+    reso.status_labels = behaviour.status_labels
+    reso.rate_limit = behaviour.rate_limit
     for n in range(1, listings + 1):
         reso.add_listing(
             f"LK-{n:04d}",
