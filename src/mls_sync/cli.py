@@ -6,18 +6,16 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mls_sync import actions, cli_manage, cli_service
-from mls_sync.config import Settings
+from mls_sync.cli_support import err, load_settings, out, print_json, sync_progress, with_runtime
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
 from mls_sync.observability import configure_logging
+from mls_sync.runtime import Runtime
 
 app = typer.Typer(
     help="Keep listings in step with their MLS.",
@@ -35,25 +33,7 @@ sync_app.command("all")(cli_service.sync_all)
 for _name, _sub_app in cli_manage.SUB_APPS.items():
     app.add_typer(_sub_app, name=_name)
 
-out = Console()
-err = Console(stderr=True)
-
-T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print only the response JSON.")]
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        err.print(f"[red]Invalid configuration[/red] ({where}): {first['msg']}")
-        raise typer.Exit(2) from None
-
-
-def _run(make: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(make())  # type: ignore[arg-type]
 
 
 @app.command()
@@ -64,7 +44,7 @@ def demo(as_json: JsonFlag = False) -> None:
     configure_logging(
         fmt="console" if not as_json else "json", level="WARNING" if as_json else "INFO"
     )
-    report = _run(run_demo)
+    report = asyncio.run(run_demo())
     if as_json:
         print(json.dumps(report.response.to_wire(), indent=2))
     else:
@@ -85,7 +65,7 @@ def db_upgrade(revision: str = "head") -> None:
     from mls_sync.store.database import Database
     from mls_sync.store.migrate import current_revision, upgrade
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
 
     async def go() -> str | None:
@@ -97,7 +77,7 @@ def db_upgrade(revision: str = "head") -> None:
             await db.dispose()
 
     try:
-        now = _run(go)
+        now = asyncio.run(go())
     except OSError as exc:
         err.print(f"[red]Cannot reach the database:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -149,32 +129,13 @@ def sync_listing(listing_id: str, as_json: JsonFlag = False) -> None:
 def _sync_with_progress(
     call: Callable[[Any, Any], Awaitable[SyncActionResponse[Any]]], as_json: bool
 ) -> None:
-    from mls_sync.runtime import open_runtime
+    async def work(runtime: Runtime) -> SyncActionResponse[Any]:
+        with sync_progress("Checking listings", quiet=as_json) as advance:
+            return await call(runtime.engine, advance)
 
-    settings = _settings()
-    configure_logging(level="WARNING" if as_json else settings.log_level, fmt=settings.log_format)
-
-    async def go() -> SyncActionResponse[Any]:
-        async with open_runtime(settings) as runtime:
-            with Progress(
-                TextColumn("[bold]Checking listings"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-                disable=as_json or not err.is_terminal,
-            ) as bar:
-                task = bar.add_task("sync", total=None)
-
-                def advance(done: int, total: int) -> None:
-                    bar.update(task, total=total, advance=done)
-
-                return await call(runtime.engine, advance)
-
-    response = _run(go)
+    response = with_runtime(work, quiet=as_json)
     if as_json:
-        print(json.dumps(response.to_wire(), indent=2))
+        print_json(response.to_wire())
     else:
         _print_response(response)
     raise typer.Exit(0 if response.success else 1)

@@ -8,11 +8,18 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mls_sync import actions
-from mls_sync.cli_support import JsonFlag, err, load_settings, out, print_json, with_runtime
+from mls_sync.cli_support import (
+    JsonFlag,
+    err,
+    load_settings,
+    out,
+    print_json,
+    sync_progress,
+    with_runtime,
+)
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse
 from mls_sync.observability import configure_logging
 from mls_sync.runtime import Runtime
@@ -74,20 +81,7 @@ def sync_all(as_json: JsonFlag = False) -> None:
     """Sync every active MLS connection of every user (what the cron endpoint does)."""
 
     async def work(runtime: Runtime) -> SyncActionResponse[AggregatedResult]:
-        with Progress(
-            TextColumn("[bold]Syncing MLS connections"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=as_json or not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("sync", total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, total=total, advance=done)
-
+        with sync_progress("Syncing MLS connections", quiet=as_json) as advance:
             return await actions.sync_all_users(
                 engine=runtime.engine, trigger="cli", on_connection_done=advance
             )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -12,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
@@ -57,6 +59,27 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, quiet: bool = True)
         raise
     except OSError as exc:
         fail(f"Cannot reach the database: {exc}")
+
+
+@contextmanager
+def sync_progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar on stderr (off with --json or without a terminal); yields the
+    `(done, total)` callback the engine and `sync_all_users` report progress through."""
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("sync", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, total=total, advance=done)
+
+        yield advance
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -257,7 +257,7 @@ class SyncEngine:
             # Known-bad credentials are not retried against the MLS: its budget is sacred.
             return Outcome(False, MLS_CONNECTION_EXPIRED, scope.result)
         try:
-            client = self._client_for(connection)
+            client = self.mls_client(connection)
         except (SecretDecryptError, ConnectionConfigError) as exc:
             return Outcome(False, str(exc), scope.result)
         try:
@@ -340,9 +340,6 @@ class SyncEngine:
             async with self.db.transaction() as session:
                 await repo.save_filter_style(session, connection.id, learned)
             connection.filter_style = learned
-
-    def _client_for(self, connection: MlsConnection) -> ResoClient:
-        return self._clients.build(connection)
 
     def _replication(self, connection: MlsConnection) -> str:
         try:
