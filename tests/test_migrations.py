@@ -17,6 +17,8 @@ from mls_sync.store.database import Database
 from mls_sync.store.migrate import current_revision, upgrade
 from mls_sync.store.models import Base
 
+# Bump when a migration is added: the tests prove the chain reaches it.
+HEAD_REVISION = "0003"
 EXPECTED_TABLES = {
     "users",
     "mls_connections",
@@ -26,6 +28,8 @@ EXPECTED_TABLES = {
     "posts",
     "unpublish_jobs",
     "sync_runs",
+    "connection_leases",
+    "rate_buckets",
 }
 
 
@@ -47,7 +51,7 @@ async def _upgrade_and_inspect(url: str) -> tuple[set[str], str | None]:
 async def test_upgrade_on_an_empty_sqlite_database(tmp_path: Path) -> None:
     tables, revision = await _upgrade_and_inspect(f"sqlite:///{tmp_path / 'empty.db'}")
     assert tables >= EXPECTED_TABLES
-    assert revision == "0002"
+    assert revision == HEAD_REVISION
 
 
 @pytest.mark.postgres
@@ -59,7 +63,7 @@ async def test_upgrade_on_an_empty_postgres_database(postgres_template: str) -> 
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert tables >= EXPECTED_TABLES
-    assert revision == "0002"
+    assert revision == HEAD_REVISION
 
 
 def test_models_and_migrations_agree(tmp_path: Path) -> None:
@@ -93,4 +97,4 @@ def test_cli_db_upgrade_creates_the_default_sqlite_database(tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mls-sync.db").exists()
-    assert "0002" in done.stderr
+    assert HEAD_REVISION in done.stderr

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -163,3 +164,28 @@ class SyncRun(Base):
     message: Mapped[str | None] = mapped_column(Text)
     totals: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors: Mapped[list[Any]] = mapped_column(default=list)
+    # queued (deferred to a worker), running, finished
+    state: Mapped[str] = mapped_column(String(20), default="running")
+    status_changes: Mapped[list[Any]] = mapped_column(default=list)
+    # e.g. {"connectionsDone": 3, "connectionsTotal": 10} while a run is under way
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ConnectionLease(Base):
+    """Who syncs a connection right now, until when (renewed while working)."""
+
+    __tablename__ = "connection_leases"
+
+    connection_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class RateBucket(Base):
+    """One shared request budget (GCRA): many workers, one limit per MLS credential and window."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float)
