@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,13 @@ demo: $(STAMP)
 	$(BIN)/mls-sync demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest -q
+
+# The README's Performance table (several minutes: the budget is 2 requests/s per credential).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_sync.py --sizes 100x1,1000x1,1000x10,10000x100
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -5,29 +5,19 @@ posts, and `sync all`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from typer.testing import CliRunner, Result
 
+from conftest import ALL_BACKENDS
 from mls_sync.cli import app
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.store.crypto import TokenCipher
 
 EMAIL = "agent@example.com"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # Each command configures structlog to print to the stderr CliRunner lends it, which is
-    # closed afterwards: later tests must get the configuration they had back.
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture
@@ -72,6 +62,7 @@ def test_users_add_prints_the_key_once_and_a_new_key_replaces_it(cli: CliRunner)
     assert "not an email" in run(cli, "users", "add", "nobody", code=2).stderr
 
 
+@pytest.mark.parametrize("database_url", ALL_BACKENDS, indirect=True)
 def test_a_person_sets_up_a_user_and_the_sync_all_command_syncs_it(
     cli: CliRunner, reso: ResoSandbox, reso_url: str, platforms: PlatformSandbox
 ) -> None:
@@ -112,6 +103,7 @@ def test_a_person_sets_up_a_user_and_the_sync_all_command_syncs_it(
     assert not [s for s in ("mls-token", "fb-secret-token") if any(s in o for o in outputs)]
 
 
+@pytest.mark.parametrize("database_url", ALL_BACKENDS, indirect=True)
 def test_connections_update_and_remove(cli: CliRunner, reso_url: str) -> None:
     run(cli, "users", "add", EMAIL)
     # Without --token the token is asked for, hidden.

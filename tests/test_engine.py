@@ -1,12 +1,12 @@
-"""The sync engine against the sandbox MLS and platforms over real HTTP, on SQLite and
-PostgreSQL."""
+"""The sync engine against the sandbox MLS and platforms over real HTTP, on SQLite,
+PostgreSQL and DynamoDB (moto's local server): every storage backend must pass every test."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
+from conftest import ALL_BACKENDS
 from factories import seed_connection, seed_posts
 from mls_sync.domain.status import ConnectionState, PostStatus
 from mls_sync.domain.status import ListingStatus as S
@@ -15,7 +15,9 @@ from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.store import repositories as repo
-from mls_sync.store.models import Listing, MlsConnection, SyncRun, UnpublishJob
+from mls_sync.store.models import Listing, MlsConnection
+
+pytestmark = pytest.mark.parametrize("database_url", ALL_BACKENDS, indirect=True)
 
 
 async def listing_status(runtime: Runtime, listing_id: str) -> str:
@@ -103,7 +105,7 @@ async def test_sold_listing_posts_are_deleted_on_the_platforms_and_marked_unpubl
     }
     assert sorted(platform for platform, _ in platforms.deletes) == ["facebook", "linkedin", "x"]
     async with runtime.db.transaction() as session:
-        assert await session.scalar(select(func.count()).select_from(UnpublishJob)) == 0
+        assert await repo.outbox_depth(session) == (0, None)
 
 
 async def test_missing_platform_connection_warns_and_leaves_the_post_published(
@@ -326,7 +328,7 @@ async def test_every_run_is_recorded_with_its_totals(
     await runtime.engine.sync_connection(seeded.connection_id, trigger="cron")
 
     async with runtime.db.transaction() as session:
-        [run] = (await session.execute(select(SyncRun))).scalars().all()
+        [run] = await repo.list_runs(session, user_id=None)
     assert (run.trigger, run.scope, run.scope_id, run.success) == (
         "cron",
         "connection",

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from factories import (
@@ -134,9 +134,10 @@ async def post_of(runtime: Runtime, post_id: str) -> Post:
 
 
 async def job_of(runtime: Runtime, post_id: str) -> UnpublishJob | None:
+    # Through the repository (any storage backend): every job, due or deferred.
     async with runtime.db.transaction() as session:
-        stmt = select(UnpublishJob).where(UnpublishJob.post_id == post_id)
-        return (await session.execute(stmt)).scalar_one_or_none()
+        jobs = await repo.due_unpublish_jobs(session, now=utcnow() + timedelta(days=3650))
+        return next((job for job, post, _ in jobs if post.id == post_id), None)
 
 
 async def connection_of(runtime: Runtime, user_id: str, platform: str) -> PlatformConnection:

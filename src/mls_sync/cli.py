@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mls_sync import actions, cli_manage, cli_service
+from mls_sync import actions, cli_bench, cli_keys, cli_manage, cli_runs, cli_service, cli_worker
 from mls_sync.cli_support import err, load_settings, out, print_json, sync_progress, with_runtime
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
 from mls_sync.observability import configure_logging
@@ -29,9 +29,13 @@ app.add_typer(db_app, name="db")
 # The service (serve, sync all) and the management commands live in modules of their own.
 app.command("serve")(cli_service.serve)
 app.command("sandbox")(cli_service.sandbox)
+app.command("bench")(cli_bench.bench)
+app.command("worker")(cli_worker.worker)
 sync_app.command("all")(cli_service.sync_all)
 for _name, _sub_app in cli_manage.SUB_APPS.items():
     app.add_typer(_sub_app, name=_name)
+app.add_typer(cli_runs.runs_app, name="runs")
+app.add_typer(cli_keys.keys_app, name="keys")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print only the response JSON.")]
 
@@ -61,17 +65,28 @@ def demo(as_json: JsonFlag = False) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
-    """Apply the database migrations (SQLite by default, PostgreSQL with DATABASE_URL)."""
+    """Apply the database migrations (SQLite by default, PostgreSQL with DATABASE_URL); on
+    PostgreSQL also procrastinate's tables for `mls-sync worker`, once. On DynamoDB
+    (DATABASE_URL=dynamodb://PREFIX?...) create the tables that do not exist yet."""
     from mls_sync.store.database import Database
     from mls_sync.store.migrate import current_revision, upgrade
+    from mls_sync.store.open import open_database
 
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    if not isinstance(opened := open_database(settings.async_database_url), Database):
+        _create_dynamodb_tables(opened)
+        return
 
     async def go() -> str | None:
         db = Database(settings.async_database_url)
         try:
             await upgrade(db, revision)
+            if not db.is_sqlite:
+                from mls_sync.worker.schema import install_schema
+
+                if await install_schema(settings):
+                    err.print("procrastinate schema installed")
             return await current_revision(db)
         finally:
             await db.dispose()
@@ -82,6 +97,25 @@ def db_upgrade(revision: str = "head") -> None:
         err.print(f"[red]Cannot reach the database:[/red] {exc}")
         raise typer.Exit(1) from None
     err.print(f"Database at revision [bold]{now}[/bold]")
+
+
+def _create_dynamodb_tables(db: Any) -> None:
+    async def go() -> list[str]:
+        try:
+            return list(await db.create_tables())
+        finally:
+            await db.dispose()
+
+    try:
+        created = asyncio.run(go())
+    except Exception as exc:  # botocore's errors: no endpoint, credentials or permission
+        err.print(f"[red]Cannot create the DynamoDB tables:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    tables = f"{db.tables.data_table}, {db.tables.coordination_table}"
+    err.print(
+        f"DynamoDB tables ready ({tables}); created now: {', '.join(created) or 'none'}",
+        soft_wrap=True,
+    )
 
 
 @sync_app.command("connection")

@@ -25,6 +25,7 @@ from mls_sync.observability import configure_logging
 from mls_sync.runtime import Runtime
 from mls_sync.store.database import Database
 from mls_sync.store.migrate import upgrade
+from mls_sync.store.open import open_database
 
 
 def serve(
@@ -70,9 +71,12 @@ def serve(
 
 
 async def _upgrade(url: str) -> None:
-    db = Database(url)
+    db = open_database(url)
     try:
-        await upgrade(db)
+        if isinstance(db, Database):
+            await upgrade(db)
+        else:
+            await db.create_tables()
     finally:
         await db.dispose()
 

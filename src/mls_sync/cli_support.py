@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from mls_sync.config import Settings
 from mls_sync.observability import configure_logging
 from mls_sync.runtime import Runtime, open_runtime
+from mls_sync.store.open import SqlOnlyError, TablesMissingError
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
@@ -36,7 +37,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        err.print(f"[red]Invalid configuration[/red] ({where}): {first['msg']}")
+        message = str(first["msg"]).removeprefix("Value error, ")
+        # One line, never wrapped: it may go to a log that is read line by line.
+        err.print(f"[red]Invalid configuration[/red] ({where}): {message}", soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -59,6 +62,13 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, quiet: bool = True)
         raise
     except OSError as exc:
         fail(f"Cannot reach the database: {exc}")
+    except (TablesMissingError, SqlOnlyError) as exc:
+        fail(str(exc))
+    except Exception as exc:
+        # DynamoDB's client errors (no endpoint, no credentials, no permission): one line.
+        if type(exc).__module__.startswith(("botocore", "aiobotocore")):
+            fail(f"Cannot use DynamoDB: {exc}")
+        raise
 
 
 @contextmanager

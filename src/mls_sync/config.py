@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from apscheduler.triggers.cron import CronTrigger
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,7 +31,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "MLS_SYNC_DATABASE_URL"),
-        description="SQLAlchemy URL; unset means a SQLite file in data_dir",
+        description="SQLAlchemy URL, or dynamodb://PREFIX?region=...; unset means a SQLite "
+        "file in data_dir",
     )
     token_keys: SecretStr | None = Field(
         default=None,
@@ -106,10 +108,47 @@ class Settings(BaseSettings):
 
     log_format: str = Field(default="auto", pattern="^(auto|console|json)$")
     log_level: str = "INFO"
+    # CloudWatch Embedded Metric Format: one JSON line on stdout per run over every connection
+    # (aws/emf.py), which CloudWatch Logs turns into metrics.
+    emf_enabled: bool | None = Field(
+        default=None, description="unset: on when running on AWS Lambda, off elsewhere"
+    )
+    emf_namespace: str = Field(
+        default="MlsStatusSync",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9 ._/#:-]+$",
+        description="CloudWatch namespace of the EMF metrics (AWS/ is reserved for AWS)",
+    )
+    emf_dimensions: dict[str, str] = Field(
+        default_factory=lambda: {"Service": "mls-sync"},
+        description="dimension name -> value on every EMF metric, as JSON in the environment",
+    )
+    emf_per_connection: bool = Field(
+        default=False,
+        description="also one EMF line per connection, with a ConnectionId dimension "
+        "(one custom metric set per connection: mind the cost)",
+    )
+
+    # Alerts after each run (observability/alerts.py; deploy/prometheus/alerts.yml uses the
+    # same thresholds): to the log always, and to a webhook (JSON with a Slack `text`) if set.
+    alert_error_rate: float = Field(
+        default=0.10, ge=0, le=1, description="errors per listing checked above which a run alerts"
+    )
+    alert_run_seconds: float = Field(
+        default=300.0, gt=0, description="a run longer than this alerts"
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="POST target of alerts (e.g. a Slack incoming webhook)"
+    )
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # The service (`mls-sync serve`): where it listens and when its embedded scheduler syncs.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger request bodies are refused with 413"
+    )
     schedule_cron: str = Field(
         default="*/15 * * * *",
         description="crontab expression (5 fields), or 6 with a leading seconds field; "
@@ -121,6 +160,50 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=30.0, ge=0, description="how long SIGTERM lets a running sync finish"
     )
+    # The dashboard at `/` (api/dashboard.py): users sign in with their API key.
+    dashboard_session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the dashboard's sign-in cookies; unset: derived from the first "
+        "token key (rotating that key then signs everyone out)",
+    )
+    dashboard_session_hours: float = Field(
+        default=12.0, gt=0, description="a dashboard sign-in lasts this long"
+    )
+    dashboard_refresh_seconds: float = Field(
+        default=10.0, gt=0, description="an open dashboard reloads its data this often"
+    )
+    # One sync per connection across processes: a lease row in the database (sync/guard.py).
+    lease_ttl_seconds: float = Field(
+        default=60.0, gt=0, description="a dead holder's lease is taken over after this long"
+    )
+    lease_renew_seconds: float = Field(
+        default=20.0, gt=0, description="a live holder renews its lease this often (< ttl)"
+    )
+    # Scale-out (worker/): who runs a sync, and the workers' own cadences.
+    executor: str = Field(
+        default="inline",
+        pattern="^(inline|procrastinate)$",
+        description="inline: syncs run in the process that asks; procrastinate: deferred "
+        "to `mls-sync worker` processes on the same PostgreSQL",
+    )
+    shared_rate_limits: bool | None = Field(
+        default=None,
+        description="MLS budgets in a PostgreSQL row shared by every process; unset: on "
+        "with the procrastinate executor",
+    )
+    worker_concurrency: int = Field(default=4, ge=1, description="jobs at once per worker")
+    worker_retry_attempts: int = Field(
+        default=8, ge=1, description="attempts of a job failing with a transient error"
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, description="a worker proves it is alive this often"
+    )
+    worker_stalled_seconds: float = Field(
+        default=30.0, gt=0, description="a worker silent this long is dead: its jobs are retried"
+    )
+    worker_stalled_check_cron: str = Field(
+        default="* * * * *", description="how often workers look for jobs of dead workers"
+    )
 
     @field_validator("schedule_cron")
     @classmethod
@@ -128,17 +211,95 @@ class Settings(BaseSettings):
         cron_trigger(value)  # raises ValueError with the reason
         return value.strip()
 
+    @field_validator("emf_namespace")
+    @classmethod
+    def _not_an_aws_namespace(cls, value: str) -> str:
+        if value.startswith("AWS/"):
+            raise ValueError("emf_namespace: the AWS/ prefix is reserved for AWS services")
+        return value
+
+    @field_validator("emf_dimensions")
+    @classmethod
+    def _valid_emf_dimensions(cls, value: dict[str, str]) -> dict[str, str]:
+        # EMF allows 30 keys per dimension set; one stays free for ConnectionId.
+        if not 1 <= len(value) <= 29:
+            raise ValueError("emf_dimensions needs between 1 and 29 dimensions")
+        for name, dim in value.items():
+            if not (0 < len(name) <= 250 and 0 < len(dim) <= 1024) or name.startswith(":"):
+                raise ValueError(f"emf_dimensions: {name!r}: {dim!r} is not a valid dimension")
+        return value
+
+    @field_validator("token_keys")
+    @classmethod
+    def _valid_token_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for key in value.get_secret_value().split(","):
+            if key.strip():
+                try:
+                    Fernet(key.strip().encode())
+                except (ValueError, TypeError):
+                    raise ValueError(
+                        "MLS_SYNC_TOKEN_KEYS holds a key that is not a valid Fernet key "
+                        "(32 url-safe base64-encoded bytes; `mls-sync keys generate` makes one)"
+                    ) from None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
         scheme = value.split("://", 1)[0]
+        if scheme == "dynamodb":
+            from mls_sync.store.dynamo.url import parse_dynamodb_url
+
+            parse_dynamodb_url(value)  # DynamoUrlError is a ValueError: one clear message
+            return value
         if "://" not in value or not scheme.startswith(("sqlite", "postgresql", "postgres")):
             raise ValueError(
-                "DATABASE_URL must look like sqlite:///path.db or postgresql://user@host/db"
+                "DATABASE_URL must look like sqlite:///path.db, postgresql://user@host/db "
+                "or dynamodb://TABLE_PREFIX?region=..."
             )
         return value
+
+    @model_validator(mode="after")
+    def _lease_renewed_before_it_expires(self) -> Settings:
+        if self.lease_renew_seconds >= self.lease_ttl_seconds:
+            raise ValueError(
+                "MLS_SYNC_LEASE_RENEW_SECONDS must be below MLS_SYNC_LEASE_TTL_SECONDS"
+            )
+        return self
+
+    @field_validator("worker_stalled_check_cron")
+    @classmethod
+    def _valid_stalled_check(cls, value: str) -> str:
+        cron_trigger(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _workers_need_postgres(self) -> Settings:
+        if self.executor == "procrastinate" and not self.async_database_url.startswith(
+            "postgresql"
+        ):
+            raise ValueError("MLS_SYNC_EXECUTOR=procrastinate needs DATABASE_URL on PostgreSQL")
+        return self
+
+    @model_validator(mode="after")
+    def _shared_limits_need_sql(self) -> Settings:
+        if self.shared_rate_limits and self.async_database_url.startswith("dynamodb://"):
+            raise ValueError(
+                "MLS_SYNC_SHARED_RATE_LIMITS needs DATABASE_URL on PostgreSQL; "
+                "it is not available with the DynamoDB backend"
+            )
+        return self
+
+    @property
+    def uses_shared_rate_limits(self) -> bool:
+        """Budgets shared through PostgreSQL: asked for, or implied by the worker executor."""
+        if self.shared_rate_limits is None:
+            return self.executor == "procrastinate"
+        return self.shared_rate_limits
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

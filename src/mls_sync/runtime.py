@@ -13,14 +13,20 @@ from datetime import timedelta
 import httpx
 from pydantic import SecretStr
 
+from mls_sync.aws.emf import EmfConfig, EmfWriter, emf_active
 from mls_sync.config import Settings
-from mls_sync.mls.limits import RateBudgets
+from mls_sync.executor import SyncExecutor, open_executor
+from mls_sync.mls.limits import Budgets, RateBudgets
+from mls_sync.mls.shared_limits import SharedRateBudgets
 from mls_sync.mls.transport import RetryPolicy
+from mls_sync.observability.monitor import run_monitor
 from mls_sync.social.base import Platform
 from mls_sync.social.registry import OAuthApp, PlatformConfig, build_platform_clients
 from mls_sync.store.crypto import TokenCipher, cipher_from_settings
 from mls_sync.store.database import Database
+from mls_sync.store.open import open_database
 from mls_sync.sync.engine import SyncEngine
+from mls_sync.sync.guard import LeaseGuard
 from mls_sync.sync.unpublish import Unpublisher
 
 
@@ -30,18 +36,21 @@ class Runtime:
     db: Database
     cipher: TokenCipher
     engine: SyncEngine
+    # Who runs the syncs the API asks for (executor.py); open_runtime always sets one.
+    executor: SyncExecutor | None = None
 
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, db: Database | None = None) -> AsyncIterator[Runtime]:
     own_db = db is None
-    database = db or Database(settings.async_database_url)
+    database = db or open_database(settings.async_database_url)
     cipher = cipher_from_settings(settings)
     mls_http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.mls_timeout_seconds),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
     )
     platform_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.platform_timeout_seconds))
+    alert_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.alert_webhook_timeout_seconds))
     try:
         clients = build_platform_clients(platform_http, platform_configs(settings))
         unpublisher = Unpublisher(
@@ -56,12 +65,7 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
             cipher,
             mls_http,
             unpublisher,
-            budgets=RateBudgets(
-                settings.mls_requests_per_second,
-                requests_per_hour=settings.mls_requests_per_hour,
-                requests_per_day=settings.mls_requests_per_day,
-                max_wait=settings.mls_budget_max_wait_seconds,
-            ),
+            budgets=mls_budgets(settings, database),
             batch_size=settings.mls_batch_size,
             concurrency=settings.mls_concurrency,
             full_check_every=timedelta(hours=settings.mls_full_check_hours),
@@ -71,13 +75,40 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
                 backoff=settings.mls_retry_backoff_seconds,
                 max_retry_after=settings.mls_max_retry_after_seconds,
             ),
+            # One sync per connection across every process on this database.
+            guard=LeaseGuard(
+                database,
+                ttl=timedelta(seconds=settings.lease_ttl_seconds),
+                renew_every=timedelta(seconds=settings.lease_renew_seconds),
+            ),
         )
-        yield Runtime(settings=settings, db=database, cipher=cipher, engine=engine)
+        engine.run_monitor = run_monitor(settings, alert_http)  # metrics and alerts per run
+        if emf_active(settings):
+            engine.run_observers.append(EmfWriter(EmfConfig.from_settings(settings)))
+        async with open_executor(settings, database, engine) as executor:
+            yield Runtime(
+                settings=settings, db=database, cipher=cipher, engine=engine, executor=executor
+            )
     finally:
         await mls_http.aclose()
         await platform_http.aclose()
+        await alert_http.aclose()
         if own_db:
             await database.dispose()
+
+
+def mls_budgets(settings: Settings, db: Database) -> Budgets:
+    """MLS request budgets in this process, or shared by every process through PostgreSQL
+    (workers on many machines: MLS_SYNC_SHARED_RATE_LIMITS, on with the procrastinate
+    executor)."""
+    kwargs = {
+        "requests_per_hour": settings.mls_requests_per_hour,
+        "requests_per_day": settings.mls_requests_per_day,
+        "max_wait": settings.mls_budget_max_wait_seconds,
+    }
+    if settings.uses_shared_rate_limits and not db.is_sqlite:
+        return SharedRateBudgets(db, settings.mls_requests_per_second, **kwargs)
+    return RateBudgets(settings.mls_requests_per_second, **kwargs)
 
 
 def platform_configs(settings: Settings) -> dict[Platform, PlatformConfig]:

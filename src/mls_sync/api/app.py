@@ -12,14 +12,18 @@ from mls_sync import __version__
 from mls_sync.api import (
     connections,
     cron,
+    dashboard,
     errors,
     health,
     listings,
+    metrics,
     platforms,
     posts,
+    runs,
     sync_routes,
     users,
 )
+from mls_sync.api.body_limit import BodySizeLimit
 from mls_sync.config import Settings, cron_trigger
 from mls_sync.runtime import Runtime, open_runtime
 from mls_sync.scheduler import SyncScheduler
@@ -41,7 +45,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         async with AsyncExitStack() as stack:
             opened = runtime or await stack.enter_async_context(open_runtime(settings))
             app.state.runtime = opened
-            if settings.scheduler_enabled:
+            # With workers (MLS_SYNC_EXECUTOR=procrastinate) their periodic task is the schedule.
+            if settings.scheduler_enabled and settings.executor == "inline":
                 scheduler = SyncScheduler(
                     opened.engine,
                     trigger=cron_trigger(settings.schedule_cron),
@@ -65,6 +70,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = runtime
     app.state.scheduler = None
     errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     for module in (health, cron, sync_routes, users, connections, platforms, listings, posts):
         app.include_router(module.router)
+    app.include_router(runs.router)  # run history (monitoring)
+    app.include_router(metrics.router)  # GET /metrics, Prometheus
+    dashboard.install(app)  # the page at /, its sign-in and its static files
     return app

@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.config import Settings
+from mls_sync.executor import InlineExecutor, SyncExecutor
 from mls_sync.runtime import Runtime
 from mls_sync.store import api_keys
 from mls_sync.store import repositories as repo
@@ -45,6 +46,14 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_executor(runtime: RuntimeDep) -> SyncExecutor:
+    """Who runs the syncs a route asks for: here and now, or a worker (MLS_SYNC_EXECUTOR)."""
+    return runtime.executor or InlineExecutor(runtime.engine)
+
+
+ExecutorDep = Annotated[SyncExecutor, Depends(get_executor)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

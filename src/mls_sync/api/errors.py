@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mls_sync.management import InvalidInput
+from mls_sync.store.open import SqlOnlyError
 
 
 def invalid(exc: InvalidInput, *, at: Sequence[str] = ("body",)) -> HTTPException:
@@ -27,5 +28,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+async def _sql_only(request: Request, exc: Exception) -> JSONResponse:
+    # A feature the DynamoDB backend does not offer (the dashboard page): one clear answer.
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_501_NOT_IMPLEMENTED)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(SqlOnlyError, _sql_only)

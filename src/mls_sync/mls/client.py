@@ -147,8 +147,13 @@ class ResoClient:
             async for page in self._pages(params):
                 for record in page:
                     lookup = record.listing_key if field == "ListingKey" else record.listing_id
-                    if lookup is not None:
-                        records[lookup] = record
+                    if lookup is None:
+                        continue
+                    seen = records.get(lookup)
+                    if seen is not None and _says(seen) != _says(record):
+                        # Two answers for one listing: neither is trusted over the other.
+                        raise MlsPayloadError(f"{field} {lookup!r} comes twice, differently")
+                    records[lookup] = record
         return records
 
     # RESO EntityEvent (RCP-027)
@@ -306,6 +311,11 @@ def _parse_record(raw: Any) -> MlsRecord:
         modification_timestamp=_parse_timestamp(raw.get("ModificationTimestamp")),
         gone=raw.get("MlgCanView") is False,
     )
+
+
+def _says(record: MlsRecord) -> tuple[object, bool]:
+    """What a record says about its listing's status."""
+    return record.standard_status, record.gone
 
 
 def _parse_timestamp(value: Any) -> datetime | None:

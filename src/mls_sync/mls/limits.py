@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from aiolimiter import AsyncLimiter
@@ -23,6 +24,29 @@ from mls_sync.mls.profiles import VendorProfile
 
 HOUR = 3600.0
 DAY = 86400.0
+
+
+class Budget(Protocol):
+    """One credential's request budget, as the transport uses it: in this process
+    (RequestBudget) or shared by every process through PostgreSQL (mls/shared_limits.py)."""
+
+    async def acquire(self) -> None:
+        """Wait for a slot; raises MlsBudgetExhausted when the wait would be too long."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Nobody on this credential sends anything for `seconds`."""
+        ...
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Tighten the budget from the vendor's quota headers."""
+        ...
+
+
+class Budgets(Protocol):
+    def for_connection(self, profile: VendorProfile, base_url: str, credential_id: str) -> Budget:
+        """The budget of the connection's credential (or host), one per key."""
+        ...
 
 
 class _Window:
@@ -89,13 +113,11 @@ class RequestBudget:
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read the vendor's quota headers: lower our limits to what the vendor announces and
         pause when it says nothing is left."""
-        hour_limit = _number(headers.get("hour-quota-limit"))  # Trestle
+        hour_limit, pause = quota_from_headers(headers)
         if hour_limit is not None:
-            self._tighten("hour", HOUR, int(hour_limit))
-        remaining = _number(headers.get("burst-ratelimit-remaining"))  # Bridge
-        if remaining is not None and remaining <= 0:
-            reset = _number(headers.get("burst-ratelimit-reset"))
-            self.pause(_seconds_until(reset) if reset is not None else 60.0)
+            self._tighten("hour", HOUR, hour_limit)
+        if pause is not None:
+            self.pause(pause)
 
     def _tighten(self, name: str, seconds: float, limit: int) -> None:
         for w in self._windows:
@@ -125,8 +147,7 @@ class RateBudgets:
     def for_connection(
         self, profile: VendorProfile, base_url: str, credential_id: str
     ) -> RequestBudget:
-        scope = urlsplit(base_url).netloc if profile.budget_per == "host" else credential_id
-        key = budget_key(profile.name, scope)
+        key = connection_budget_key(profile, base_url, credential_id)
         budget = self._budgets.get(key)
         if budget is None:
             # The stricter of the profile's published figures and our configured defaults.
@@ -140,10 +161,29 @@ class RateBudgets:
         return budget
 
 
+def connection_budget_key(profile: VendorProfile, base_url: str, credential_id: str) -> str:
+    """Connections with the same key share one budget: the credential's, or the host's where
+    the profile says `budget_per="host"`."""
+    scope = urlsplit(base_url).netloc if profile.budget_per == "host" else credential_id
+    return budget_key(profile.name, scope)
+
+
 def budget_key(base_url: str, credential: str) -> str:
     """A stable key that never reveals the credential (logs and metrics may show it)."""
     digest = hashlib.sha256(f"{base_url}\0{credential}".encode()).hexdigest()
     return digest[:16]
+
+
+def quota_from_headers(headers: Mapping[str, str]) -> tuple[int | None, float | None]:
+    """(hourly limit the vendor announces, seconds to pause) from quota headers: Trestle's
+    `Hour-Quota-Limit`, Bridge's `Burst-RateLimit-Remaining: 0` until `-Reset`."""
+    hour_limit = _number(headers.get("hour-quota-limit"))
+    pause = None
+    remaining = _number(headers.get("burst-ratelimit-remaining"))
+    if remaining is not None and remaining <= 0:
+        reset = _number(headers.get("burst-ratelimit-reset"))
+        pause = _seconds_until(reset) if reset is not None else 60.0
+    return (int(hour_limit) if hour_limit is not None else None), pause
 
 
 def retry_after_seconds(value: str | None) -> float | None:

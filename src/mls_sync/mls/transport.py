@@ -21,8 +21,9 @@ import httpx
 
 from mls_sync.mls.auth import Authenticator
 from mls_sync.mls.errors import NETWORK_TIMEOUT, MlsAuthError, MlsPayloadError, MlsRequestError
-from mls_sync.mls.limits import RequestBudget, retry_after_seconds
+from mls_sync.mls.limits import Budget, retry_after_seconds
 from mls_sync.mls.profiles import PROFILES, VendorProfile
+from mls_sync.observability.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class MlsTransport:
         auth: Authenticator,
         *,
         profile: VendorProfile = PROFILES["generic"],
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._http = http
@@ -88,6 +89,7 @@ class MlsTransport:
                     continue
                 raise MlsAuthError(f"HTTP {status}")
             if status == 429 or code in self._profile.rate_limit_codes:
+                METRICS.mls_rate_limit(_host(url))
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 wait = self._retry.delay(attempt) if wait is None else wait
                 if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
@@ -120,6 +122,7 @@ class MlsTransport:
         if self._budget is not None:
             await self._budget.acquire()
         self.requests_made += 1
+        METRICS.mls_request(_host(url))
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if self._profile.gzip:
             headers["Accept-Encoding"] = "gzip"
@@ -132,6 +135,11 @@ class MlsTransport:
             if attempt < self._retry.attempts:
                 return None
             raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
+
+
+def _host(url: str) -> str:
+    """The metrics label: host[:port], never a path or query (they may name listings)."""
+    return httpx.URL(url).netloc.decode("ascii", "replace")
 
 
 def vendor_code(response: httpx.Response) -> int | None:

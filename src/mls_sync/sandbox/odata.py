@@ -16,6 +16,7 @@ Grammar (lowest precedence first):
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -221,6 +222,54 @@ def _literal_value(token: _Token) -> Any:
 # -- predicate builders: closures over already-validated parts ---------------------------------
 
 
+@dataclass(frozen=True)
+class Narrowing:
+    """What a filter implies about single fields, so a server can find candidate records by
+    an index instead of testing every one (the filter still tests each candidate, so a
+    superset is fine): `values` = the field is one of these, `at_least` = the field is >= it."""
+
+    values: Mapping[str, frozenset[Any]] = dataclasses.field(default_factory=dict)
+    at_least: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def either(self, other: Narrowing) -> Narrowing:
+        """`a or b` narrows only fields both narrow, to the union."""
+        values = {f: v | other.values[f] for f, v in self.values.items() if f in other.values}
+        lows = {
+            f: min(v, other.at_least[f]) for f, v in self.at_least.items() if f in other.at_least
+        }
+        return Narrowing(values, lows)
+
+    def both(self, other: Narrowing) -> Narrowing:
+        """`a and b` narrows every field either narrows, to the intersection."""
+        values = dict(other.values)
+        for f, v in self.values.items():
+            values[f] = v & values[f] if f in values else v
+        lows = dict(other.at_least)
+        for f, v in self.at_least.items():
+            lows[f] = max(v, lows[f]) if f in lows else v
+        return Narrowing(values, lows)
+
+
+NO_NARROWING = Narrowing()
+
+
+class _Term:
+    """A compiled predicate that knows its Narrowing."""
+
+    __slots__ = ("narrowing", "test")
+
+    def __init__(self, test: Predicate, narrowing: Narrowing = NO_NARROWING) -> None:
+        self.test = test
+        self.narrowing = narrowing
+
+    def __call__(self, record: Record) -> bool:
+        return self.test(record)
+
+
+def narrowing_of(predicate: Predicate) -> Narrowing:
+    return predicate.narrowing if isinstance(predicate, _Term) else NO_NARROWING
+
+
 def _compare(field: str, op: Callable[[Any, Any], bool], name: str, value: Any) -> Predicate:
     def predicate(record: Record) -> bool:
         actual = record.get(field)
@@ -231,26 +280,38 @@ def _compare(field: str, op: Callable[[Any, Any], bool], name: str, value: Any) 
             return False
         return bool(op(actual, value))
 
-    return predicate
+    if value is not None and name == "eq":
+        return _Term(predicate, Narrowing(values={field: frozenset([value])}))
+    if value is not None and name in ("ge", "gt"):
+        return _Term(predicate, Narrowing(at_least={field: value}))
+    return _Term(predicate)
 
 
 def _member_of(field: str, values: list[Any]) -> Predicate:
-    def predicate(record: Record) -> bool:
-        return record.get(field) in values
+    members = frozenset(values)  # literals are str, number, datetime or null: all hashable
 
-    return predicate
+    def predicate(record: Record) -> bool:
+        return record.get(field) in members
+
+    return _Term(predicate, Narrowing(values={field: members}))
 
 
 def _any_of(terms: list[Predicate]) -> Predicate:
-    return lambda record: any(term(record) for term in terms)
+    narrowing = narrowing_of(terms[0])
+    for term in terms[1:]:
+        narrowing = narrowing.either(narrowing_of(term))
+    return _Term(lambda record: any(term(record) for term in terms), narrowing)
 
 
 def _all_of(terms: list[Predicate]) -> Predicate:
-    return lambda record: all(term(record) for term in terms)
+    narrowing = narrowing_of(terms[0])
+    for term in terms[1:]:
+        narrowing = narrowing.both(narrowing_of(term))
+    return _Term(lambda record: all(term(record) for term in terms), narrowing)
 
 
 def _negate(term: Predicate) -> Predicate:
-    return lambda record: not term(record)
+    return _Term(lambda record: not term(record))
 
 
 # -- public entry points -----------------------------------------------------------------------

@@ -21,7 +21,8 @@ Bodies, status codes and headers follow the sources cited in the `mls_sync.socia
 `platform_bodies`). The sandbox holds which posts exist and which tokens are valid, expired,
 used or revoked; refresh tokens rotate where the platform rotates them (X, Pinterest, TikTok),
 and presenting a used X refresh token again revokes its whole family, as X does. Tests and the
-demo can expire tokens, revoke refresh tokens, throttle a platform or queue faults.
+demo can expire tokens, revoke refresh tokens, throttle a platform, queue faults, or set
+`chaos` for seeded random 5xx answers, timeouts and 429 bursts (sandbox/chaos.py).
 
 State is shared with the test or demo thread that drives the sandbox while uvicorn serves it
 from its own thread, so every read-modify-write happens under one lock.
@@ -44,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mls_sync.sandbox import platform_bodies as bodies
+from mls_sync.sandbox.chaos import Chaos, ChaosFault
 from mls_sync.social.base import Platform
 
 FACEBOOK, LINKEDIN, X = Platform.FACEBOOK.value, Platform.LINKEDIN.value, Platform.X.value
@@ -132,6 +134,10 @@ class PlatformSandbox:
         self.refreshes: list[tuple[str, str]] = []  # (platform, token presented), every attempt
         self.grants: list[Grant] = []
         self.peak_in_flight: Counter[str] = Counter()  # per platform, and "*" for all
+        # Seeded random 5xx, timeouts and 429 bursts on deletes and token calls (sandbox/chaos.py),
+        # and the requests they hit, as (platform, path as sent, fault).
+        self.chaos: Chaos | None = None
+        self.chaos_hits: list[tuple[str, str, ChaosFault]] = []
         self.app = Starlette(routes=self._routes())
 
     def _routes(self) -> list[Route]:
@@ -266,6 +272,8 @@ class PlatformSandbox:
             fault = queue.pop(0) if queue else None
         if endpoint in ("delete", "token") and self.latency_seconds:
             await asyncio.sleep(self.latency_seconds)
+        if fault is None and self.chaos is not None:
+            return await self._chaos_answer(platform, request)
         if fault is Fault.SLOW:
             await asyncio.sleep(self.slow_seconds)
         elif fault is Fault.BAD_GATEWAY_HTML:
@@ -277,6 +285,21 @@ class PlatformSandbox:
         elif fault is Fault.SERVER_ERROR:
             return _SERVER_ERRORS[platform]()
         return None
+
+    async def _chaos_answer(self, platform: str, request: Request) -> Response | None:
+        assert self.chaos is not None
+        chaotic = self.chaos.draw(platform)
+        if chaotic is None:
+            return None
+        with self._lock:
+            path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+            self.chaos_hits.append((platform, path, chaotic))
+        if chaotic is ChaosFault.SERVER_ERROR:
+            return _SERVER_ERRORS[platform]()
+        if chaotic is ChaosFault.TIMEOUT:
+            await asyncio.sleep(self.chaos.timeout_seconds)  # then the normal answer
+            return None
+        return _RATE_LIMITED[platform](self.chaos.retry_after_seconds)
 
     def check(self, platform: str, token: str | None) -> Admission:
         """The token's state, and whether this request is throttled (which uses one up)."""
@@ -478,4 +501,35 @@ _SERVER_ERRORS: dict[str, Callable[[], Response]] = {
     ),
     PINTEREST: lambda: bodies.pinterest_error(500, 0, "Internal error."),  # modelled
     TIKTOK: lambda: bodies.oauth_error(500, "internal_error", "Internal error."),  # modelled
+}
+
+
+def _short_throttle(response: Response, retry_after: int) -> Response:
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+# A short burst of throttling, as each platform words it, lifting after `retry_after` seconds.
+_RATE_LIMITED: dict[str, Callable[[int], Response]] = {
+    # Graph: code 4 (application request limit); no usage estimate, so the client backs off.
+    FACEBOOK: lambda s: bodies.graph_error(
+        400, "OAuthException", 4, "(#4) Application request limit reached"
+    ),
+    INSTAGRAM: lambda s: bodies.graph_error(
+        400, "OAuthException", 4, "(#4) Application request limit reached"
+    ),
+    LINKEDIN: lambda s: _short_throttle(bodies.linkedin_error(429, "Too many requests"), s),
+    X: lambda s: _short_throttle(bodies.problem(429, "Too Many Requests", "Too Many Requests"), s),
+    GOOGLE: lambda s: bodies.google_error(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for quota metric 'Requests'.",
+        details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{s}s"}],
+    ),
+    PINTEREST: lambda s: _short_throttle(
+        bodies.pinterest_error(429, 8, "You have exceeded your rate limit. Try again later."), s
+    ),
+    TIKTOK: lambda s: _short_throttle(
+        bodies.oauth_error(429, "rate_limit_exceeded", "Too many requests."), s
+    ),
 }

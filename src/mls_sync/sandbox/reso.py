@@ -2,7 +2,8 @@
 
 The RESO base URL is the server root: `GET /` (service document), `GET /$metadata` (CSDL) and
 `GET /Property` with `$filter`, `$select`, `$top`, `$skip`, `$orderby`, `$count` and
-`@odata.nextLink` paging. Clients talk to it exactly as to an MLS vendor's server. With
+`@odata.nextLink` paging. Clients talk to it exactly as to an MLS vendor's server. Faults come
+queued (`fail_next`) or at random (`chaos`: seeded 5xx, timeouts and 429 bursts). With
 `entity_events=True` it also serves the RESO EntityEvent log (sandbox/reso_events.py); key
 lookups `GET /Property('KEY')` are always served.
 
@@ -14,6 +15,7 @@ slow keys) happen outside it with `asyncio.sleep` so one slow request never bloc
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import threading
 import time
@@ -29,12 +31,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mls_sync.sandbox.chaos import Chaos, ChaosFault
 from mls_sync.sandbox.oauth import TokenIssuer
 from mls_sync.sandbox.odata import (
     FieldType,
     ODataQueryError,
     Predicate,
     Record,
+    narrowing_of,
     order_records,
     parse_filter,
     parse_orderby,
@@ -224,12 +228,17 @@ class ResoSandbox:
         self.status_labels = False  # send `Active Under Contract` instead of the enum name
         self.rate_limit: float | None = None  # requests per second per token, then 429
         self.quota_headers: dict[str, str] = {}  # sent with every answer (Trestle, Bridge)
+        # Seeded random 5xx, timeouts and 429 bursts on every data request (sandbox/chaos.py).
+        self.chaos: Chaos | None = None
         self.oauth = TokenIssuer()
         self._hidden: set[str] = set()  # MLS Grid: MlgCanView false
         self._recent: dict[str | None, list[float]] = {}
         self._tokens = set(tokens)
         self._listings: dict[str, SandboxListing] = {}
         self._max_timestamp: datetime | None = None
+        # (ModificationTimestamp, ListingKey) in order, rebuilt after any timestamp moves:
+        # replication queries (`ModificationTimestamp ge ...`) bisect it instead of scanning.
+        self._by_timestamp: list[tuple[datetime, str]] | None = None
         # RCP-027: every change is logged; the log is served only when `entity_events` is on.
         self.entity_events = entity_events
         self._events = EventLog()
@@ -316,12 +325,14 @@ class ResoSandbox:
         if self._max_timestamp is not None and now <= self._max_timestamp:
             now = self._max_timestamp + _MILLISECOND
         self._max_timestamp = now
+        self._by_timestamp = None
         return now
 
     def _note_timestamp(self, stamp: datetime) -> datetime:
         stamp = _utc_millis(stamp)
         if self._max_timestamp is None or stamp > self._max_timestamp:
             self._max_timestamp = stamp
+        self._by_timestamp = None
         return stamp
 
     # -- auth -----------------------------------------------------------------------------------
@@ -457,6 +468,10 @@ class ResoSandbox:
             return odata_error(failure.status, f"Injected failure: HTTP {failure.status}")
         if failure is not None:
             return odata_error(failure, f"Injected failure: HTTP {failure}")
+        if self.chaos is not None:
+            chaotic = await _chaos_answer(self.chaos, token)
+            if chaotic is not None:
+                return chaotic
         if compression_required(self.vendor, request.headers.get("accept-encoding", "")):
             return odata_error(HTTPStatus.BAD_REQUEST, "COMPRESSION REQUIRED")
         if not self._authorized(token):
@@ -482,8 +497,30 @@ class ResoSandbox:
 
     def _answer(self, options: _QueryOptions, request: Request) -> dict[str, Any]:
         with self._lock:
-            records = [self._wire_record(listing) for listing in self._listings.values()]
+            candidates = self._candidates(options.predicate)
+            records = [self._wire_record(listing) for listing in candidates]
         return _page_body(records, options, request, self.max_page_size)
+
+    def _candidates(self, predicate: Predicate | None) -> Iterable[SandboxListing]:
+        """The listings a filter can match, looked up by key or by timestamp where the filter
+        pins those down (as an MLS's indexes do), so a 50-key query or an idle replication
+        query does not scan 10,000 listings; the filter still tests every candidate."""
+        if predicate is None:
+            return self._listings.values()
+        narrowing = narrowing_of(predicate)
+        keys = narrowing.values.get("ListingKey")
+        if keys is not None:
+            return [self._listings[key] for key in keys if key in self._listings]
+        since = narrowing.at_least.get("ModificationTimestamp")
+        if since is None:
+            return self._listings.values()
+        if self._by_timestamp is None:
+            self._by_timestamp = sorted(
+                (listing.modification_timestamp, key) for key, listing in self._listings.items()
+            )
+        start = bisect.bisect_left(self._by_timestamp, (since, ""))
+        found = (self._listings.get(key) for _, key in self._by_timestamp[start:])
+        return [listing for listing in found if listing is not None]
 
     async def _metadata(self, request: Request) -> Response:
         # Real RESO servers guard $metadata and the service document like the data.
@@ -502,6 +539,23 @@ class ResoSandbox:
             "value": [{"name": name, "kind": "EntitySet", "url": name} for name in sets],
         }
         return JSONResponse(body, headers=ODATA_HEADERS, media_type=JSON_MEDIA_TYPE)
+
+
+async def _chaos_answer(chaos: Chaos, token: str | None) -> Response | None:
+    """The random fault this request draws: an answer, a delay (then the normal answer, which
+    the client has stopped waiting for), or None."""
+    fault = chaos.draw(token or "")
+    if fault is ChaosFault.SERVER_ERROR:
+        return odata_error(HTTPStatus.SERVICE_UNAVAILABLE, "Injected chaos: try again later")
+    if fault is ChaosFault.TIMEOUT:
+        await asyncio.sleep(chaos.timeout_seconds)
+    elif fault is ChaosFault.RATE_LIMITED:
+        return odata_error(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "Rate limit",
+            headers={"Retry-After": str(chaos.retry_after_seconds)},
+        )
+    return None
 
 
 def _unauthorized(token: str | None) -> JSONResponse:

@@ -3,8 +3,8 @@
 
 The RESO server is seeded with listings of one agent and one office, and answers to one bearer
 token. Next to the RESO routes it serves a small control API under `/_sandbox/` (what tests do
-in Python, done with curl): list the MLS's listings, change a status, add a listing, and put a
-post on a platform so that its deletion can be watched.
+in Python, done with curl): list the MLS's listings, change a status, add a listing, put a
+post on a platform so that its deletion can be watched, and make the MLS fail (alerts).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def build_sandbox(listings: int = 10, behaviour: MlsBehaviour | None = None) -> 
             Route("/_sandbox/listings/{key}", control.set_status, methods=["PUT"]),
             Route("/_sandbox/posts", control.add_post, methods=["POST"]),
             Route("/_sandbox/posts/{platform}/{post_id:path}", control.post, methods=["GET"]),
+            Route("/_sandbox/fail", control.fail, methods=["POST", "DELETE"]),
             Mount("/", app=reso.app),
         ]
     )
@@ -140,6 +141,21 @@ class _Control:
         except (KeyError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         return JSONResponse({"platform": platform, "postId": post_id, "exists": True}, 201)
+
+    async def fail(self, request: Request) -> Response:
+        """`POST {"status": 500, "count": 3}`: the next `count` MLS answers fail with `status`
+        (the service tries each request 3 times, so 3 fail one request); DELETE clears."""
+        if request.method == "DELETE":
+            self._reso.fail_next.clear()
+            return JSONResponse({"queued": 0})
+        body = await _json(request)
+        status, count = body.get("status", 500), body.get("count", 3)
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            return JSONResponse({"error": "status must be an HTTP error (400-599)"}, 422)
+        if not isinstance(count, int) or not 1 <= count <= 10_000:
+            return JSONResponse({"error": "count must be 1..10000"}, 422)
+        self._reso.fail_next.extend([status] * count)
+        return JSONResponse({"queued": len(self._reso.fail_next)})
 
     async def post(self, request: Request) -> Response:
         platform, post_id = request.path_params["platform"], request.path_params["post_id"]

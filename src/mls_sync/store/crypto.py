@@ -47,7 +47,12 @@ class TokenCipher:
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the first (newest) key."""
-        return self._fernet.rotate(ciphertext.encode()).decode()
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretDecryptError(
+                "a stored secret cannot be decrypted with the configured token keys"
+            ) from exc
 
     @staticmethod
     def generate_key() -> str:

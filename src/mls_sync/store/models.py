@@ -169,6 +169,9 @@ class SyncRun(Base):
     status_changes: Mapped[list[Any]] = mapped_column(default=list)
     # e.g. {"connectionsDone": 3, "connectionsTotal": 10} while a run is under way
     progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A connection's run deferred as part of a user's or everyone's run (worker/): the parent
+    # is finished, with the summed totals, when its last child finishes.
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class ConnectionLease(Base):

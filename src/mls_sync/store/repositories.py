@@ -1,14 +1,19 @@
 """Queries, as small functions over an `AsyncSession`. They never commit: the caller owns the
-unit of work (`Database.transaction()`)."""
+unit of work (`Database.transaction()`).
+
+The functions marked `@singledispatch` dispatch on the session's type: the bodies here serve
+SQLAlchemy, and `store/dynamo/repositories.py` registers their twins for `DynamoSession`; the
+others only use what both sessions offer (`get`, `add`, `flush`, attribute changes)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from functools import singledispatch
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
@@ -35,6 +40,7 @@ async def create_user(session: AsyncSession, email: str) -> User:
     return user
 
 
+@singledispatch
 async def find_user(session: AsyncSession, id_or_email: str) -> User | None:
     if "@" in id_or_email:
         stmt = select(User).where(User.email == id_or_email.strip().lower())
@@ -94,6 +100,7 @@ async def get_mls_connection(
     return connection
 
 
+@singledispatch
 async def user_connections(session: AsyncSession, user_id: str) -> Sequence[MlsConnection]:
     stmt = (
         select(MlsConnection)
@@ -144,6 +151,7 @@ async def get_listing(
     return listing
 
 
+@singledispatch
 async def connection_listings(session: AsyncSession, connection_id: str) -> Sequence[Listing]:
     stmt = (
         select(Listing)
@@ -153,6 +161,7 @@ async def connection_listings(session: AsyncSession, connection_id: str) -> Sequ
     return (await session.execute(stmt)).scalars().all()
 
 
+@singledispatch
 async def lock_listing(session: AsyncSession, listing_id: str) -> Listing | None:
     """The listing row, locked until the transaction ends (PostgreSQL; SQLite serialises
     writers anyway)."""
@@ -181,6 +190,7 @@ async def record_status_change(
         listing.mls_modified_at = mls_modified_at
 
 
+@singledispatch
 async def status_history(session: AsyncSession, listing_id: str) -> Sequence[ListingStatusHistory]:
     stmt = (
         select(ListingStatusHistory)
@@ -193,6 +203,7 @@ async def status_history(session: AsyncSession, listing_id: str) -> Sequence[Lis
 # platform connections and posts
 
 
+@singledispatch
 async def upsert_platform_connection(
     session: AsyncSession,
     cipher: TokenCipher,
@@ -219,6 +230,7 @@ async def upsert_platform_connection(
     return connection
 
 
+@singledispatch
 async def platform_connection(
     session: AsyncSession, user_id: str, platform: str
 ) -> PlatformConnection | None:
@@ -237,6 +249,7 @@ async def add_post(
     return post
 
 
+@singledispatch
 async def listing_posts(session: AsyncSession, listing_id: str) -> Sequence[Post]:
     stmt = select(Post).where(Post.listing_id == listing_id).order_by(Post.created_at, Post.id)
     return (await session.execute(stmt)).scalars().all()
@@ -245,6 +258,7 @@ async def listing_posts(session: AsyncSession, listing_id: str) -> Sequence[Post
 # the unpublish outbox
 
 
+@singledispatch
 async def enqueue_unpublish_jobs(session: AsyncSession, listing_id: str) -> int:
     """One job per published post of the listing that has none yet; returns how many."""
     queued = select(UnpublishJob.post_id)
@@ -258,6 +272,7 @@ async def enqueue_unpublish_jobs(session: AsyncSession, listing_id: str) -> int:
     return len(post_ids)
 
 
+@singledispatch
 async def due_unpublish_jobs(
     session: AsyncSession, *, now: datetime, listing_ids: Collection[str] | None = None
 ) -> Sequence[tuple[UnpublishJob, Post, Listing]]:
@@ -295,20 +310,76 @@ async def finish_run(
     message: str,
     totals: dict,
     errors: list,
+    status_changes: list | None = None,
 ) -> None:
     run = await session.get(SyncRun, run_id)
     if run is None:
         return
     run.finished_at = utcnow()
+    run.state = "finished"
     run.success = success
     run.message = message
     run.totals = totals
     run.errors = errors
+    run.status_changes = status_changes or []
+    run.state = "finished"
+
+
+@singledispatch
+async def list_runs(
+    session: AsyncSession,
+    *,
+    user_id: str | None,
+    limit: int = 50,
+    before: datetime | None = None,
+) -> list[SyncRun]:
+    """Newest first; `user_id=None` lists every user's runs (and system runs), `before` pages
+    on `started_at`."""
+    stmt = select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(SyncRun.user_id == user_id)
+    if before is not None:
+        stmt = stmt.where(SyncRun.started_at < before)
+    return list((await session.scalars(stmt)).all())
+
+
+async def get_run(session: AsyncSession, run_id: str, *, user_id: str | None) -> SyncRun | None:
+    """Another user's run answers None, exactly like a run that does not exist."""
+    run = await session.get(SyncRun, run_id)
+    if run is None or (user_id is not None and run.user_id != user_id):
+        return None
+    return run
+
+
+# monitoring (read at metrics scrape time)
+
+
+@singledispatch
+async def mls_connection_state_counts(session: AsyncSession) -> dict[str, int]:
+    stmt = select(MlsConnection.state, func.count()).group_by(MlsConnection.state)
+    return {state: count for state, count in await session.execute(stmt)}
+
+
+@singledispatch
+async def platform_connection_state_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    stmt = select(PlatformConnection.platform, PlatformConnection.state, func.count()).group_by(
+        PlatformConnection.platform, PlatformConnection.state
+    )
+    return {(platform, state): count for platform, state, count in await session.execute(stmt)}
+
+
+@singledispatch
+async def outbox_depth(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many unpublish jobs wait, and when the oldest was queued."""
+    stmt = select(func.count(), func.min(UnpublishJob.created_at))
+    count, oldest = (await session.execute(stmt)).one()
+    return count, oldest
 
 
 # platform tokens and outbox claims (the unpublish drain)
 
 
+@singledispatch
 async def lock_platform_connection(
     session: AsyncSession, connection_id: str
 ) -> PlatformConnection | None:
@@ -338,6 +409,7 @@ def store_platform_tokens(
     connection.state_message = None
 
 
+@singledispatch
 async def claim_unpublish_job(
     session: AsyncSession, job_id: str, *, now: datetime, until: datetime
 ) -> bool:
@@ -413,16 +485,19 @@ async def save_filter_style(session: AsyncSession, connection_id: str, style: st
 # the service: API keys, scheduled runs and the management routes
 
 
+@singledispatch
 async def list_users(session: AsyncSession) -> Sequence[User]:
     stmt = select(User).order_by(User.created_at, User.id)
     return (await session.execute(stmt)).scalars().all()
 
 
+@singledispatch
 async def user_by_api_key_hash(session: AsyncSession, key_hash: str) -> User | None:
     stmt = select(User).where(User.api_key_hash == key_hash)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+@singledispatch
 async def active_connection_ids(session: AsyncSession) -> list[str]:
     """Every user's connections that may be synced now (expired and failed ones wait for
     their owner to re-authenticate)."""
@@ -434,6 +509,7 @@ async def active_connection_ids(session: AsyncSession) -> list[str]:
     return list((await session.execute(stmt)).scalars().all())
 
 
+@singledispatch
 async def delete_mls_connection(session: AsyncSession, connection_id: str) -> None:
     """The connection with its listings, their history and posts (ON DELETE CASCADE does it in
     the database: the ORM would try to orphan the listings instead)."""
@@ -450,6 +526,7 @@ def replace_mls_credentials(
     connection.state_message = None
 
 
+@singledispatch
 async def find_listing_by_key(
     session: AsyncSession, connection_id: str, listing_key: str
 ) -> Listing | None:
@@ -459,6 +536,7 @@ async def find_listing_by_key(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+@singledispatch
 async def user_listings(
     session: AsyncSession,
     user_id: str,
@@ -477,6 +555,7 @@ async def user_listings(
     return (await session.execute(stmt)).scalars().all()
 
 
+@singledispatch
 async def user_posts(
     session: AsyncSession,
     user_id: str,
@@ -494,6 +573,7 @@ async def user_posts(
     return (await session.execute(stmt)).scalars().all()
 
 
+@singledispatch
 async def user_platform_connections(
     session: AsyncSession, user_id: str
 ) -> Sequence[PlatformConnection]:
@@ -505,6 +585,7 @@ async def user_platform_connections(
     return (await session.execute(stmt)).scalars().all()
 
 
+@singledispatch
 async def delete_platform_connection(session: AsyncSession, user_id: str, platform: str) -> bool:
     stmt = delete(PlatformConnection).where(
         PlatformConnection.user_id == user_id, PlatformConnection.platform == platform

@@ -12,7 +12,7 @@ from mls_sync.mls.auth import (
     parse_credentials,
 )
 from mls_sync.mls.client import ResoClient
-from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.limits import Budgets
 from mls_sync.mls.profiles import VendorProfile, resolve_profile
 from mls_sync.mls.transport import MlsTransport, RetryPolicy
 from mls_sync.store.crypto import TokenCipher
@@ -28,7 +28,7 @@ class ClientFactory:
         self,
         http: httpx.AsyncClient,
         cipher: TokenCipher,
-        budgets: RateBudgets,
+        budgets: Budgets,
         *,
         retry: RetryPolicy,
         batch_size: int,

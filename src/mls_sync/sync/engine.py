@@ -30,9 +30,13 @@ from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.mls.auth import TokenCache
 from mls_sync.mls.client import MlsClient, ResoClient
 from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError
-from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.limits import Budgets
 from mls_sync.mls.replication import replication_cap
 from mls_sync.mls.transport import RetryPolicy
+from mls_sync.observability.alerts import FinishedRun
+from mls_sync.observability.metrics import METRICS
+from mls_sync.observability.monitor import RunMonitor
+from mls_sync.store import deferred_runs
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.database import Database
@@ -45,6 +49,7 @@ from mls_sync.sync.full_check import check_listings
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
 from mls_sync.sync.outcome import NotFoundError, Outcome, ProgressCallback, summary
 from mls_sync.sync.replicate import replicate_timestamps
+from mls_sync.sync.reports import RunObserver
 from mls_sync.sync.unpublish import Unpublisher
 
 __all__ = ["NotFoundError", "Outcome", "ProgressCallback", "SyncEngine", "summary"]
@@ -60,7 +65,7 @@ class SyncEngine:
         http: httpx.AsyncClient,
         unpublisher: Unpublisher,
         *,
-        budgets: RateBudgets,
+        budgets: Budgets,
         batch_size: int = 50,
         concurrency: int = 4,
         policy: TransitionPolicy = DEFAULT_POLICY,
@@ -74,6 +79,7 @@ class SyncEngine:
         self._cipher = cipher
         self._http = http
         self._unpublisher = unpublisher
+        self.unpublisher = unpublisher  # public for the workers' periodic outbox drain
         self._budgets = budgets
         self._batch_size = batch_size
         self._concurrency = concurrency
@@ -89,9 +95,14 @@ class SyncEngine:
             batch_size=batch_size,
             token_cache=token_cache,
         )
-        # One sync per connection at a time (sync/runs.py takes it); a database lease can
-        # stand in for LocalGuard once several processes sync.
+        # One sync per connection at a time (sync/runs.py takes it); the runtime passes a
+        # LeaseGuard (a lease row in the database), LocalGuard serves unit tests.
         self.guard: ConnectionGuard = guard or LocalGuard()
+        # Told about each run over every connection (sync/runs.py): metrics sinks.
+        self.run_observers: list[RunObserver] = []
+        # Told about each connection's (or listing's) run when it ends: metrics and alerts
+        # (observability/monitor.py); set by the composition root.
+        self.run_monitor: RunMonitor | None = None
 
     # public operations
 
@@ -103,9 +114,11 @@ class SyncEngine:
         trigger: str = "manual",
         progress: ProgressCallback | None = None,
         full: bool | None = None,
+        run_id: str | None = None,
     ) -> Outcome:
         """Replicate the connection's changes; with `full=True`, or when a full check is due,
-        check every listing we hold instead."""
+        check every listing we hold instead. `run_id`: record into that (queued) run row
+        instead of a new one (a worker running a deferred sync)."""
         async with self.db.transaction() as session:
             connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
             if connection is None:
@@ -121,6 +134,7 @@ class SyncEngine:
             scope="connection",
             progress=progress,
             mode="full" if full else "changes",
+            run_id=run_id,
         )
 
     def full_check_due(self, connection: MlsConnection, now: datetime | None = None) -> bool:
@@ -135,7 +149,12 @@ class SyncEngine:
         return connection.last_full_check_at + self._full_check_every <= (now or utcnow())
 
     async def sync_listing(
-        self, listing_id: str, *, user_id: str | None = None, trigger: str = "manual"
+        self,
+        listing_id: str,
+        *,
+        user_id: str | None = None,
+        trigger: str = "manual",
+        run_id: str | None = None,
     ) -> Outcome:
         async with self.db.transaction() as session:
             listing = await repo.get_listing(session, listing_id, user_id=user_id)
@@ -145,7 +164,9 @@ class SyncEngine:
             if connection is None:  # guarded by a foreign key; kept for the type checker
                 raise NotFoundError("MLS connection not found")
             targets = [Target.of(listing)]
-        return await self._sync_targets(connection, targets, trigger=trigger, scope="listing")
+        return await self._sync_targets(
+            connection, targets, trigger=trigger, scope="listing", run_id=run_id
+        )
 
     async def sync_user(
         self, user_id: str, *, trigger: str = "manual", progress: ProgressCallback | None = None
@@ -196,6 +217,7 @@ class SyncEngine:
         scope: str,
         progress: ProgressCallback | None = None,
         mode: str = "lookup",
+        run_id: str | None = None,
     ) -> Outcome:
         """`mode`: "changes" (replication), "full" (a full check of the connection) or
         "lookup" (just these listings, no replication state touched)."""
@@ -203,13 +225,15 @@ class SyncEngine:
         bound = log.bind(connection_id=connection.id, trigger=trigger, scope=scope, mode=mode)
         result = SyncResult(total_listings=len(targets))
         async with self.db.transaction() as session:
-            run = await repo.start_run(
-                session,
-                trigger=trigger,
-                scope=scope,
-                scope_id=connection.id if scope == "connection" else targets[0].id,
-                user_id=connection.user_id,
-            )
+            run = await deferred_runs.resume_run(session, run_id) if run_id else None
+            if run is None:
+                run = await repo.start_run(
+                    session,
+                    trigger=trigger,
+                    scope=scope,
+                    scope_id=connection.id if scope == "connection" else targets[0].id,
+                    user_id=connection.user_id,
+                )
         bound = bound.bind(sync_run_id=run.id)
         bound.info(f"Syncing status for {len(targets)} listings...")
         run_scope = RunScope(connection, run.id, result, bound)
@@ -231,8 +255,11 @@ class SyncEngine:
                 run.id,
                 success=outcome.success,
                 message=outcome.message,
-                totals=result.model_dump(mode="json", by_alias=True, exclude={"errors"}),
+                totals=result.model_dump(
+                    mode="json", by_alias=True, exclude={"errors", "status_changes"}
+                ),
                 errors=[e.to_wire() for e in result.errors],
+                status_changes=[c.to_wire() for c in result.status_changes],
             )
         bound.info(
             f"Status sync complete: {result.updated_listings} updated, "
@@ -240,6 +267,22 @@ class SyncEngine:
             errors=len(result.errors),
             success=outcome.success,
         )
+        if self.run_monitor is not None:
+            await self.run_monitor.run_finished(
+                FinishedRun(
+                    run_id=run.id,
+                    connection_id=connection.id,
+                    connection_name=connection.name,
+                    user_id=connection.user_id,
+                    trigger=trigger,
+                    scope=scope,
+                    success=outcome.success,
+                    message=outcome.message,
+                    started_at=started,
+                    finished_at=utcnow(),
+                    result=result,
+                )
+            )
         return outcome
 
     async def _ask_mls(
@@ -259,6 +302,8 @@ class SyncEngine:
         try:
             client = self.mls_client(connection)
         except (SecretDecryptError, ConnectionConfigError) as exc:
+            METRICS.error("config")
+            scope.log.error("MLS connection cannot be used", error=str(exc))
             return Outcome(False, str(exc), scope.result)
         try:
             if mode == "changes":
@@ -313,6 +358,7 @@ class SyncEngine:
         """Deliver the unpublish jobs this run queued (and any still due for its listings)."""
         drained = await self._unpublisher.drain(listing_ids=[t.id for t in targets])
         result.unpublished_posts += drained.unpublished
+        METRICS.error("unpublish", len(drained.errors))
         for listing_id, mls_number, message in drained.errors:
             result.errors.append(
                 SyncError(listing_id=listing_id, mls_number=mls_number, error=message)
@@ -331,6 +377,7 @@ class SyncEngine:
             await repo.mark_connection(
                 session, scope.connection.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
             )
+        METRICS.error("mls_auth")
         scope.log.error("MLS refused the connection's credentials", error=MLS_CONNECTION_EXPIRED)
         return Outcome(False, MLS_CONNECTION_EXPIRED, scope.result)
 

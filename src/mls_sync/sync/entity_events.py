@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mls_sync.domain.reso import StatusMapper
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.errors import MlsRequestError
+from mls_sync.observability.metrics import METRICS
 from mls_sync.store import repositories as repo
 from mls_sync.sync.apply import Applier, Held, RunScope, SaveState, judge
 from mls_sync.sync.outcome import Outcome
@@ -44,6 +45,7 @@ async def replicate_entity_events(
             await applier.apply_page(scope, judged, _saver(connection.id, page.last_sequence))
             sequence = page.last_sequence
     except MlsRequestError as exc:
+        METRICS.error("mls_request")
         scope.log.warning("MLS entity-event replication stopped", error=str(exc))
         return Outcome(False, f"MLS replication stopped: {exc}", scope.result)
     return None

@@ -17,6 +17,7 @@ from mls_sync.domain.reso import LISTING_NOT_FOUND, StatusMapper, StatusMappingE
 from mls_sync.domain.results import SyncError
 from mls_sync.mls.client import MlsClient, MlsRecord
 from mls_sync.mls.errors import MlsAuthError, MlsRequestError
+from mls_sync.observability.metrics import METRICS
 from mls_sync.sync.apply import Applier, RunScope, Target, listing_error
 from mls_sync.sync.outcome import Outcome, ProgressCallback
 
@@ -82,11 +83,13 @@ async def check_listings(
 
 def _batch_failed(answer: _Answer, scope: RunScope) -> None:
     message = str(answer.error)
-    for target in answer.batch:
-        scope.result.errors.append(
-            SyncError(listing_id=target.id, mls_number=target.mls_number, error=message)
-        )
     scope.log.warning("MLS request failed", error=message, listings=len(answer.batch))
+    for target in answer.batch:  # one error (and log event) per listing it cost
+        listing_error(
+            scope,
+            SyncError(listing_id=target.id, mls_number=target.mls_number, error=message),
+            kind="mls_request",
+        )
 
 
 async def _apply_batch(applier: Applier, scope: RunScope, answer: _Answer) -> None:
@@ -105,7 +108,10 @@ async def _apply_batch(applier: Applier, scope: RunScope, answer: _Answer) -> No
                 SyncError(listing_id=target.id, mls_number=target.mls_number, error=str(exc)),
             )
         except Exception as exc:  # one listing's failure never stops the others
-            scope.log.exception("listing sync failed", listing_id=target.id)
+            scope.log.exception(
+                "listing sync failed", listing_id=target.id, mls_number=target.mls_number
+            )
+            METRICS.error("internal")
             scope.result.errors.append(
                 SyncError(
                     listing_id=target.id,

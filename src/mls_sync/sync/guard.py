@@ -1,17 +1,32 @@
 """At most one sync of a connection at a time: whoever finds it taken skips it and says so.
 
-The scheduler, the cron endpoint, the CLI and the user routes may all ask for the same
-connection at once; a second concurrent sync would spend the MLS budget twice for nothing.
-`ConnectionGuard` is the seam: `LocalGuard` serves one process; a database lease (a row per
-connection with an expiry) can implement the same two methods for many processes later.
+The scheduler, the cron endpoint, the CLI, the user routes and other processes (a second
+`serve`, a crontab `sync all`, workers on other machines) may all ask for the same connection
+at once; a second concurrent sync would spend the MLS budget twice for nothing.
+`ConnectionGuard` is the seam: `LocalGuard` serves one process (unit tests), `LeaseGuard` holds
+a lease row per connection in the database (store/leases.py), renewed while its holder works
+and taken over once it lapses because its holder died. The runtime wires `LeaseGuard`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import threading
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Protocol
+
+import structlog
+
+from mls_sync.store import leases
+from mls_sync.store.database import Database
+from mls_sync.store.types import utcnow
+
+log = structlog.get_logger(__name__)
 
 SYNC_IN_PROGRESS = "A sync of this MLS connection is already in progress"
 
@@ -58,6 +73,115 @@ class LocalGuard:
     def held(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._held)
+
+
+async def acquire_many(guard: ConnectionGuard, connection_ids: Sequence[str]) -> set[str]:
+    """Claim every free connection of `connection_ids` at once where the guard can (a lease
+    guard does it in one transaction), else one after the other."""
+    batch = getattr(guard, "try_acquire_many", None)
+    if batch is not None:
+        taken: set[str] = await batch(connection_ids)
+        return taken
+    return {cid for cid in connection_ids if await guard.try_acquire(cid)}
+
+
+class LeaseGuard:
+    """One sync per connection across processes and machines: a lease row per connection.
+
+    Connections this guard holds are also kept in a local set, so a second claim from this
+    process is refused without a round trip. Each lease is renewed every `renew_every` by a
+    task of its own until released; a holder that dies stops renewing, and once `ttl` has
+    passed the next claim takes the lease over. The holder id names this host, process and
+    guard (unique per runtime), so a renewal or release never touches someone else's lease.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl: timedelta = timedelta(seconds=60),
+        renew_every: timedelta = timedelta(seconds=20),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if renew_every >= ttl:
+            raise ValueError("a lease must be renewed more often than it expires")
+        self._db = db
+        self._ttl = ttl
+        self._renew_every = renew_every
+        self._clock = clock
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._held: dict[str, asyncio.Task[None] | None] = {}
+        self._lock = threading.Lock()
+
+    async def try_acquire(self, connection_id: str) -> bool:
+        return connection_id in await self.try_acquire_many([connection_id])
+
+    async def try_acquire_many(self, connection_ids: Sequence[str]) -> set[str]:
+        """Take every free connection of `connection_ids` in one transaction, in id order: a
+        run that arrives while another claims waits for that claim to commit and then finds
+        the connections taken, rather than splitting them with it."""
+        with self._lock:
+            wanted = sorted(set(connection_ids) - set(self._held))
+            for connection_id in wanted:
+                self._held[connection_id] = None  # claimed locally while the database is asked
+        taken: set[str] = set()
+        try:
+            async with self._db.transaction() as session:
+                now = self._clock()
+                for connection_id in wanted:
+                    if await leases.take_lease(
+                        session, connection_id, self.holder, now=now, ttl=self._ttl
+                    ):
+                        taken.add(connection_id)
+        except BaseException:
+            with self._lock:
+                for connection_id in wanted:
+                    self._held.pop(connection_id, None)
+            raise
+        with self._lock:
+            for connection_id in wanted:
+                if connection_id in taken:
+                    self._held[connection_id] = asyncio.create_task(
+                        self._renew(connection_id), name=f"lease:{connection_id}"
+                    )
+                else:
+                    self._held.pop(connection_id, None)
+        return taken
+
+    async def release(self, connection_id: str) -> None:
+        with self._lock:
+            if connection_id not in self._held:
+                return
+            renewal = self._held.pop(connection_id)
+        if renewal is not None:
+            renewal.cancel()
+        # Shielded: a release during cancellation (shutdown) still gives the lease back, so
+        # nobody waits out the TTL for a connection nobody syncs.
+        await asyncio.shield(self._release_row(connection_id))
+
+    async def _release_row(self, connection_id: str) -> None:
+        async with self._db.transaction() as session:
+            await leases.release_lease(session, connection_id, self.holder)
+
+    def held(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._held)
+
+    async def _renew(self, connection_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._renew_every.total_seconds())
+            try:
+                async with self._db.transaction() as session:
+                    kept = await leases.renew_lease(
+                        session, connection_id, self.holder, now=self._clock(), ttl=self._ttl
+                    )
+            except Exception:  # a database hiccup: try again next time, the TTL has slack
+                log.warning("connection lease renewal failed", connection_id=connection_id)
+                continue
+            if not kept:
+                # Only when this process stalled longer than the TTL: someone else took it.
+                log.error("connection lease lost to another holder", connection_id=connection_id)
+                return
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from mls_sync.domain.reso import StatusMapper
 from mls_sync.mls.client import MlsRecord, ResoClient
 from mls_sync.mls.errors import MlsRequestError
 from mls_sync.mls.replication import Bookmark, advance, replication_cap, unseen
+from mls_sync.observability.metrics import METRICS
 from mls_sync.store import repositories as repo
 from mls_sync.sync.apply import Applier, Held, RunScope, SaveState, Target, judge
 from mls_sync.sync.outcome import Outcome
@@ -42,9 +43,12 @@ async def replicate_timestamps(
             fresh = unseen(page, bookmark)
             moved = advance(bookmark, fresh, cap)
             judged = judge(_ours(held, fresh), mapper)
+            if moved == bookmark and not judged.wanted and not judged.errors:
+                continue  # an idle connection's empty page: nothing to write
             await applier.apply_page(scope, judged, _saver(connection.id, moved))
             bookmark = moved
     except MlsRequestError as exc:
+        METRICS.error("mls_request")
         scope.log.warning("MLS replication stopped", error=str(exc))
         return Outcome(False, f"MLS replication stopped: {exc}", scope.result)
     return None

@@ -25,6 +25,7 @@ rest of that connection's jobs in the same drain wait too instead of knocking ag
 from __future__ import annotations
 
 import asyncio
+import random
 import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
@@ -35,6 +36,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState, PostStatus
+from mls_sync.observability.metrics import METRICS
 from mls_sync.social.base import (
     DeleteOutcome,
     ErrorKind,
@@ -57,6 +59,13 @@ MAX_BACKOFF = timedelta(hours=6)
 DEFAULT_LEASE = timedelta(minutes=5)
 # Refresh this long before the stored expiry: clocks drift and requests take time.
 REFRESH_AHEAD = timedelta(minutes=2)
+# A delete is idempotent (a post already gone counts as done), so a passing failure (5xx,
+# network error, timeout, a rate limit that lifts within seconds) is tried again at once rather
+# than a run later: a platform failing one request in ten would otherwise keep a sold
+# listing's post up for several runs. Longer rate limits defer the job as before.
+DELETE_TRIES = 3
+DELETE_RETRY_BACKOFF = 0.25  # seconds before the second try; doubles, with full jitter
+DELETE_RETRY_MAX_WAIT = 5.0
 
 
 def no_connection_warning(platform: str) -> str:
@@ -96,6 +105,7 @@ class _Attempt:
     mls_number: str
     user_id: str
     attempts: int
+    connection_id: str  # the listing's MLS connection, for the log
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,7 @@ class Unpublisher:
 
     async def _attempt(self, attempt: _Attempt, drain: _Drain) -> None:
         bound = log.bind(
+            connection_id=attempt.connection_id,
             listing_id=attempt.listing_id,
             mls_number=attempt.mls_number,
             platform=attempt.platform,
@@ -226,6 +237,7 @@ class Unpublisher:
 
         await self._mark_unpublished(attempt)
         drain.report.unpublished_by_listing[attempt.listing_id] += 1
+        METRICS.post_unpublished(attempt.platform)
         bound.info("post unpublished", outcome=str(outcome))
 
     def _usable(
@@ -269,12 +281,12 @@ class Unpublisher:
                 # Refused or unreachable ahead of time, but the token has not run out yet: use
                 # it while it lasts.
         try:
-            return await client.delete_post(attempt.platform_post_id, tokens.access_token)
+            return await _delete_retrying(client, attempt.platform_post_id, tokens.access_token)
         except PlatformError as exc:
             if exc.kind is not ErrorKind.AUTH or refreshed or not client.supports_delete:
                 raise
         tokens = await self._refresh(connection.id, client, tokens, final=True)
-        return await client.delete_post(attempt.platform_post_id, tokens.access_token)
+        return await _delete_retrying(client, attempt.platform_post_id, tokens.access_token)
 
     def _expiring(self, tokens: Tokens) -> bool:
         return tokens.expires_at is not None and tokens.expires_at <= self._clock() + REFRESH_AHEAD
@@ -407,6 +419,29 @@ class Unpublisher:
                 post.last_error = message
 
 
+async def _delete_retrying(
+    client: PlatformClient, platform_post_id: str, access_token: str
+) -> DeleteOutcome:
+    """The platform's delete, with passing failures tried again within this attempt."""
+    for tries in range(1, DELETE_TRIES + 1):
+        try:
+            return await client.delete_post(platform_post_id, access_token)
+        except PlatformError as exc:
+            wait = _retry_wait(exc, tries)
+            if wait is None or tries == DELETE_TRIES:
+                raise
+        await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _retry_wait(error: PlatformError, tries: int) -> float | None:
+    if error.kind is ErrorKind.TRANSIENT:
+        return random.uniform(0, DELETE_RETRY_BACKOFF * 2 ** (tries - 1))
+    if error.kind is ErrorKind.RATE_LIMITED and error.retry_after is not None:
+        return error.retry_after if error.retry_after <= DELETE_RETRY_MAX_WAIT else None
+    return None
+
+
 def _attempt(job: UnpublishJob, post: Post, listing: Listing) -> _Attempt:
     return _Attempt(
         job_id=job.id,
@@ -417,6 +452,7 @@ def _attempt(job: UnpublishJob, post: Post, listing: Listing) -> _Attempt:
         mls_number=listing.mls_number,
         user_id=listing.user_id,
         attempts=job.attempts,
+        connection_id=listing.mls_connection_id,
     )
 
 

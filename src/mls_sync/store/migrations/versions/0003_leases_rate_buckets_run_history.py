@@ -47,10 +47,14 @@ def upgrade() -> None:
             sa.Column("status_changes", sa.JSON(), nullable=False, server_default="[]")
         )
         batch_op.add_column(sa.Column("progress", sa.JSON(), nullable=False, server_default="{}"))
+        batch_op.add_column(sa.Column("parent_id", sa.String(32), nullable=True))
+        batch_op.create_index("ix_sync_runs_parent_id", ["parent_id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_sync_runs_parent_id")
+        batch_op.drop_column("parent_id")
         batch_op.drop_column("progress")
         batch_op.drop_column("status_changes")
         batch_op.drop_column("state")

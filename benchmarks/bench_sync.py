@@ -1,0 +1,10 @@
+"""Benchmark the sync: `python benchmarks/bench_sync.py --listings 1000 --connections 10`.
+
+The same command as `mls-sync bench` (see README "Performance"); the logic lives in
+`mls_sync.bench` so that the installed CLI can run it too.
+"""
+
+from mls_sync.cli_bench import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""What the dashboard shows, read for one signed-in user and never for anyone else.
+
+Every query here filters on the user's id; the page renders only what these return. The runs
+themselves come from `repositories.list_runs`, shared with the run-history API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mls_sync.domain.status import ConnectionState
+from mls_sync.store import repositories as repo
+from mls_sync.store.models import (
+    Listing,
+    ListingStatusHistory,
+    PlatformConnection,
+    Post,
+    SyncRun,
+    UnpublishJob,
+)
+from mls_sync.store.open import require_sql
+from mls_sync.store.types import utcnow
+
+RECENT_RUNS = 20
+RECENT_CHANGES = 20
+RECENT_ERRORS = 20
+STUCK_JOBS = 50
+# A job queued by the status change of a run that is still draining is due "now" and about to
+# be done; only one that has been due for a while, or has already failed, is stuck.
+STUCK_AFTER = timedelta(minutes=1)
+# Connection states that only the owner can fix, by signing in to the MLS or platform again.
+NEEDS_REAUTH = (ConnectionState.EXPIRED, ConnectionState.ERROR)
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    id: str
+    name: str
+    base_url: str
+    state: str
+    state_message: str | None
+    last_sync_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReauthRow:
+    kind: str  # "MLS" or the platform's name
+    name: str
+    state: str
+    message: str | None
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    trigger: str
+    scope: str
+    connection_name: str | None
+    state: str
+    success: bool | None
+    message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    totals: dict[str, Any]
+    errors: int
+    status_changes: int
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    at: datetime
+    mls_number: str
+    listing_key: str
+    old_status: str
+    new_status: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    at: datetime
+    connection_name: str | None
+    mls_number: str | None
+    error: str
+
+
+@dataclass(frozen=True)
+class StuckJobRow:
+    mls_number: str
+    platform: str
+    platform_post_id: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+
+
+@dataclass
+class DashboardData:
+    connections: list[ConnectionRow] = field(default_factory=list)
+    needs_reauth: list[ReauthRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    changes: list[ChangeRow] = field(default_factory=list)
+    errors: list[ErrorRow] = field(default_factory=list)
+    stuck_jobs: list[StuckJobRow] = field(default_factory=list)
+
+
+async def dashboard_data(
+    session: AsyncSession, user_id: str, *, now: datetime | None = None
+) -> DashboardData:
+    require_sql(session, "The dashboard page")
+    connections = await _connections(session, user_id)
+    names = {c.id: c.name for c in connections}
+    runs = await repo.list_runs(session, user_id=user_id, limit=RECENT_RUNS)
+    return DashboardData(
+        connections=connections,
+        needs_reauth=[
+            *(
+                ReauthRow("MLS", c.name, c.state, c.state_message)
+                for c in connections
+                if c.state in NEEDS_REAUTH
+            ),
+            *await _platforms_needing_reauth(session, user_id),
+        ],
+        runs=[_run_row(run, names) for run in runs],
+        changes=await latest_status_changes(session, user_id),
+        errors=recent_errors(runs, names),
+        stuck_jobs=await stuck_unpublish_jobs(session, user_id, now=now),
+    )
+
+
+async def _connections(session: AsyncSession, user_id: str) -> list[ConnectionRow]:
+    return [
+        ConnectionRow(
+            id=c.id,
+            name=c.name or c.base_url,
+            base_url=c.base_url,
+            state=c.state,
+            state_message=c.state_message,
+            last_sync_at=c.last_sync_at,
+        )
+        for c in await repo.user_connections(session, user_id)
+    ]
+
+
+async def _platforms_needing_reauth(session: AsyncSession, user_id: str) -> list[ReauthRow]:
+    stmt = (
+        select(PlatformConnection)
+        .where(PlatformConnection.user_id == user_id)
+        .where(PlatformConnection.state.in_(NEEDS_REAUTH))
+        .order_by(PlatformConnection.platform)
+    )
+    return [
+        ReauthRow(p.platform, p.platform, p.state, p.state_message)
+        for p in (await session.scalars(stmt)).all()
+    ]
+
+
+def _run_row(run: SyncRun, connection_names: dict[str, str]) -> RunRow:
+    return RunRow(
+        id=run.id,
+        trigger=run.trigger,
+        scope=run.scope,
+        connection_name=connection_names.get(run.scope_id or ""),
+        state=run.state,
+        success=run.success,
+        message=run.message,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        totals=run.totals or {},
+        errors=len(run.errors or []),
+        status_changes=len(run.status_changes or []),
+    )
+
+
+async def latest_status_changes(
+    session: AsyncSession, user_id: str, *, limit: int = RECENT_CHANGES
+) -> list[ChangeRow]:
+    stmt = (
+        select(ListingStatusHistory, Listing.mls_number, Listing.listing_key)
+        .join(Listing, Listing.id == ListingStatusHistory.listing_id)
+        .where(Listing.user_id == user_id)
+        .order_by(ListingStatusHistory.at.desc(), ListingStatusHistory.id.desc())
+        .limit(limit)
+    )
+    return [
+        ChangeRow(h.at, mls_number, listing_key, h.old_status, h.new_status, h.source)
+        for h, mls_number, listing_key in await session.execute(stmt)
+    ]
+
+
+def recent_errors(
+    runs: Sequence[SyncRun], connection_names: dict[str, str], *, limit: int = RECENT_ERRORS
+) -> list[ErrorRow]:
+    """The listing errors of these runs (newest first), and the message of each run that
+    failed as a whole (an expired MLS connection has no listing errors)."""
+    rows: list[ErrorRow] = []
+    for run in runs:
+        name = connection_names.get(run.scope_id or "")
+        if run.success is False and not run.errors:
+            rows.append(ErrorRow(run.started_at, name, None, run.message or "run failed"))
+        rows.extend(
+            ErrorRow(run.started_at, name, e.get("mlsNumber"), str(e.get("error", "")))
+            for e in run.errors or []
+            if isinstance(e, dict)
+        )
+        if len(rows) >= limit:
+            break
+    return rows[:limit]
+
+
+async def stuck_unpublish_jobs(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    now: datetime | None = None,
+    limit: int = STUCK_JOBS,
+) -> list[StuckJobRow]:
+    """Outbox jobs that already failed at least once, or have been due for a while."""
+    due_before = (now or utcnow()) - STUCK_AFTER
+    stmt = (
+        select(UnpublishJob, Post.platform, Post.platform_post_id, Listing.mls_number)
+        .join(Post, Post.id == UnpublishJob.post_id)
+        .join(Listing, Listing.id == Post.listing_id)
+        .where(Listing.user_id == user_id)
+        .where(or_(UnpublishJob.attempts > 0, UnpublishJob.next_attempt_at < due_before))
+        .order_by(UnpublishJob.created_at, UnpublishJob.id)
+        .limit(limit)
+    )
+    return [
+        StuckJobRow(
+            mls_number=mls_number,
+            platform=platform,
+            platform_post_id=post_id,
+            attempts=job.attempts,
+            next_attempt_at=job.next_attempt_at,
+            last_error=job.last_error,
+        )
+        for job, platform, post_id, mls_number in await session.execute(stmt)
+    ]

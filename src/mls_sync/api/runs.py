@@ -1,0 +1,52 @@
+"""The caller's run history: every sync of their connections and listings, newest first, and
+one run in full (state, progress, and the final response in the product spec's format)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from mls_sync.api.deps import CurrentUser, SessionDep, looks_like_id
+from mls_sync.api.schemas import ErrorOut
+from mls_sync.observability import history
+from mls_sync.store import repositories as repo
+
+router = APIRouter(tags=["sync runs"])
+RUN_NOT_FOUND = "Sync run not found"
+
+
+@router.get("/api/sync-runs", response_model=history.RunPage, response_model_by_alias=True)
+async def list_sync_runs(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[
+        datetime | None,
+        Query(
+            description="only runs started before this instant (the previous page's `nextBefore`)"
+        ),
+    ] = None,
+) -> history.RunPage:
+    """The caller's runs, newest first, `limit` at a time."""
+    runs = await repo.list_runs(
+        session, user_id=user.id, limit=limit, before=history.as_utc(before)
+    )
+    return history.page(runs, limit)
+
+
+@router.get(
+    "/api/sync-runs/{run_id}",
+    response_model=history.RunDetail,
+    response_model_by_alias=True,
+    responses={404: {"model": ErrorOut}},
+)
+async def get_sync_run(run_id: str, user: CurrentUser, session: SessionDep) -> history.RunDetail:
+    """One of the caller's runs: another user's answers 404 like a run that does not exist."""
+    run = None
+    if looks_like_id(run_id):
+        run = await repo.get_run(session, run_id, user_id=user.id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, RUN_NOT_FOUND)
+    return history.detail(run)

@@ -1,0 +1,172 @@
+"""Alerts after each run: pure rules over a finished run, and a notifier that tells people.
+
+The rules and their names are the same as the Prometheus alerting rules shipped in
+`deploy/prometheus/alerts.yml`, so an operator sees one alert vocabulary whether they run
+Prometheus or only read the log and a Slack channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import structlog
+
+from mls_sync.domain.results import SyncResult
+
+log = structlog.get_logger(__name__)
+
+RUN_FAILED = "MlsSyncRunFailed"
+ERROR_RATE_HIGH = "MlsSyncErrorRateHigh"
+RUN_SLOW = "MlsSyncRunSlow"
+RULES = (RUN_FAILED, ERROR_RATE_HIGH, RUN_SLOW)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    error_rate: float = 0.10  # errors per listing checked, above which a run alerts
+    run_seconds: float = 300.0  # a run longer than this alerts
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """What the engine knows about one run when it has ended."""
+
+    run_id: str
+    connection_id: str
+    connection_name: str
+    user_id: str | None
+    trigger: str
+    scope: str
+    success: bool
+    message: str
+    started_at: datetime
+    finished_at: datetime
+    result: SyncResult
+
+    @property
+    def duration_seconds(self) -> float:
+        return max(0.0, (self.finished_at - self.started_at).total_seconds())
+
+    @property
+    def error_rate(self) -> float:
+        """Errors per listing checked; 0 for a run that checked none."""
+        total = self.result.total_listings
+        return len(self.result.errors) / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class Alert:
+    rule: str
+    severity: str  # "critical" | "warning", as in the Prometheus rules' labels
+    summary: str
+    value: float
+    threshold: float | None
+    run: FinishedRun
+
+    def text(self) -> str:
+        """One Slack-compatible line (mrkdwn)."""
+        run = self.run
+        where = f"MLS connection {run.connection_name or run.connection_id}"
+        return f"*{self.rule}* ({self.severity}) {where}: {self.summary} [run {run.run_id}]"
+
+    def payload(self) -> dict[str, Any]:
+        """The webhook body: Slack reads `text`; other receivers get the fields too."""
+        run = self.run
+        return {
+            "text": self.text(),
+            "alert": self.rule,
+            "severity": self.severity,
+            "summary": self.summary,
+            "value": self.value,
+            "threshold": self.threshold,
+            "runId": run.run_id,
+            "connectionId": run.connection_id,
+            "userId": run.user_id,
+            "trigger": run.trigger,
+            "scope": run.scope,
+            "success": run.success,
+            "message": run.message,
+            "startedAt": run.started_at.isoformat(),
+            "finishedAt": run.finished_at.isoformat(),
+            "durationSeconds": round(run.duration_seconds, 3),
+            "totalListings": run.result.total_listings,
+            "errors": len(run.result.errors),
+        }
+
+
+def evaluate(run: FinishedRun, thresholds: Thresholds) -> list[Alert]:
+    """The alerts a finished run raises: failed, error rate over the threshold, too slow.
+
+    A failed run's listings usually all carry the failure as their error: the failure alert
+    says it once, so the error-rate rule only judges runs that succeeded."""
+    alerts: list[Alert] = []
+    if not run.success:
+        alerts.append(Alert(RUN_FAILED, "critical", f"sync failed: {run.message}", 1.0, None, run))
+    elif run.error_rate > thresholds.error_rate:
+        errors, total = len(run.result.errors), run.result.total_listings
+        alerts.append(
+            Alert(
+                ERROR_RATE_HIGH,
+                "warning",
+                f"{errors} errors in {total} listings ({run.error_rate:.0%}, over "
+                f"{thresholds.error_rate:.0%})",
+                run.error_rate,
+                thresholds.error_rate,
+                run,
+            )
+        )
+    if run.duration_seconds > thresholds.run_seconds:
+        alerts.append(
+            Alert(
+                RUN_SLOW,
+                "warning",
+                f"the run took {run.duration_seconds:.0f} s (over {thresholds.run_seconds:.0f} s)",
+                run.duration_seconds,
+                thresholds.run_seconds,
+                run,
+            )
+        )
+    return alerts
+
+
+class Notifier:
+    """Logs every alert and, with a webhook URL, POSTs it as JSON. A webhook that fails is
+    logged and never fails the run."""
+
+    def __init__(self, http: httpx.AsyncClient | None = None, webhook_url: str | None = None):
+        self._http = http
+        self._webhook_url = webhook_url or None
+
+    async def notify(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            run = alert.run
+            emit = log.error if alert.severity == "critical" else log.warning
+            emit(
+                f"Alert {alert.rule}: {alert.summary}",
+                alert=alert.rule,
+                severity=alert.severity,
+                connection_id=run.connection_id,
+                sync_run_id=run.run_id,
+                user_id=run.user_id,
+                trigger=run.trigger,
+            )
+            if self._webhook_url is not None and self._http is not None:
+                await self._post(alert)
+
+    async def _post(self, alert: Alert) -> None:
+        assert self._http is not None and self._webhook_url is not None
+        try:
+            response = await self._http.post(self._webhook_url, json=alert.payload())
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            # The URL may carry a secret (Slack's do): name the error, never the URL.
+            log.warning(
+                "alert webhook failed",
+                alert=alert.rule,
+                sync_run_id=alert.run.run_id,
+                error=type(exc).__name__,
+                status=getattr(getattr(exc, "response", None), "status_code", None),
+            )

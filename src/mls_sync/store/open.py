@@ -1,0 +1,54 @@
+"""Which storage backend a DATABASE_URL names: SQLAlchemy (SQLite, PostgreSQL) or DynamoDB.
+
+The DynamoDB backend (store/dynamo/) is imported only for a `dynamodb://` URL, so its client
+library stays an optional extra (`pip install 'mls-sync[dynamodb]'`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mls_sync.store.database import Database
+from mls_sync.store.dynamo.url import is_dynamodb_url
+
+if TYPE_CHECKING:
+    from mls_sync.store.dynamo.database import DynamoDatabase
+
+
+class TablesMissingError(RuntimeError):
+    """The DynamoDB tables are not there: `mls-sync db upgrade` creates them."""
+
+
+class SqlOnlyError(RuntimeError):
+    """A feature that needs SQL (SQLite or PostgreSQL) was asked for on DynamoDB."""
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs DATABASE_URL on SQLite or PostgreSQL; "
+            "it is not available with the DynamoDB backend"
+        )
+
+
+def open_database(url: str) -> Database | DynamoDatabase:
+    """The backend for `url` (an async SQLAlchemy URL, or `dynamodb://PREFIX?...`)."""
+    if is_dynamodb_url(url):
+        try:
+            from mls_sync.store.dynamo.database import DynamoDatabase
+        except ImportError as exc:  # the optional extra is not installed
+            raise RuntimeError(
+                "DATABASE_URL=dynamodb://... needs the dynamodb extra: "
+                "pip install 'mls-sync[dynamodb]'"
+            ) from exc
+        return DynamoDatabase(url)
+    return Database(url)
+
+
+def is_dynamodb(db_or_session: Any) -> bool:
+    """True for a DynamoDatabase or one of its sessions (without importing the backend)."""
+    return type(db_or_session).__module__.startswith("mls_sync.store.dynamo.")
+
+
+def require_sql(db_or_session: Any, feature: str) -> None:
+    """Refuse a SQL-only feature on DynamoDB with one clear message."""
+    if is_dynamodb(db_or_session):
+        raise SqlOnlyError(feature)
