@@ -13,6 +13,8 @@ from mls_sync import management
 from mls_sync.api import create_app
 from mls_sync.config import Settings
 from mls_sync.runtime import Runtime
+from mls_sync.store.database import Database
+from mls_sync.store.migrate import upgrade
 
 CRON_SECRET = "test-cron-secret"
 MISSING_ID = "0123456789abcdef0123456789abcdef"  # well-formed, never issued
@@ -45,3 +47,16 @@ async def new_user(runtime: Runtime, email: str = "agent@example.com") -> tuple[
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
+
+
+async def migrated_with_user(settings: Settings, email: str = "agent@example.com") -> str:
+    """Migrate the settings' database and add one user; returns the user's API key (for tests
+    that then start a real server on that database)."""
+    db = Database(settings.async_database_url)
+    try:
+        await upgrade(db)
+        async with db.transaction() as session:
+            _, key = await management.add_user(session, email)
+        return key
+    finally:
+        await db.dispose()

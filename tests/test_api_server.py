@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 
-from api_support import CRON_SECRET, api_client, bearer, service_settings
-from mls_sync import management
+from api_support import CRON_SECRET, api_client, bearer, migrated_with_user, service_settings
 from mls_sync.api import create_app
 from mls_sync.config import Settings
 from mls_sync.runtime import Runtime, open_runtime
@@ -22,7 +21,6 @@ from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.store.database import Database
-from mls_sync.store.migrate import upgrade
 
 # probes, in process
 
@@ -81,25 +79,13 @@ def served_settings(settings: Settings, tmp_path: Path, **changes: object) -> Se
     return served
 
 
-async def prepare(settings: Settings, email: str = "agent@example.com") -> str:
-    """A migrated database with one user; returns the user's API key."""
-    db = Database(settings.async_database_url)
-    try:
-        await upgrade(db)
-        async with db.transaction() as session:
-            _, key = await management.add_user(session, email)
-        return key
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str, Settings]]:
     """(url, API key, settings) of a server on a fresh SQLite file, scheduling every second."""
     app_settings = served_settings(
         settings, tmp_path, scheduler_enabled=True, schedule_cron="* * * * * *"
     )
-    key = asyncio.run(prepare(app_settings))
+    key = asyncio.run(migrated_with_user(app_settings))
     with BackgroundServer(create_app(app_settings), lifespan="on") as server:
         yield server.url, key, app_settings
 
@@ -164,7 +150,7 @@ def test_schemathesis_finds_no_server_error(settings: Settings, tmp_path: Path) 
     import schemathesis
 
     app_settings = served_settings(settings, tmp_path, mls_timeout_seconds=0.5)
-    key = asyncio.run(prepare(app_settings))
+    key = asyncio.run(migrated_with_user(app_settings))
     failures: list[str] = []
     with BackgroundServer(create_app(app_settings), lifespan="on") as server:
         schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")

@@ -16,15 +16,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from api_support import bearer, service_settings
-from mls_sync import management
+from api_support import bearer, migrated_with_user, service_settings
 from mls_sync.api import create_app
 from mls_sync.config import Settings
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.sandbox.server import BackgroundServer
-from mls_sync.store.database import Database
-from mls_sync.store.migrate import upgrade
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +41,6 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WAIT_MS = 15_000
 
 
-async def add_user(settings: Settings, email: str) -> str:
-    """A migrated database with one user; returns the user's API key."""
-    db = Database(settings.async_database_url)
-    try:
-        await upgrade(db)
-        async with db.transaction() as session:
-            _, key = await management.add_user(session, email)
-        return key
-    finally:
-        await db.dispose()
-
-
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(url, API key) of the service on a fresh SQLite file; the page refreshes every second."""
@@ -64,7 +49,7 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str]]:
         database_url=f"sqlite:///{tmp_path / 'served.db'}",
         dashboard_refresh_seconds=1.0,
     )
-    key = asyncio.run(add_user(app_settings, "agent@example.com"))
+    key = asyncio.run(migrated_with_user(app_settings, "agent@example.com"))
     with BackgroundServer(create_app(app_settings), lifespan="on") as server:
         yield server.url, key
 

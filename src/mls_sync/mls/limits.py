@@ -142,23 +142,29 @@ class RateBudgets:
         self._per_hour = requests_per_hour
         self._per_day = requests_per_day
         self._max_wait = max_wait
-        self._budgets: dict[str, RequestBudget] = {}
+        self._budgets: dict[str, Budget] = {}
 
-    def for_connection(
-        self, profile: VendorProfile, base_url: str, credential_id: str
-    ) -> RequestBudget:
+    def for_connection(self, profile: VendorProfile, base_url: str, credential_id: str) -> Budget:
         key = connection_budget_key(profile, base_url, credential_id)
         budget = self._budgets.get(key)
         if budget is None:
             # The stricter of the profile's published figures and our configured defaults.
-            budget = RequestBudget(
+            budget = self._new_budget(
+                key,
                 per_second=min(profile.requests_per_second, self._rate),
                 per_hour=_min(profile.requests_per_hour, self._per_hour),
                 per_day=_min(profile.requests_per_day, self._per_day),
-                max_wait=self._max_wait,
             )
             self._budgets[key] = budget
         return budget
+
+    def _new_budget(
+        self, key: str, *, per_second: float, per_hour: int | None, per_day: int | None
+    ) -> Budget:
+        """This process's own budget; mls/shared_limits.py returns one shared by processes."""
+        return RequestBudget(
+            per_second=per_second, per_hour=per_hour, per_day=per_day, max_wait=self._max_wait
+        )
 
 
 def connection_budget_key(profile: VendorProfile, base_url: str, credential_id: str) -> str:

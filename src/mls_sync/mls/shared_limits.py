@@ -30,8 +30,7 @@ import structlog
 from sqlalchemy import text
 
 from mls_sync.mls.errors import MlsBudgetExhausted
-from mls_sync.mls.limits import DAY, HOUR, _min, connection_budget_key, quota_from_headers
-from mls_sync.mls.profiles import VendorProfile
+from mls_sync.mls.limits import DAY, HOUR, RateBudgets, quota_from_headers
 from mls_sync.store.database import Database
 
 log = structlog.get_logger(__name__)
@@ -166,7 +165,7 @@ class SharedRequestBudget:
             self.pause(pause)
 
 
-class SharedRateBudgets:
+class SharedRateBudgets(RateBudgets):
     """One SharedRequestBudget per credential (or host); the same key as mls.limits.RateBudgets,
     so a connection draws on the same budget whichever implementation a process runs."""
 
@@ -179,26 +178,22 @@ class SharedRateBudgets:
         requests_per_day: int | None = None,
         max_wait: float = 30.0,
     ) -> None:
+        super().__init__(
+            requests_per_second,
+            requests_per_hour=requests_per_hour,
+            requests_per_day=requests_per_day,
+            max_wait=max_wait,
+        )
         self._db = db
-        self._rate = requests_per_second
-        self._per_hour = requests_per_hour
-        self._per_day = requests_per_day
-        self._max_wait = max_wait
-        self._budgets: dict[str, SharedRequestBudget] = {}
 
-    def for_connection(
-        self, profile: VendorProfile, base_url: str, credential_id: str
+    def _new_budget(
+        self, key: str, *, per_second: float, per_hour: int | None, per_day: int | None
     ) -> SharedRequestBudget:
-        key = connection_budget_key(profile, base_url, credential_id)
-        budget = self._budgets.get(key)
-        if budget is None:
-            budget = SharedRequestBudget(
-                self._db,
-                f"mls:{key}",
-                per_second=min(profile.requests_per_second, self._rate),
-                per_hour=_min(profile.requests_per_hour, self._per_hour),
-                per_day=_min(profile.requests_per_day, self._per_day),
-                max_wait=self._max_wait,
-            )
-            self._budgets[key] = budget
-        return budget
+        return SharedRequestBudget(
+            self._db,
+            f"mls:{key}",
+            per_second=per_second,
+            per_hour=per_hour,
+            per_day=per_day,
+            max_wait=self._max_wait,
+        )
