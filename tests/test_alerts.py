@@ -38,6 +38,7 @@ from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.sandbox.standalone import MLS_TOKEN, Sandbox, build_sandbox
 from mls_sync.store import repositories as repo
 from mls_sync.store.database import Database
+from mls_sync.sync.runs import sync_everyone
 
 START = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
@@ -266,6 +267,26 @@ async def test_a_run_over_the_time_limit_alerts_in_the_log_without_a_webhook(
     [slow] = alert_events(logs)
     assert (slow["alert"], slow["log_level"]) == (RUN_SLOW, "warning")
     assert slow["connection_id"] == seeded.connection_id
+
+
+async def test_a_whole_cron_run_over_the_time_limit_alerts_once_for_the_run(
+    settings: Settings, db: Database, reso: ResoSandbox, reso_url: str
+) -> None:
+    # The 5-minute budget is the whole job's: a run over every connection can be slow while
+    # each connection was quick, so the run over all of them is judged too (only by its length:
+    # its connections' failures and error rates alerted one by one).
+    quick = settings.model_copy(update={"alert_run_seconds": 1e-6})
+    async with open_runtime(quick, db=db) as runtime:
+        seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+        with capture_logs() as logs:
+            outcome, _ = await sync_everyone(runtime.engine, trigger="cron")
+            assert outcome.success
+
+    by_scope = {event["scope"]: event for event in alert_events(logs)}
+    assert set(by_scope) == {"connection", "all"}
+    assert by_scope["connection"]["connection_id"] == seeded.connection_id
+    whole = by_scope["all"]
+    assert (whole["alert"], whole["trigger"], whole["connection_id"]) == (RUN_SLOW, "cron", "")
 
 
 async def test_the_sandbox_control_api_refuses_nonsense_and_clears_failures(

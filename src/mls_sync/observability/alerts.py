@@ -69,7 +69,11 @@ class Alert:
     def text(self) -> str:
         """One Slack-compatible line (mrkdwn)."""
         run = self.run
-        where = f"MLS connection {run.connection_name or run.connection_id}"
+        where = (
+            f"MLS connection {run.connection_name or run.connection_id}"
+            if run.connection_id
+            else f"{run.trigger} run over every MLS connection"
+        )
         return f"*{self.rule}* ({self.severity}) {where}: {self.summary} [run {run.run_id}]"
 
     def payload(self) -> dict[str, Any]:
@@ -118,18 +122,17 @@ def evaluate(run: FinishedRun, thresholds: Thresholds) -> list[Alert]:
                 run,
             )
         )
-    if run.duration_seconds > thresholds.run_seconds:
-        alerts.append(
-            Alert(
-                RUN_SLOW,
-                "warning",
-                f"the run took {run.duration_seconds:.0f} s (over {thresholds.run_seconds:.0f} s)",
-                run.duration_seconds,
-                thresholds.run_seconds,
-                run,
-            )
-        )
+    alerts.extend(evaluate_duration(run, thresholds))
     return alerts
+
+
+def evaluate_duration(run: FinishedRun, thresholds: Thresholds) -> list[Alert]:
+    """The slow-run rule alone: what a run over every connection is judged by (its
+    connections' failures and error rates have alerted one by one already)."""
+    if run.duration_seconds <= thresholds.run_seconds:
+        return []
+    summary = f"the run took {run.duration_seconds:.0f} s (over {thresholds.run_seconds:.0f} s)"
+    return [Alert(RUN_SLOW, "warning", summary, run.duration_seconds, thresholds.run_seconds, run)]
 
 
 class Notifier:
@@ -152,6 +155,7 @@ class Notifier:
                 sync_run_id=run.run_id,
                 user_id=run.user_id,
                 trigger=run.trigger,
+                scope=run.scope,
             )
             if self._webhook_url is not None and self._http is not None:
                 await self._post(alert)

@@ -7,8 +7,17 @@ import httpx
 import structlog
 
 from mls_sync.config import Settings
-from mls_sync.observability.alerts import Alert, FinishedRun, Notifier, Thresholds, evaluate
+from mls_sync.domain.results import SyncResult
+from mls_sync.observability.alerts import (
+    Alert,
+    FinishedRun,
+    Notifier,
+    Thresholds,
+    evaluate,
+    evaluate_duration,
+)
 from mls_sync.observability.metrics import METRICS, Metrics
+from mls_sync.sync.reports import RunReport
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +49,36 @@ class RunMonitor:
             await self._notifier.notify(alerts)
         except Exception:
             log.exception("run monitoring failed", sync_run_id=run.run_id)
+            return []
+        return alerts
+
+    async def whole_run_finished(self, report: RunReport) -> list[Alert]:
+        """A run over every connection (scheduler, cron endpoint, Lambda): the spec's 5-minute
+        budget is for this whole job, which can be slow although each connection was quick.
+        Never raises."""
+        run = FinishedRun(
+            run_id="",
+            connection_id="",
+            connection_name="",
+            user_id=None,
+            trigger=report.trigger,
+            scope="all",
+            success=report.success,
+            message=report.message,
+            started_at=report.started_at,
+            finished_at=report.finished_at,
+            # The summed totals, without the per-connection breakdown.
+            result=SyncResult.model_construct(
+                **{name: getattr(report.result, name) for name in SyncResult.model_fields}
+            ),
+        )
+        try:
+            alerts = evaluate_duration(run, self._thresholds)
+            for alert in alerts:
+                self._metrics.alerts_fired.labels(alert.rule).inc()
+            await self._notifier.notify(alerts)
+        except Exception:
+            log.exception("run monitoring failed", trigger=report.trigger)
             return []
         return alerts
 
