@@ -104,6 +104,26 @@ async def test_a_holder_renews_its_lease_while_it_works(db: Database) -> None:
     await rival.release("c1")
 
 
+async def test_every_lease_a_run_holds_is_renewed_until_each_is_released(db: Database) -> None:
+    guard = LeaseGuard(db, ttl=timedelta(seconds=0.6), renew_every=timedelta(seconds=0.1))
+    rival = LeaseGuard(db, ttl=timedelta(seconds=0.6), renew_every=timedelta(seconds=0.1))
+
+    assert await guard.try_acquire_many(["c1", "c2", "c3"]) == {"c1", "c2", "c3"}
+    await asyncio.sleep(1.0)  # longer than the TTL: only renewal keeps them
+    assert await rival.try_acquire_many(["c1", "c2", "c3"]) == set()
+
+    await guard.release("c1")  # the others are still renewed
+    await asyncio.sleep(1.0)
+    assert await rival.try_acquire_many(["c1", "c2", "c3"]) == {"c1"}
+
+    await guard.release("c2")
+    await guard.release("c3")
+    assert guard.held() == frozenset()
+    assert await rival.try_acquire_many(["c2", "c3"]) == {"c2", "c3"}
+    for connection_id in ("c1", "c2", "c3"):
+        await rival.release(connection_id)
+
+
 def test_the_renewal_interval_must_be_shorter_than_the_ttl(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     with pytest.raises(ValueError, match="renewed more often"):

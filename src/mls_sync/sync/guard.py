@@ -88,11 +88,13 @@ async def acquire_many(guard: ConnectionGuard, connection_ids: Sequence[str]) ->
 class LeaseGuard:
     """One sync per connection across processes and machines: a lease row per connection.
 
-    Connections this guard holds are also kept in a local set, so a second claim from this
-    process is refused without a round trip. Each lease is renewed every `renew_every` by a
-    task of its own until released; a holder that dies stops renewing, and once `ttl` has
-    passed the next claim takes the lease over. The holder id names this host, process and
-    guard (unique per runtime), so a renewal or release never touches someone else's lease.
+    Connections this guard holds are also kept in a local map, so a second claim from this
+    process is refused without a round trip. One renewal task per event loop renews every lease
+    held on that loop in a single transaction every `renew_every` (a cron run holding a
+    thousand connections costs one renewal transaction per interval, not a thousand); a holder
+    that dies stops renewing, and once `ttl` has passed the next claim takes the lease over.
+    The holder id names this host, process and guard (unique per runtime), so a renewal or
+    release never touches someone else's lease.
     """
 
     def __init__(
@@ -110,7 +112,10 @@ class LeaseGuard:
         self._renew_every = renew_every
         self._clock = clock
         self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._held: dict[str, asyncio.Task[None] | None] = {}
+        # connection id -> the loop that holds it (None while the database is being asked)
+        self._held: dict[str, asyncio.AbstractEventLoop | None] = {}
+        self._lost: set[str] = set()  # held here, but taken over after this process stalled
+        self._renewers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._lock = threading.Lock()
 
     async def try_acquire(self, connection_id: str) -> bool:
@@ -138,23 +143,28 @@ class LeaseGuard:
                 for connection_id in wanted:
                     self._held.pop(connection_id, None)
             raise
+        loop = asyncio.get_running_loop()
         with self._lock:
             for connection_id in wanted:
                 if connection_id in taken:
-                    self._held[connection_id] = asyncio.create_task(
-                        self._renew(connection_id), name=f"lease:{connection_id}"
-                    )
+                    self._held[connection_id] = loop
                 else:
                     self._held.pop(connection_id, None)
+            renewer = self._renewers.get(loop)
+            if taken and (renewer is None or renewer.done()):
+                self._renewers[loop] = loop.create_task(self._renew(loop), name="lease-renewal")
         return taken
 
     async def release(self, connection_id: str) -> None:
         with self._lock:
             if connection_id not in self._held:
                 return
-            renewal = self._held.pop(connection_id)
-        if renewal is not None:
-            renewal.cancel()
+            loop = self._held.pop(connection_id)
+            self._lost.discard(connection_id)
+            idle = loop is not None and loop not in self._held.values()
+            renewer = self._renewers.pop(loop) if idle and loop in self._renewers else None
+        if renewer is not None:
+            renewer.cancel()  # nothing left to renew on that loop
         # Shielded: a release during cancellation (shutdown) still gives the lease back, so
         # nobody waits out the TTL for a connection nobody syncs.
         await asyncio.shield(self._release_row(connection_id))
@@ -167,21 +177,33 @@ class LeaseGuard:
         with self._lock:
             return frozenset(self._held)
 
-    async def _renew(self, connection_id: str) -> None:
+    async def _renew(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
             await asyncio.sleep(self._renew_every.total_seconds())
+            with self._lock:
+                due = sorted(
+                    cid for cid, on in self._held.items() if on is loop and cid not in self._lost
+                )
+            if not due:
+                continue
             try:
                 async with self._db.transaction() as session:
-                    kept = await leases.renew_lease(
-                        session, connection_id, self.holder, now=self._clock(), ttl=self._ttl
-                    )
+                    now = self._clock()
+                    lost = [
+                        cid
+                        for cid in due
+                        if not await leases.renew_lease(
+                            session, cid, self.holder, now=now, ttl=self._ttl
+                        )
+                    ]
             except Exception:  # a database hiccup: try again next time, the TTL has slack
-                log.warning("connection lease renewal failed", connection_id=connection_id)
+                log.warning("connection lease renewal failed", connections=len(due))
                 continue
-            if not kept:
+            for connection_id in lost:
                 # Only when this process stalled longer than the TTL: someone else took it.
                 log.error("connection lease lost to another holder", connection_id=connection_id)
-                return
+            with self._lock:
+                self._lost.update(lost)
 
 
 @asynccontextmanager
