@@ -103,7 +103,9 @@ class Settings(BaseSettings):
         default=4, ge=1, description="deletes in flight per platform (each platform's own cap)"
     )
     platform_timeout_seconds: float = Field(default=20.0, gt=0)
-    unpublish_max_attempts: int = Field(default=8, ge=1)
+    # No attempt limit: a transiently failing delete is retried, backing off to 6 h, for as
+    # long as it fails, because giving up would leave a sold listing advertised; stuck jobs
+    # show on the dashboard and in /metrics (outbox depth, oldest job age) instead.
     unpublish_backoff_seconds: float = Field(default=60.0, gt=0)
 
     log_format: str = Field(default="auto", pattern="^(auto|console|json)$")
