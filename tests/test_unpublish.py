@@ -23,6 +23,7 @@ from factories import (
     publish,
     queue_unpublish,
     seed_listing,
+    seed_user,
     with_sandbox_platforms,
 )
 from mls_sync.config import Settings
@@ -35,6 +36,7 @@ from mls_sync.social.tiktok import REFUSAL as TIKTOK_REFUSAL
 from mls_sync.store import repositories as repo
 from mls_sync.store.models import Listing, PlatformConnection, Post, UnpublishJob
 from mls_sync.store.types import utcnow
+from mls_sync.sync.runs import sync_everyone
 from mls_sync.sync.unpublish import DEFAULT_LEASE, Unpublisher
 
 ALL = ["facebook", "instagram", "linkedin", "x", "google_business", "pinterest", "tiktok"]
@@ -287,6 +289,71 @@ async def test_instagram_token_is_refreshed_before_it_runs_out_then_meta_refuses
     assert delete.headers["authorization"] == f"Bearer {grant.access_token}"
     assert report.errors == [(sold.listing.id, "MLS-K1", INSTAGRAM_REFUSAL)]
     assert (await post_of(runtime, sold.post_id)).status == PostStatus.UNPUBLISH_FAILED
+
+
+async def test_instagram_tokens_are_kept_alive_although_no_post_needs_deleting(
+    runtime: Runtime, platforms: PlatformSandbox, unpublisher: Unpublisher, clock: Clock
+) -> None:
+    # Instagram tokens last 60 days, have no refresh token and cannot be refreshed once
+    # expired: an agent who sells nothing for two months must not have to reconnect.
+    soon = await seed_user(runtime, "soon@example.com")
+    later = await seed_user(runtime, "later@example.com")
+    await connect_platform(
+        runtime, platforms, soon, "instagram", refresh=False, expires_at=clock() + timedelta(days=3)
+    )
+    untouched, _ = await connect_platform(
+        runtime, platforms, later, "instagram", refresh=False, expires_at=clock() + timedelta(30)
+    )
+    # Facebook cannot refresh with its token, and X has a refresh token: neither is touched.
+    await connect_platform(
+        runtime, platforms, soon, "facebook", refresh=False, expires_at=clock() + timedelta(days=1)
+    )
+    await connect_platform(runtime, platforms, soon, "x", expires_at=clock() + timedelta(hours=1))
+
+    assert await unpublisher.keep_tokens_alive() == 1
+
+    (grant,) = platforms.grants
+    (request,) = platforms.requests
+    assert request.path == "/instagram/refresh_access_token"
+    stored = await connection_of(runtime, soon, "instagram")
+    assert runtime.cipher.decrypt(stored.access_token_encrypted) == grant.access_token
+    assert stored.expires_at is not None and stored.expires_at - utcnow() > timedelta(days=59)
+    kept = await connection_of(runtime, later, "instagram")  # a month left: not yet
+    assert runtime.cipher.decrypt(kept.access_token_encrypted) == untouched
+
+
+async def test_every_run_over_every_connection_keeps_tokens_alive(
+    runtime: Runtime, platforms: PlatformSandbox
+) -> None:
+    # The scheduler, the cron endpoint, `sync all` and the Lambda handler all come through here.
+    user = await seed_user(runtime)
+    await connect_platform(
+        runtime, platforms, user, "instagram", refresh=False, expires_at=utcnow() + timedelta(2)
+    )
+
+    outcome, _ = await sync_everyone(runtime.engine, trigger="cron")
+
+    assert outcome.success
+    assert [r.path for r in platforms.requests] == ["/instagram/refresh_access_token"]
+
+
+async def test_a_refused_keep_alive_leaves_the_connection_active_for_the_next_run(
+    runtime: Runtime, platforms: PlatformSandbox, unpublisher: Unpublisher, clock: Clock
+) -> None:
+    user = await seed_user(runtime)
+    access, _ = await connect_platform(
+        runtime, platforms, user, "instagram", refresh=False, expires_at=clock() + timedelta(days=3)
+    )
+    platforms.expire_token("instagram", access)  # the platform disagrees with our expiry
+
+    with capture_logs() as logs:
+        assert await unpublisher.keep_tokens_alive() == 0
+
+    stored = await connection_of(runtime, user, "instagram")
+    assert stored.state == ConnectionState.ACTIVE  # a delete will say if it is really dead
+    assert runtime.cipher.decrypt(stored.access_token_encrypted) == access
+    assert [e["event"] for e in logs] == ["platform token keep-alive failed"]
+    assert access not in str(logs)
 
 
 @pytest.mark.parametrize("platform", ["facebook", "instagram", *REFRESH_GRANT])

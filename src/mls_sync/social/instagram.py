@@ -52,6 +52,9 @@ TOKEN_URL = "https://graph.instagram.com/refresh_access_token"
 class InstagramClient:
     platform = Platform.INSTAGRAM
     supports_delete = True  # it is tried; Meta's answer decides
+    # No refresh token: the access token extends itself, only while still valid, so the
+    # outbox keeps it alive ahead of its expiry (Unpublisher.keep_tokens_alive).
+    refreshes_with_access_token = True
 
     def __init__(
         self,

@@ -586,6 +586,25 @@ async def user_platform_connections(
 
 
 @singledispatch
+async def platform_connections_expiring(
+    session: AsyncSession, before: datetime
+) -> Sequence[PlatformConnection]:
+    """Active platform connections with no refresh token whose access token runs out before
+    `before`: the ones only a refresh with the access token itself can keep alive."""
+    stmt = (
+        select(PlatformConnection)
+        .where(
+            PlatformConnection.state == ConnectionState.ACTIVE,
+            PlatformConnection.refresh_token_encrypted.is_(None),
+            PlatformConnection.expires_at.is_not(None),
+            PlatformConnection.expires_at < before,
+        )
+        .order_by(PlatformConnection.expires_at)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+@singledispatch
 async def delete_platform_connection(session: AsyncSession, user_id: str, platform: str) -> bool:
     stmt = delete(PlatformConnection).where(
         PlatformConnection.user_id == user_id, PlatformConnection.platform == platform

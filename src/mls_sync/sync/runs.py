@@ -93,6 +93,7 @@ async def sync_everyone(
         trigger, outcome.success, outcome.message, aggregated, started_at, datetime.now(UTC)
     )
     notify(engine.run_observers, report)
+    await engine.unpublisher.keep_tokens_alive()
     if engine.run_monitor is not None:
         await engine.run_monitor.whole_run_finished(report)
     log.info(

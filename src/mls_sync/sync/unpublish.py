@@ -59,6 +59,9 @@ MAX_BACKOFF = timedelta(hours=6)
 DEFAULT_LEASE = timedelta(minutes=5)
 # Refresh this long before the stored expiry: clocks drift and requests take time.
 REFRESH_AHEAD = timedelta(minutes=2)
+# Tokens without a refresh token are extended this long before they run out (Instagram's last
+# 60 days and can be extended once a day old; a week leaves room for a week of failures).
+KEEP_ALIVE_WINDOW = timedelta(days=7)
 # A delete is idempotent (a post already gone counts as done), so a passing failure (5xx,
 # network error, timeout, a rate limit that lifts within seconds) is tried again at once rather
 # than a run later: a platform failing one request in ten would otherwise keep a sold
@@ -287,6 +290,32 @@ class Unpublisher:
                 raise
         tokens = await self._refresh(connection.id, client, tokens, final=True)
         return await _delete_retrying(client, attempt.platform_post_id, tokens.access_token)
+
+    async def keep_tokens_alive(self, within: timedelta = KEEP_ALIVE_WINDOW) -> int:
+        """Refresh the tokens that only a refresh with themselves can extend (Instagram's
+        60-day tokens: no refresh token, and no refresh once expired) when they run out within
+        `within`, although no post needs deleting: a user who sells nothing for two months
+        must not have to reconnect. Returns how many were refreshed; never raises."""
+        async with self._db.transaction() as session:
+            expiring = await repo.platform_connections_expiring(session, self._clock() + within)
+            candidates = [
+                (row.id, row.platform, self._tokens(row))
+                for row in expiring
+                if getattr(self._clients.get(row.platform), "refreshes_with_access_token", False)
+            ]
+        refreshed = 0
+        for connection_id, platform, tokens in candidates:
+            try:
+                await self._refresh(connection_id, self._clients[platform], tokens, final=False)
+                refreshed += 1
+            except Exception as exc:  # tried again by the next run, while the token lasts
+                log.warning(
+                    "platform token keep-alive failed",
+                    platform=platform,
+                    platform_connection_id=connection_id,
+                    error=type(exc).__name__,
+                )
+        return refreshed
 
     def _expiring(self, tokens: Tokens) -> bool:
         return tokens.expires_at is not None and tokens.expires_at <= self._clock() + REFRESH_AHEAD

@@ -117,8 +117,11 @@ async def sync_everyone(
 
 
 async def drain_unpublish(runtime: Runtime) -> None:
-    """Every due unpublish job (those a rate limit or an outage deferred past their run)."""
+    """Every due unpublish job (those a rate limit or an outage deferred past their run), and
+    the platform tokens that must be refreshed before they run out (as `sync_everyone` does
+    in single-machine mode)."""
     report = await runtime.engine.unpublisher.drain()
+    await runtime.engine.unpublisher.keep_tokens_alive()
     if report.unpublished or report.errors or report.deferred:
         log.info(
             "unpublish jobs drained",

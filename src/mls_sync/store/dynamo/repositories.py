@@ -211,6 +211,23 @@ async def user_platform_connections(
     return session.adopt_all(PlatformConnection, items)
 
 
+@repo.platform_connections_expiring.register
+async def platform_connections_expiring(
+    session: DynamoSession, before: datetime
+) -> Sequence[PlatformConnection]:
+    # A scan, as for the gauges: run once per scheduled run, over a small item type.
+    items = await session.scan("sk = :sk", {":sk": s(primary_key(PlatformConnection, "")[1])})
+    expiring = [
+        c
+        for c in session.adopt_all(PlatformConnection, items)
+        if c.state == ConnectionState.ACTIVE
+        and c.refresh_token_encrypted is None
+        and c.expires_at is not None
+        and c.expires_at < before
+    ]
+    return sorted(expiring, key=lambda c: (c.expires_at, c.id))
+
+
 @repo.delete_platform_connection.register
 async def delete_platform_connection(session: DynamoSession, user_id: str, platform: str) -> bool:
     connection = await platform_connection(session, user_id, platform)
