@@ -189,6 +189,8 @@ async def test_the_cron_endpoint_defers_everyone_and_a_listing_sync_defers_too(
         cron = await api.post("/api/cron/sync-mls-status", headers=bearer(CRON_SECRET))
         one = await api.post(f"/api/listings/{listing.id}/sync", headers=bearer(key))
     assert cron.status_code == 202 and one.status_code == 202
+    cron_run_id = cron.json()["data"]["runId"]
+    assert cron.json()["message"].endswith(f"GET /api/cron/sync-runs/{cron_run_id}")
 
     await work_until_idle(worker_runtime)
 
@@ -197,6 +199,21 @@ async def test_the_cron_endpoint_defers_everyone_and_a_listing_sync_defers_too(
     assert everyone.progress == {"connectionsDone": 1, "connectionsTotal": 1}
     single = await run_row(worker_runtime.db, one.json()["data"]["runId"])
     assert (single.state, single.scope, single.success) == ("finished", "listing", True)
+
+    # The cron caller follows its run by the id it was given, under the cron secret; it
+    # cannot read a user's runs, and a user's key cannot read the cron's.
+    cron_run = f"/api/cron/sync-runs/{everyone.id}"
+    async with api_client(worker_runtime) as api:
+        shown = await api.get(cron_run, headers=bearer(CRON_SECRET))
+        not_users = await api.get(f"/api/cron/sync-runs/{single.id}", headers=bearer(CRON_SECRET))
+        by_key = await api.get(cron_run, headers=bearer(key))
+        as_user = await api.get(f"/api/sync-runs/{everyone.id}", headers=bearer(key))
+    assert shown.status_code == 200
+    body = shown.json()
+    assert (body["state"], body["scope"], body["trigger"]) == ("finished", "all", "cron")
+    assert body["response"]["success"] is True
+    assert body["response"]["data"]["totalListings"] == 1
+    assert (not_users.status_code, by_key.status_code, as_user.status_code) == (404, 401, 404)
 
 
 async def test_a_connection_removed_before_its_job_runs_finishes_its_run_as_not_found(

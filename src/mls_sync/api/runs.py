@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from mls_sync.api.deps import CurrentUser, SessionDep, looks_like_id
+from mls_sync.api.deps import CronAuthorized, CurrentUser, SessionDep, looks_like_id
 from mls_sync.api.schemas import ErrorOut
 from mls_sync.observability import history
 from mls_sync.store import repositories as repo
@@ -48,5 +48,24 @@ async def get_sync_run(run_id: str, user: CurrentUser, session: SessionDep) -> h
     if looks_like_id(run_id):
         run = await repo.get_run(session, run_id, user_id=user.id)
     if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, RUN_NOT_FOUND)
+    return history.detail(run)
+
+
+@router.get(
+    "/api/cron/sync-runs/{run_id}",
+    response_model=history.RunDetail,
+    response_model_by_alias=True,
+    responses={404: {"model": ErrorOut}},
+    dependencies=[CronAuthorized],
+)
+async def get_cron_sync_run(run_id: str, session: SessionDep) -> history.RunDetail:
+    """A run over every connection (the cron endpoint's, the schedule's), by the id the cron
+    endpoint answered with, under the cron secret. Runs of a user's own syncs answer 404: the
+    cron secret starts everyone's sync, it does not read users' run history."""
+    run = None
+    if looks_like_id(run_id):
+        run = await repo.get_run(session, run_id, user_id=None)
+    if run is None or run.user_id is not None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, RUN_NOT_FOUND)
     return history.detail(run)

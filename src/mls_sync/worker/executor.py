@@ -24,10 +24,13 @@ from mls_sync.worker.app import Deferrer, build_app
 ALREADY_QUEUED = "A sync of this MLS connection is already queued"
 
 
-def queued(run_id: str, message: str = "Sync queued") -> SyncActionResponse[QueuedRun]:
+def queued(
+    run_id: str, message: str = "Sync queued", *, follow: str = "/api/sync-runs"
+) -> SyncActionResponse[QueuedRun]:
+    """`follow`: where the caller reads the run (a user's runs, or the cron's own)."""
     return SyncActionResponse[QueuedRun](
         success=True,
-        message=f"{message}: GET /api/sync-runs/{run_id}",
+        message=f"{message}: GET {follow}/{run_id}",
         data=QueuedRun(run_id=run_id),
     )
 
@@ -103,7 +106,7 @@ class ProcrastinateExecutor:
                 session, trigger=trigger, scope="all", scope_id=None, user_id=None, connections=0
             )
         await self.deferrer.everyone(run.id, trigger=trigger)
-        return queued(run.id)
+        return queued(run.id, follow="/api/cron/sync-runs")
 
 
 @asynccontextmanager
