@@ -43,14 +43,10 @@ class RunMonitor:
                 seconds=run.duration_seconds,
                 result=run.result,
             )
-            alerts = evaluate(run, self._thresholds)
-            for alert in alerts:
-                self._metrics.alerts_fired.labels(alert.rule).inc()
-            await self._notifier.notify(alerts)
+            return await self._fire(evaluate(run, self._thresholds))
         except Exception:
             log.exception("run monitoring failed", sync_run_id=run.run_id)
             return []
-        return alerts
 
     async def whole_run_finished(self, report: RunReport) -> list[Alert]:
         """A run over every connection (scheduler, cron endpoint, Lambda): the spec's 5-minute
@@ -73,13 +69,15 @@ class RunMonitor:
             ),
         )
         try:
-            alerts = evaluate_duration(run, self._thresholds)
-            for alert in alerts:
-                self._metrics.alerts_fired.labels(alert.rule).inc()
-            await self._notifier.notify(alerts)
+            return await self._fire(evaluate_duration(run, self._thresholds))
         except Exception:
             log.exception("run monitoring failed", trigger=report.trigger)
             return []
+
+    async def _fire(self, alerts: list[Alert]) -> list[Alert]:
+        for alert in alerts:
+            self._metrics.alerts_fired.labels(alert.rule).inc()
+        await self._notifier.notify(alerts)
         return alerts
 
 
