@@ -82,7 +82,9 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
                 renew_every=timedelta(seconds=settings.lease_renew_seconds),
             ),
         )
-        engine.run_monitor = run_monitor(settings, alert_http)  # metrics and alerts per run
+        # Metrics and alerts per connection run; the slow-run rule for each run over everyone.
+        engine.run_monitor = run_monitor(settings, alert_http)
+        engine.run_observers.append(engine.run_monitor.whole_run_finished)
         if emf_active(settings):
             engine.run_observers.append(EmfWriter(EmfConfig.from_settings(settings)))
         async with open_executor(settings, database, engine) as executor:

@@ -98,7 +98,7 @@ class SyncEngine:
         # One sync per connection at a time (sync/runs.py takes it); the runtime passes a
         # LeaseGuard (a lease row in the database), LocalGuard serves unit tests.
         self.guard: ConnectionGuard = guard or LocalGuard()
-        # Told about each run over every connection (sync/runs.py): metrics sinks.
+        # Told about each run over every connection (sync/runs.py): EMF, the slow-run alert.
         self.run_observers: list[RunObserver] = []
         # Told about each connection's (or listing's) run when it ends: metrics and alerts
         # (observability/monitor.py); set by the composition root.

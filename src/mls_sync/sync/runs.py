@@ -92,10 +92,8 @@ async def sync_everyone(
     report = RunReport(
         trigger, outcome.success, outcome.message, aggregated, started_at, datetime.now(UTC)
     )
-    notify(engine.run_observers, report)
+    await notify(engine.run_observers, report)
     await engine.unpublisher.keep_tokens_alive()
-    if engine.run_monitor is not None:
-        await engine.run_monitor.whole_run_finished(report)
     log.info(
         outcome.message,
         trigger=trigger,
