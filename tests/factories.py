@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+import httpx
 
 from mls_sync.config import Settings
 from mls_sync.domain.status import ListingStatus
-from mls_sync.runtime import Runtime
+from mls_sync.observability.alerts import PlatformAlert
+from mls_sync.runtime import Runtime, platform_configs
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.social.base import Login
+from mls_sync.social.registry import build_platform_clients
 from mls_sync.store import repositories as repo
-from mls_sync.store.models import Listing
+from mls_sync.store.models import Listing, PlatformConnection, Post, UnpublishJob
+from mls_sync.store.types import utcnow
+from mls_sync.sync.unpublish import Unpublisher
 
 RESO_STATUS = {
     ListingStatus.COMING_SOON: "ComingSoon",
@@ -148,11 +156,23 @@ async def connect_platform(
     refresh: bool = True,
     expires_at: datetime | None = None,
     expired: bool = False,
+    dies_on_schedule: bool = False,
+    login: Login | None = None,
+    token_platform: str | None = None,
 ) -> tuple[str, str | None]:
-    """The user's connection to a platform, known to the sandbox; returns (access, refresh)."""
+    """The user's connection to a platform, known to the sandbox; returns (access, refresh).
+
+    `dies_on_schedule`: the sandbox expires the token at `expires_at` too (by its clock), not
+    only our records. `token_platform`: where the sandbox knows the token (Instagram through
+    Facebook Login holds a Facebook Page token)."""
     access = f"{platform}-access-{user_id[:6]}"
     refresh_token = f"{platform}-refresh-{user_id[:6]}" if refresh else None
-    platforms.add_token(platform, access, refresh_token=refresh_token)
+    platforms.add_token(
+        token_platform or platform,
+        access,
+        refresh_token=refresh_token,
+        expires_at=expires_at if dies_on_schedule else None,
+    )
     if expired:
         platforms.expire_token(platform, access)
     async with runtime.db.transaction() as session:
@@ -164,6 +184,7 @@ async def connect_platform(
             access_token=access,
             refresh_token=refresh_token,
             expires_at=expires_at,
+            login=login,
         )
     return access, refresh_token
 
@@ -198,3 +219,74 @@ def with_sandbox_platforms(settings: Settings, platforms_url: str) -> Settings:
     """The settings with every platform (and its OAuth client) pointed at the sandbox."""
     overrides = PlatformSandbox.settings_for(platforms_url)
     return Settings.model_validate({**settings.model_dump(), **overrides})
+
+
+class Clock:
+    """Real time plus an offset the test moves forward ("the next run, later")."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+class AlertsSpy:
+    """Stands in for the monitor: collects the platform alerts the outbox raises."""
+
+    def __init__(self) -> None:
+        self.sent: list[PlatformAlert] = []
+
+    async def __call__(self, alert: PlatformAlert) -> None:
+        self.sent.append(alert)
+
+
+def make_unpublisher(
+    runtime: Runtime,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    clock: Callable[[], datetime],
+    *,
+    cap: int = 4,
+    alerts: AlertsSpy | None = None,
+) -> Unpublisher:
+    """The outbox drain on the runtime's database, every platform where `settings` point."""
+    clients = build_platform_clients(http, platform_configs(settings))
+    unpublisher = Unpublisher(
+        runtime.db,
+        runtime.cipher,
+        clients,
+        backoff_seconds=60.0,
+        per_platform_concurrency=cap,
+        clock=clock,
+    )
+    if alerts is not None:  # otherwise alerts are logged, as without a monitor
+        unpublisher.alerts = alerts
+    return unpublisher
+
+
+# reading back what the outbox did
+
+
+async def post_of(runtime: Runtime, post_id: str) -> Post:
+    async with runtime.db.transaction() as session:
+        post = await session.get(Post, post_id)
+        assert post is not None
+        return post
+
+
+async def job_of(runtime: Runtime, post_id: str) -> UnpublishJob | None:
+    # Through the repository (any storage backend): every job, due or deferred.
+    async with runtime.db.transaction() as session:
+        jobs = await repo.due_unpublish_jobs(session, now=utcnow() + timedelta(days=3650))
+        return next((job for job, post, _ in jobs if post.id == post_id), None)
+
+
+async def connection_of(runtime: Runtime, user_id: str, platform: str) -> PlatformConnection:
+    async with runtime.db.transaction() as session:
+        connection = await repo.platform_connection(session, user_id, platform)
+        assert connection is not None
+        return connection

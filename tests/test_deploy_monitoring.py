@@ -13,8 +13,16 @@ import pytest
 import yaml
 
 from mls_sync.config import Settings
-from mls_sync.observability.alerts import ERROR_RATE_HIGH, RULES, RUN_SLOW
+from mls_sync.observability.alerts import (
+    ERROR_RATE_HIGH,
+    PLATFORM_API_VERSION_RETIRED,
+    PLATFORM_RULES,
+    PLATFORM_TOKEN_EXPIRING,
+    RULES,
+    RUN_SLOW,
+)
 from mls_sync.observability.metrics import METRICS, RUN_DURATION_BUCKETS
+from mls_sync.social.versions import POLICIES
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 RULES_FILE = DEPLOY / "prometheus" / "alerts.yml"
@@ -96,6 +104,19 @@ def test_the_service_rules_are_shipped_with_the_settings_thresholds(
     ]
     assert buckets == [str(defaults.alert_run_seconds)]
     assert defaults.alert_run_seconds in RUN_DURATION_BUCKETS
+
+
+def test_the_platform_alerts_are_shipped_with_the_severity_the_service_sends(
+    rules: list[dict[str, Any]],
+) -> None:
+    by_name = {rule["alert"]: rule for rule in rules if "alert" in rule}
+    assert set(PLATFORM_RULES) <= set(by_name)
+    assert by_name[PLATFORM_API_VERSION_RETIRED]["labels"]["severity"] == "critical"
+    assert by_name[PLATFORM_TOKEN_EXPIRING]["labels"]["severity"] == "warning"
+    # The description names every setting an operator may have to change.
+    description = by_name[PLATFORM_API_VERSION_RETIRED]["annotations"]["description"]
+    for policy in POLICIES.values():
+        assert policy.setting in description
 
 
 def test_the_prometheus_config_loads_the_rules_file() -> None:

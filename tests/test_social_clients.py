@@ -16,7 +16,7 @@ from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, PlatformClient, PlatformError
 from mls_sync.social.facebook import FacebookClient
 from mls_sync.social.linkedin import LinkedInClient
-from mls_sync.social.registry import build_platform_clients
+from mls_sync.social.registry import INSTAGRAM_VIA_FACEBOOK, build_platform_clients
 
 TOKEN = "user-token-s3cr3t-0123456789"
 POST_IDS = {
@@ -237,10 +237,10 @@ async def test_facebook_request_uses_versioned_path_and_page_token(
 ) -> None:
     post_id = publish(sandbox, Platform.FACEBOOK)
 
-    await FacebookClient(http, base_url, api_version="v21.0").delete_post(post_id, TOKEN)
+    await FacebookClient(http, base_url, api_version="v25.0").delete_post(post_id, TOKEN)
 
     (request,) = sandbox.requests
-    assert (request.method, request.path) == ("DELETE", f"/v21.0/{post_id}")
+    assert (request.method, request.path) == ("DELETE", f"/v25.0/{post_id}")
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
@@ -249,13 +249,13 @@ async def test_linkedin_request_encodes_the_urn_and_sends_versioned_restli_heade
 ) -> None:
     publish(sandbox, Platform.LINKEDIN)
 
-    await LinkedInClient(http, base_url, api_version="202411").delete_post(
+    await LinkedInClient(http, base_url, api_version="202609").delete_post(
         "urn:li:share:7180000000000000001", TOKEN
     )
 
     (request,) = sandbox.requests
     assert request.path == "/rest/posts/urn%3Ali%3Ashare%3A7180000000000000001"
-    assert request.headers["linkedin-version"] == "202411"
+    assert request.headers["linkedin-version"] == "202609"
     assert request.headers["x-restli-protocol-version"] == "2.0.0"
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
 
@@ -294,8 +294,10 @@ async def test_registry_builds_one_client_per_supported_platform(
 ) -> None:
     clients = build_platform_clients(http)
 
-    assert set(clients) == set(Platform)
-    assert all(client.platform is platform for platform, client in clients.items())
+    # One per platform, and Instagram's second login (Facebook Login deletes on Facebook's host).
+    assert set(clients) == set(Platform) | {INSTAGRAM_VIA_FACEBOOK}
+    assert all(clients[platform].platform is platform for platform in Platform)
+    assert clients[INSTAGRAM_VIA_FACEBOOK].platform is Platform.INSTAGRAM
     assert [p for p, client in clients.items() if not client.supports_delete] == [Platform.TIKTOK]
 
 

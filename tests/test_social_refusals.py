@@ -39,7 +39,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def instagram(http: httpx.AsyncClient, base_url: str) -> InstagramClient:
-    return InstagramClient(http, f"{base_url}/instagram", api_version="v21.0")
+    return InstagramClient(http, f"{base_url}/instagram", api_version="v25.0")
 
 
 def published(sandbox: PlatformSandbox) -> None:
@@ -69,10 +69,10 @@ async def test_instagram_refusal_is_reported_for_a_person_and_the_post_stays(
     assert sandbox.has_post("instagram", MEDIA_ID)
     # Graph's "cannot load" answer is ambiguous, so the media was read back before deciding.
     delete, read = sandbox.requests
-    assert (delete.method, delete.path) == ("DELETE", f"/instagram/v21.0/{MEDIA_ID}")
+    assert (delete.method, delete.path) == ("DELETE", f"/instagram/v25.0/{MEDIA_ID}")
     assert (read.method, read.path, read.query) == (
         "GET",
-        f"/instagram/v21.0/{MEDIA_ID}",
+        f"/instagram/v25.0/{MEDIA_ID}",
         "fields=id",
     )
     assert delete.headers["authorization"] == f"Bearer {TOKEN}"

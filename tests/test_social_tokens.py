@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from mls_sync.config import GRAPH_DEFAULT
 from mls_sync.sandbox.platforms import Fault, PlatformSandbox
 from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.social.base import ErrorKind, Platform, PlatformClient, PlatformError, Tokens
@@ -275,7 +276,7 @@ async def test_facebook_exchanges_a_short_lived_token_for_a_long_lived_one(
     assert long_lived.expires_at is not None
     assert long_lived.expires_at - datetime.now(UTC) > timedelta(days=59)
     (request,) = sandbox.requests
-    assert request.path == "/v21.0/oauth/access_token"
+    assert request.path == f"/{GRAPH_DEFAULT}/oauth/access_token"
     assert request.query.startswith("grant_type=fb_exchange_token&")
 
 

@@ -164,28 +164,29 @@ async def test_posts_and_platform_connections(db: Any) -> None:
         assert await repo.platform_connection(session, user.id, "x") is None
 
 
-async def test_tokens_without_a_refresh_token_are_found_before_they_run_out(db: Any) -> None:
+async def test_token_care_finds_active_connections_not_looked_at_since_a_time(db: Any) -> None:
     user = await _user(db, "agent@example.com")
     now = utcnow()
     async with db.transaction() as session:
-        for platform, refresh, expires in [
-            ("instagram", None, now + timedelta(days=3)),  # the one to keep alive
-            ("facebook", None, now + timedelta(days=30)),  # not yet
-            ("x", "refresh", now + timedelta(hours=1)),  # refreshed by its refresh token
-            ("linkedin", None, None),  # never expires
-        ]:
+        for platform in ("instagram", "facebook", "x", "linkedin"):
             await repo.upsert_platform_connection(
                 session,
                 CIPHER,
                 user_id=user.id,
                 platform=platform,
                 access_token=f"{platform}-token",
-                refresh_token=refresh,
-                expires_at=expires,
+                expires_at=now + timedelta(days=3),
             )
     async with db.transaction() as session:
-        found = await repo.platform_connections_expiring(session, now + timedelta(days=7))
-        assert [c.platform for c in found] == ["instagram"]
+        rows = {c.platform: c for c in await repo.user_platform_connections(session, user.id)}
+        rows["facebook"].tokens_checked_at = now - timedelta(hours=1)  # looked at recently
+        rows["x"].tokens_checked_at = now - timedelta(days=2)  # due again
+        rows["linkedin"].state = "expired"  # the user must reconnect: nothing to care for
+        for row in rows.values():
+            session.add(row)
+    async with db.transaction() as session:
+        found = await repo.platform_connections_due_for_care(session, now - timedelta(days=1))
+        assert sorted(c.platform for c in found) == ["instagram", "x"]
 
 
 async def test_outbox_jobs_are_queued_once_due_in_order_and_claimed_once(db: Any) -> None:

@@ -19,7 +19,12 @@ from structlog.testing import capture_logs
 
 from factories import (
     PLATFORM_POST_IDS,
+    Clock,
     connect_platform,
+    connection_of,
+    job_of,
+    make_unpublisher,
+    post_of,
     publish,
     queue_unpublish,
     seed_listing,
@@ -28,13 +33,12 @@ from factories import (
 )
 from mls_sync.config import Settings
 from mls_sync.domain.status import ConnectionState, PostStatus
-from mls_sync.runtime import Runtime, platform_configs
+from mls_sync.observability.alerts import token_expiring_alert
+from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.social.instagram import REFUSAL as INSTAGRAM_REFUSAL
-from mls_sync.social.registry import build_platform_clients
 from mls_sync.social.tiktok import REFUSAL as TIKTOK_REFUSAL
-from mls_sync.store import repositories as repo
-from mls_sync.store.models import Listing, PlatformConnection, Post, UnpublishJob
+from mls_sync.store.models import Listing
 from mls_sync.store.types import utcnow
 from mls_sync.sync.runs import sync_everyone
 from mls_sync.sync.unpublish import DEFAULT_LEASE, Unpublisher
@@ -46,19 +50,6 @@ REFRESH_GRANT = ["linkedin", "x", "google_business", "pinterest"]  # refresh wit
 ROTATING = {"x", "pinterest"}
 # The platforms the drain calls at all (TikTok's API cannot delete, so it is never asked).
 CALLED = [p for p in ALL if p != "tiktok"]
-
-
-class Clock:
-    """Real time plus an offset the test moves forward ("the next run, later")."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
-
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
 
 
 @pytest.fixture
@@ -75,20 +66,6 @@ def clock() -> Clock:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=5.0) as client:
         yield client
-
-
-def make_unpublisher(
-    runtime: Runtime, settings: Settings, http: httpx.AsyncClient, clock: Clock, *, cap: int = 4
-) -> Unpublisher:
-    clients = build_platform_clients(http, platform_configs(settings))
-    return Unpublisher(
-        runtime.db,
-        runtime.cipher,
-        clients,
-        backoff_seconds=60.0,
-        per_platform_concurrency=cap,
-        clock=clock,
-    )
 
 
 @pytest.fixture
@@ -126,27 +103,6 @@ async def sold_listing_with_a_post(
     post_id = await publish(runtime, platforms, listing, platform, on_platform=on_platform)
     assert await queue_unpublish(runtime, listing.id) == 1
     return Sold(listing, post_id, access, refresh)
-
-
-async def post_of(runtime: Runtime, post_id: str) -> Post:
-    async with runtime.db.transaction() as session:
-        post = await session.get(Post, post_id)
-        assert post is not None
-        return post
-
-
-async def job_of(runtime: Runtime, post_id: str) -> UnpublishJob | None:
-    # Through the repository (any storage backend): every job, due or deferred.
-    async with runtime.db.transaction() as session:
-        jobs = await repo.due_unpublish_jobs(session, now=utcnow() + timedelta(days=3650))
-        return next((job for job, post, _ in jobs if post.id == post_id), None)
-
-
-async def connection_of(runtime: Runtime, user_id: str, platform: str) -> PlatformConnection:
-    async with runtime.db.transaction() as session:
-        connection = await repo.platform_connection(session, user_id, platform)
-        assert connection is not None
-        return connection
 
 
 # -- the post comes down -------------------------------------------------------------------------
@@ -304,11 +260,7 @@ async def test_instagram_tokens_are_kept_alive_although_no_post_needs_deleting(
     untouched, _ = await connect_platform(
         runtime, platforms, later, "instagram", refresh=False, expires_at=clock() + timedelta(30)
     )
-    # Facebook cannot refresh with its token, and X has a refresh token: neither is touched.
-    await connect_platform(
-        runtime, platforms, soon, "facebook", refresh=False, expires_at=clock() + timedelta(days=1)
-    )
-    await connect_platform(runtime, platforms, soon, "x", expires_at=clock() + timedelta(hours=1))
+    # (Every other kind of token is looked after too: tests/test_token_care.py.)
 
     assert await unpublisher.keep_tokens_alive() == 1
 
@@ -352,7 +304,14 @@ async def test_a_refused_keep_alive_leaves_the_connection_active_for_the_next_ru
     stored = await connection_of(runtime, user, "instagram")
     assert stored.state == ConnectionState.ACTIVE  # a delete will say if it is really dead
     assert runtime.cipher.decrypt(stored.access_token_encrypted) == access
-    assert [e["event"] for e in logs] == ["platform token keep-alive failed"]
+    # It cannot be extended and runs out within the week: the user is told while they can act.
+    assert [e["event"] for e in logs] == [
+        "platform token keep-alive failed",
+        "Alert MlsSyncPlatformTokenExpiring: "
+        + token_expiring_alert(
+            "instagram", connection_id=stored.id, user_id=user, expires_at=stored.expires_at
+        ).summary,
+    ]
     assert access not in str(logs)
 
 

@@ -25,7 +25,7 @@ from mls_sync.cli_support import (
     with_runtime,
 )
 from mls_sync.domain.status import ListingStatus
-from mls_sync.management import Platform
+from mls_sync.management import Login, Platform
 from mls_sync.runtime import Runtime
 from mls_sync.store import repositories as repo
 from mls_sync.store.models import MlsConnection, User
@@ -56,7 +56,7 @@ CONNECTION_FIELDS = (
     "state_message",
     "last_sync_at",
 )
-PLATFORM_FIELDS = ("id", "platform", "state", "state_message", "expires_at")
+PLATFORM_FIELDS = ("id", "platform", "login", "state", "state_message", "expires_at")
 LISTING_FIELDS = ("id", "mls_connection_id", "listing_key", "mls_number", "status", "updated_at")
 POST_FIELDS = ("id", "listing_id", "platform", "platform_post_id", "status", "last_error")
 
@@ -338,6 +338,12 @@ def platforms_set(
         datetime | None,
         typer.Option(formats=["%Y-%m-%dT%H:%M:%S%z"], help="e.g. 2030-01-01T00:00:00+00:00"),
     ] = None,
+    login: Annotated[
+        Login | None,
+        typer.Option(
+            help="Instagram only: facebook (a Page token: deletes work) or instagram (default)"
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Store (or replace) the user's tokens for a platform, encrypted."""
@@ -345,15 +351,19 @@ def platforms_set(
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.db.transaction() as session:
             owner = await _user(session, user)
-            connection = await management.set_platform_connection(
-                session,
-                runtime.cipher,
-                user_id=owner.id,
-                platform=platform,
-                access_token=access_token,
-                refresh_token=refresh_token,
-                expires_at=expires_at,
-            )
+            try:
+                connection = await management.set_platform_connection(
+                    session,
+                    runtime.cipher,
+                    user_id=owner.id,
+                    platform=platform,
+                    access_token=access_token,
+                    refresh_token=refresh_token,
+                    expires_at=expires_at,
+                    login=login,
+                )
+            except management.InvalidInput as exc:
+                fail(f"{exc.field}: {exc.message}", 2)
             return fields_of(connection, PLATFORM_FIELDS)
 
     row = with_runtime(work)

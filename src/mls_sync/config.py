@@ -15,6 +15,11 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The platforms' current API versions; social/versions.py holds their sunset dates and a test
+# keeps the two in step (this module imports nothing of ours).
+GRAPH_DEFAULT = "v25.0"
+LINKEDIN_DEFAULT = "202609"
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -68,17 +73,31 @@ class Settings(BaseSettings):
     mls_max_retry_after_seconds: float = Field(default=60.0, ge=0)
 
     # Platform side: every base URL is configurable so the sandbox and tests can stand in.
+    # API versions are retired by the platforms (social/versions.py has the published dates;
+    # `mls-sync doctor` checks them): a retired one defers deletes and alerts until changed.
     facebook_graph_url: str = "https://graph.facebook.com"
-    facebook_api_version: str = "v21.0"
+    facebook_api_version: str = Field(
+        default=GRAPH_DEFAULT,
+        pattern=r"^v\d+\.\d+$",
+        description="Graph API version for Facebook Pages and Instagram with Facebook Login",
+    )
     linkedin_api_url: str = "https://api.linkedin.com"
-    linkedin_api_version: str = "202411"
+    linkedin_api_version: str = Field(
+        default=LINKEDIN_DEFAULT,
+        pattern=r"^\d{6}(\.\d{2})?$",
+        description="LinkedIn-Version header (YYYYMM); each is served about one year",
+    )
     x_api_url: str = "https://api.x.com"
     # Token endpoints and this application's OAuth clients, per platform (docs/platforms.md).
     # A platform without a client id cannot refresh tokens; its jobs wait, connections stay.
     facebook_app_id: str | None = None
     facebook_app_secret: SecretStr | None = None
     instagram_graph_url: str = "https://graph.instagram.com"
-    instagram_api_version: str = "v21.0"
+    instagram_api_version: str = Field(
+        default=GRAPH_DEFAULT,
+        pattern=r"^v\d+\.\d+$",
+        description="Graph API version on graph.instagram.com (Instagram Login)",
+    )
     instagram_token_url: str = "https://graph.instagram.com/refresh_access_token"
     linkedin_token_url: str = "https://www.linkedin.com/oauth/v2/accessToken"
     linkedin_client_id: str | None = None
@@ -107,6 +126,18 @@ class Settings(BaseSettings):
     # long as it fails, because giving up would leave a sold listing advertised; stuck jobs
     # show on the dashboard and in /metrics (outbox depth, oldest job age) instead.
     unpublish_backoff_seconds: float = Field(default=60.0, gt=0)
+    # Tokens kept alive until the sale (sync/token_care.py), after every run over everyone.
+    platform_token_warn_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="a token that cannot be refreshed and expires within this many days "
+        "alerts (MlsSyncPlatformTokenExpiring) and shows on the dashboard",
+    )
+    platform_token_check_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="each platform connection's tokens are refreshed or verified this often",
+    )
 
     log_format: str = Field(default="auto", pattern="^(auto|console|json)$")
     log_level: str = "INFO"

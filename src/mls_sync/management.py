@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mls_sync.domain.reso import StatusMapper
 from mls_sync.mls.auth import encode_credentials
 from mls_sync.mls.profiles import PROFILES, resolve_profile
-from mls_sync.social.base import Platform
+from mls_sync.social.base import Login, Platform
 from mls_sync.store import api_keys
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
@@ -27,6 +27,7 @@ from mls_sync.store.models import Listing, MlsConnection, PlatformConnection, Po
 __all__ = [
     "PROVIDERS",
     "InvalidInput",
+    "Login",
     "MlsCredentials",
     "Platform",
     "PostExistsError",
@@ -207,8 +208,16 @@ async def set_platform_connection(
     access_token: str,
     refresh_token: str | None = None,
     expires_at: datetime | None = None,
+    login: Login | None = None,
 ) -> PlatformConnection:
-    """Store (or replace) the user's tokens for a platform; the connection becomes active."""
+    """Store (or replace) the user's tokens for a platform; the connection becomes active.
+
+    `login` matters for Instagram only: with Facebook Login the access token is the Facebook
+    Page's token and deletes work; with Instagram Login (the default) Meta refuses them."""
+    if login is not None and platform is not Platform.INSTAGRAM:
+        raise InvalidInput("login", f"{platform.value} has one login; leave login unset")
+    if platform is Platform.INSTAGRAM and login is None:
+        login = Login.INSTAGRAM
     return await repo.upsert_platform_connection(
         session,
         cipher,
@@ -217,6 +226,7 @@ async def set_platform_connection(
         access_token=access_token,
         refresh_token=refresh_token,
         expires_at=expires_at,
+        login=login.value if login is not None else None,
     )
 
 

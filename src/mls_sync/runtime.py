@@ -59,6 +59,8 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
             clients,
             backoff_seconds=settings.unpublish_backoff_seconds,
             per_platform_concurrency=settings.platform_concurrency,
+            token_warn_within=timedelta(days=settings.platform_token_warn_days),
+            token_check_every=timedelta(hours=settings.platform_token_check_hours),
         )
         engine = SyncEngine(
             database,
@@ -84,6 +86,8 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
         )
         # Metrics and alerts per connection run; the slow-run rule for each run over everyone.
         engine.run_monitor = run_monitor(settings, alert_http)
+        # Platform alerts (a retired API version, a token about to die) as they happen.
+        unpublisher.alerts = engine.run_monitor.platform_alert
         engine.run_observers.append(engine.run_monitor.whole_run_finished)
         if emf_active(settings):
             engine.run_observers.append(EmfWriter(EmfConfig.from_settings(settings)))

@@ -36,6 +36,7 @@ STUCK_JOBS = 50
 STUCK_AFTER = timedelta(minutes=1)
 # Connection states that only the owner can fix, by signing in to the MLS or platform again.
 NEEDS_REAUTH = (ConnectionState.EXPIRED, ConnectionState.ERROR)
+EXPIRING = "expiring"  # shown for an active token the token care found about to die
 
 
 @dataclass(frozen=True)
@@ -155,16 +156,33 @@ async def _connections(session: AsyncSession, user_id: str) -> list[ConnectionRo
 
 
 async def _platforms_needing_reauth(session: AsyncSession, user_id: str) -> list[ReauthRow]:
+    """Expired platform connections, and active ones whose token cannot be refreshed and was
+    found expiring soon (the token care flags them days ahead, with the date)."""
     stmt = (
         select(PlatformConnection)
         .where(PlatformConnection.user_id == user_id)
-        .where(PlatformConnection.state.in_(NEEDS_REAUTH))
+        .where(
+            or_(
+                PlatformConnection.state.in_(NEEDS_REAUTH),
+                PlatformConnection.expiry_warned_at.is_not(None),
+            )
+        )
         .order_by(PlatformConnection.platform)
     )
-    return [
-        ReauthRow(p.platform, p.platform, p.state, p.state_message)
-        for p in (await session.scalars(stmt)).all()
-    ]
+    return [_platform_reauth_row(p) for p in (await session.scalars(stmt)).all()]
+
+
+def _platform_reauth_row(connection: PlatformConnection) -> ReauthRow:
+    name = connection.platform
+    if connection.state in NEEDS_REAUTH or connection.expires_at is None:
+        return ReauthRow(name, name, connection.state, connection.state_message)
+    return ReauthRow(
+        name,
+        name,
+        EXPIRING,
+        f"The token expires on {connection.expires_at:%Y-%m-%d %H:%M} UTC and cannot be "
+        "refreshed: reconnect before then, or posts stay up when a listing sells.",
+    )
 
 
 def _run_row(run: SyncRun, connection_names: dict[str, str]) -> RunRow:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 
 from mls_sync import management
 from mls_sync.api.deps import CurrentUser, RuntimeDep, SessionDep
+from mls_sync.api.errors import invalid
 from mls_sync.api.schemas import ErrorOut, PlatformConnectionOut, PlatformConnectionSet
 from mls_sync.management import Platform
 from mls_sync.store import repositories as repo
@@ -22,6 +23,7 @@ def out(connection: PlatformConnection) -> PlatformConnectionOut:
         state_message=connection.state_message,
         expires_at=connection.expires_at,
         has_refresh_token=connection.refresh_token_encrypted is not None,
+        login=connection.login,
         created_at=connection.created_at,
     )
 
@@ -42,15 +44,19 @@ async def set_platform_connection(
     session: SessionDep,
 ) -> PlatformConnectionOut:
     """Store (or replace) the tokens for one platform, encrypted; they are never shown."""
-    connection = await management.set_platform_connection(
-        session,
-        runtime.cipher,
-        user_id=user.id,
-        platform=platform,
-        access_token=body.access_token,
-        refresh_token=body.refresh_token,
-        expires_at=body.expires_at,
-    )
+    try:
+        connection = await management.set_platform_connection(
+            session,
+            runtime.cipher,
+            user_id=user.id,
+            platform=platform,
+            access_token=body.access_token,
+            refresh_token=body.refresh_token,
+            expires_at=body.expires_at,
+            login=body.login,
+        )
+    except management.InvalidInput as exc:
+        raise invalid(exc) from exc
     return out(connection)
 
 

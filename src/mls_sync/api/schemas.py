@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mls_sync.domain.status import ListingStatus
-from mls_sync.management import PROVIDERS, Platform
+from mls_sync.management import PROVIDERS, Login, Platform
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
@@ -148,6 +148,8 @@ class PlatformConnectionSet(RequestModel):
     access_token: Secret
     refresh_token: Secret | None = None
     expires_at: Timestamp | None = None
+    # Instagram only: "facebook" (a Page token; deletes work) or "instagram" (the default)
+    login: Login | None = None
 
 
 class PlatformConnectionOut(ResponseModel):
@@ -157,6 +159,7 @@ class PlatformConnectionOut(ResponseModel):
     state_message: str | None
     expires_at: datetime | None
     has_refresh_token: bool
+    login: str | None = None
     created_at: datetime
 
 

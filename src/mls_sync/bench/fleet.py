@@ -21,7 +21,7 @@ from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.store.models import Listing, Post
-from mls_sync.store.types import new_id
+from mls_sync.store.types import new_id, utcnow
 
 PLATFORMS = ("facebook", "linkedin", "x")
 # What a changed listing becomes in the MLS, in turn: sold (its posts come down), pending,
@@ -119,9 +119,12 @@ async def seed_fleet(
             for platform in PLATFORMS:
                 platform_token = f"bench-{platform}-{c}"
                 platforms.add_token(platform, platform_token)
-                await repo.upsert_platform_connection(
+                stored = await repo.upsert_platform_connection(
                     session, cipher, user_id=user.id, platform=platform, access_token=platform_token
                 )
+                # Looked after today: the cases measure the syncs' own requests (the token care
+                # adds at most one request per platform connection a day, sync/token_care.py).
+                stored.tokens_checked_at = utcnow()
             rows: list[Listing | Post] = []
             for n in numbers:
                 key = all_keys[n]

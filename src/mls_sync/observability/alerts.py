@@ -7,6 +7,7 @@ Prometheus or only read the log and a Slack channel.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,11 @@ log = structlog.get_logger(__name__)
 RUN_FAILED = "MlsSyncRunFailed"
 ERROR_RATE_HIGH = "MlsSyncErrorRateHigh"
 RUN_SLOW = "MlsSyncRunSlow"
+# Raised by the outbox and the token care as they happen, not by a finished run.
+PLATFORM_API_VERSION_RETIRED = "MlsSyncPlatformApiVersionRetired"
+PLATFORM_TOKEN_EXPIRING = "MlsSyncPlatformTokenExpiring"
 RULES = (RUN_FAILED, ERROR_RATE_HIGH, RUN_SLOW)
+PLATFORM_RULES = (PLATFORM_API_VERSION_RETIRED, PLATFORM_TOKEN_EXPIRING)
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,74 @@ class Alert:
             "errors": len(run.result.errors),
         }
 
+    def log_fields(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "connection_id": run.connection_id,
+            "sync_run_id": run.run_id,
+            "user_id": run.user_id,
+            "trigger": run.trigger,
+            "scope": run.scope,
+        }
+
+
+@dataclass(frozen=True)
+class PlatformAlert:
+    """An alert about a social platform, raised when it is seen (no run behind it)."""
+
+    rule: str
+    severity: str
+    summary: str
+    platform: str
+    # camelCase facts for the webhook body (version, setting, connection, expiry, ...)
+    details: dict[str, Any]
+
+    def text(self) -> str:
+        return f"*{self.rule}* ({self.severity}) {self.platform}: {self.summary}"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "text": self.text(),
+            "alert": self.rule,
+            "severity": self.severity,
+            "summary": self.summary,
+            "platform": self.platform,
+            **self.details,
+        }
+
+    def log_fields(self) -> dict[str, Any]:
+        return {"platform": self.platform, **self.details}
+
+
+def version_retired_alert(platform: str, version: str, message: str) -> PlatformAlert:
+    return PlatformAlert(
+        PLATFORM_API_VERSION_RETIRED,
+        "critical",
+        message,
+        platform,
+        {"apiVersion": version},
+    )
+
+
+def token_expiring_alert(
+    platform: str, *, connection_id: str, user_id: str, expires_at: datetime
+) -> PlatformAlert:
+    summary = (
+        f"a token that cannot be refreshed expires on {expires_at:%Y-%m-%d %H:%M} UTC: the "
+        "user must reconnect before then, or that platform's posts stay up when the listing sells"
+    )
+    return PlatformAlert(
+        PLATFORM_TOKEN_EXPIRING,
+        "warning",
+        summary,
+        platform,
+        {
+            "platformConnectionId": connection_id,
+            "userId": user_id,
+            "expiresAt": expires_at.isoformat(),
+        },
+    )
+
 
 def evaluate(run: FinishedRun, thresholds: Thresholds) -> list[Alert]:
     """The alerts a finished run raises: failed, error rate over the threshold, too slow.
@@ -143,24 +216,19 @@ class Notifier:
         self._http = http
         self._webhook_url = webhook_url or None
 
-    async def notify(self, alerts: list[Alert]) -> None:
+    async def notify(self, alerts: Sequence[Alert | PlatformAlert]) -> None:
         for alert in alerts:
-            run = alert.run
             emit = log.error if alert.severity == "critical" else log.warning
             emit(
                 f"Alert {alert.rule}: {alert.summary}",
                 alert=alert.rule,
                 severity=alert.severity,
-                connection_id=run.connection_id,
-                sync_run_id=run.run_id,
-                user_id=run.user_id,
-                trigger=run.trigger,
-                scope=run.scope,
+                **alert.log_fields(),
             )
             if self._webhook_url is not None and self._http is not None:
                 await self._post(alert)
 
-    async def _post(self, alert: Alert) -> None:
+    async def _post(self, alert: Alert | PlatformAlert) -> None:
         assert self._http is not None and self._webhook_url is not None
         try:
             response = await self._http.post(self._webhook_url, json=alert.payload())
@@ -170,7 +238,6 @@ class Notifier:
             log.warning(
                 "alert webhook failed",
                 alert=alert.rule,
-                sync_run_id=alert.run.run_id,
                 error=type(exc).__name__,
                 status=getattr(getattr(exc, "response", None), "status_code", None),
             )

@@ -138,7 +138,22 @@ class Metrics:
             registry=r,
         )
         self.alerts_fired = Counter(
-            "mls_sync_alerts_fired", "Alerts raised after a run", ["rule"], registry=r
+            "mls_sync_alerts_fired",
+            "Alerts raised (after runs, and platform alerts as they happen)",
+            ["rule"],
+            registry=r,
+        )
+        self.platform_version_refusals = Counter(
+            "mls_sync_platform_api_version_refusals",
+            "Platform answers saying the API version we send is retired (a setting to change)",
+            ["platform", "version"],
+            registry=r,
+        )
+        self.platform_tokens_expiring = Counter(
+            "mls_sync_platform_tokens_expiring",
+            "Platform tokens found expiring soon that cannot be refreshed (warned once each)",
+            ["platform"],
+            registry=r,
         )
         for kind in ERROR_KINDS:  # every kind exported from the start, at zero
             self.errors.labels(kind)
@@ -170,6 +185,12 @@ class Metrics:
 
     def post_unpublished(self, platform: str) -> None:
         self.posts_unpublished.labels(platform).inc()
+
+    def platform_version_refused(self, platform: str, version: str) -> None:
+        self.platform_version_refusals.labels(platform, version).inc()
+
+    def platform_token_expiring(self, platform: str) -> None:
+        self.platform_tokens_expiring.labels(platform).inc()
 
     # reading
 

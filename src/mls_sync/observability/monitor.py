@@ -12,6 +12,7 @@ from mls_sync.observability.alerts import (
     Alert,
     FinishedRun,
     Notifier,
+    PlatformAlert,
     Thresholds,
     evaluate,
     evaluate_duration,
@@ -73,6 +74,14 @@ class RunMonitor:
         except Exception:
             log.exception("run monitoring failed", trigger=report.trigger)
             return []
+
+    async def platform_alert(self, alert: PlatformAlert) -> None:
+        """An alert the outbox or the token care raised as it happened. Never raises."""
+        try:
+            self._metrics.alerts_fired.labels(alert.rule).inc()
+            await self._notifier.notify([alert])
+        except Exception:
+            log.exception("platform alert failed", alert=alert.rule)
 
     async def _fire(self, alerts: list[Alert]) -> list[Alert]:
         for alert in alerts:

@@ -5,6 +5,11 @@ HTTP Basic, or for a public X client the bare client id), spends refresh tokens 
 `PlatformSandbox.redeem` (which rotates them for X, Pinterest and TikTok) and answers with the
 platform's own success and error bodies, cited in the `mls_sync.social` modules. Bodies marked
 "modelled" follow the documented shape where no public example was found.
+
+Each answer's ``expires_in`` is `TOKEN_SECONDS` of its platform, and the token it carries
+expires after exactly that long by the sandbox's `clock`. Facebook's versioned exchange refuses a
+retired version (code 2635) before it looks at the app or the token; Graph tokens whose session
+was invalidated (`invalidate_session`) cannot be renewed and get that 190 answer.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from mls_sync.sandbox.platforms import (
     LINKEDIN,
     PINTEREST,
     TIKTOK,
+    TOKEN_SECONDS,
     Grant,
+    GraphRefusal,
     TokenState,
     X,
 )
@@ -74,7 +81,7 @@ class _Endpoints:
         return JSONResponse(
             {
                 "token_type": "bearer",
-                "expires_in": 7200,
+                "expires_in": TOKEN_SECONDS[X],
                 "access_token": grant.access_token,
                 "scope": "tweet.write users.read tweet.read offline.access",
                 "refresh_token": grant.refresh_token,
@@ -97,7 +104,7 @@ class _Endpoints:
         return JSONResponse(
             {
                 "access_token": grant.access_token,
-                "expires_in": 5184000,
+                "expires_in": TOKEN_SECONDS[LINKEDIN],
                 "refresh_token": grant.refresh_token,  # the same one: LinkedIn does not rotate
                 "refresh_token_expires_in": 31449600,
                 "scope": "w_member_social,openid,profile",
@@ -116,7 +123,7 @@ class _Endpoints:
         return JSONResponse(
             {
                 "access_token": grant.access_token,
-                "expires_in": 3599,
+                "expires_in": TOKEN_SECONDS[GOOGLE],
                 "scope": "https://www.googleapis.com/auth/business.manage",
                 "token_type": "Bearer",
             }
@@ -137,7 +144,7 @@ class _Endpoints:
                 "refresh_token": grant.refresh_token,
                 "response_type": "refresh_token",
                 "token_type": "bearer",
-                "expires_in": 2592000,
+                "expires_in": TOKEN_SECONDS[PINTEREST],
                 "refresh_token_expires_in": 31536000,
                 "scope": "boards:read,pins:read,pins:write",
             }
@@ -159,7 +166,7 @@ class _Endpoints:
         return JSONResponse(
             {
                 "access_token": grant.access_token,
-                "expires_in": 86400,
+                "expires_in": TOKEN_SECONDS[TIKTOK],
                 "open_id": "sandbox-open-id",
                 "refresh_expires_in": 31536000,
                 "refresh_token": grant.refresh_token,
@@ -175,13 +182,14 @@ class _Endpoints:
             return bodies.graph_error(
                 400, "OAuthException", 100, "Invalid parameter: grant_type"
             )  # modelled
-        return _graph_renewal(
-            self.sandbox.renew(INSTAGRAM, request.query_params.get("access_token"))
-        )
+        token = request.query_params.get("access_token")
+        return self._graph_renewal(self.sandbox.renew(INSTAGRAM, token))
 
     async def facebook(self, request: Request) -> Response:
         if (early := await self.sandbox.admit(FACEBOOK, request, "token")) is not None:
             return early
+        if self.sandbox.version_retired(FACEBOOK, request.path_params["version"]):
+            return bodies.graph_retired_version()
         query = request.query_params
         if (query.get("client_id"), query.get("client_secret")) != self.client:
             return bodies.graph_error(400, "OAuthException", 1, "Error validating client secret.")
@@ -189,20 +197,21 @@ class _Endpoints:
             return bodies.graph_error(
                 400, "OAuthException", 100, "Invalid parameter: grant_type"
             )  # modelled
-        return _graph_renewal(self.sandbox.renew(FACEBOOK, query.get("fb_exchange_token")))
+        return self._graph_renewal(self.sandbox.renew(FACEBOOK, query.get("fb_exchange_token")))
+
+    def _graph_renewal(self, result: Grant | TokenState | GraphRefusal) -> Response:
+        if isinstance(result, Grant):
+            return bodies.graph_token(result.access_token)
+        if isinstance(result, GraphRefusal):
+            return result.answer(self.sandbox.clock())
+        if result is TokenState.EXPIRED:
+            return bodies.graph_expired_token(self.sandbox.clock())
+        return bodies.graph_invalid_token()
 
     def _redeem(self, platform: str, form: dict[str, str]) -> Grant | None:
         if form.get("grant_type") != "refresh_token":
             return None
         return self.sandbox.redeem(platform, form.get("refresh_token", ""))
-
-
-def _graph_renewal(result: Grant | TokenState) -> Response:
-    if isinstance(result, Grant):
-        return bodies.graph_token(result.access_token)
-    if result is TokenState.EXPIRED:
-        return bodies.graph_expired_token()
-    return bodies.graph_invalid_token()
 
 
 async def _form(request: Request) -> dict[str, str]:

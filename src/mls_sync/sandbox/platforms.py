@@ -2,11 +2,17 @@
 
 One Starlette app serves them all at its root, so a client needs only its URLs pointed here
 (`PlatformSandbox.settings_for` gives every setting at once):
-    DELETE /{version}/{post_id}                     Facebook Graph API
+    DELETE /{version}/{object_id}                   Facebook Graph API: a Page post, or with a
+                                                    Page token an Instagram media (Facebook Login)
+    GET    /{version}/{object_id}                   Graph read-back (?fields=id) of either
+    GET    /{version}/me                            Graph: the token's own Page
     GET    /{version}/oauth/access_token            Facebook fb_exchange_token
-    DELETE /instagram/{version}/{media_id}          Instagram Graph API (GET reads it back)
+    DELETE /instagram/{version}/{media_id}          Instagram Login host (refuses, as Meta does)
+    GET    /instagram/{version}/{media_id}          Instagram media read-back (?fields=id)
+    GET    /instagram/{version}/me                  Instagram: the token's own account
     GET    /instagram/refresh_access_token          Instagram ig_refresh_token
     DELETE /rest/posts/{urn}                        LinkedIn Posts API (URN percent-encoded)
+    GET    /rest/posts/{urn}                        LinkedIn read (the clients' version probe)
     POST   /oauth/v2/accessToken                    LinkedIn token endpoint
     DELETE /2/tweets/{id}                           X API v2
     POST   /2/oauth2/token                          X token endpoint
@@ -17,7 +23,18 @@ One Starlette app serves them all at its root, so a client needs only its URLs p
     POST   /v2/oauth/token/                         TikTok token endpoint (TikTok has no delete)
 Instagram lives under a prefix because its paths are Graph's paths, like Facebook's.
 
-Bodies, status codes and headers follow the sources cited in the `mls_sync.social` modules (see
+As the platforms behave in 2026-12: API versions retire (`retired_versions`, `retire_version`):
+LinkedIn answers a retired ``LinkedIn-Version`` with HTTP 426 and Graph a retired ``/vNN.0/`` with
+code 2635, both before looking at the token. Graph tokens can lose a permission
+(`lapse_permission`: codes 10, 200) or their session (`invalidate_session`: 190 with subcode 458,
+460, 463 or 467), and a Page can be denied one delete while the post stays readable
+(`deny_delete`: code 100). Tokens expire on schedule by the injectable `clock`: at the
+`expires_at` given to `add_token`, and tokens the token endpoints mint after the `expires_in`
+they answer.
+
+This module holds the state and the request handling every endpoint shares; the endpoints
+themselves are in `platform_deletes` (deletes and reads) and `platform_tokens`. Bodies, status
+codes and headers follow the sources cited in the `mls_sync.social` modules (see
 `platform_bodies`). The sandbox holds which posts exist and which tokens are valid, expired,
 used or revoked; refresh tokens rotate where the platform rotates them (X, Pinterest, TikTok),
 and presenting a used X refresh token again revokes its whole family, as X does. Tests and the
@@ -33,15 +50,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from mls_sync.sandbox import platform_bodies as bodies
@@ -53,9 +70,37 @@ INSTAGRAM, GOOGLE = Platform.INSTAGRAM.value, Platform.GOOGLE_BUSINESS.value
 PINTEREST, TIKTOK = Platform.PINTEREST.value, Platform.TIKTOK.value
 PLATFORMS = tuple(p.value for p in Platform)
 ROTATING = frozenset({X, PINTEREST, TIKTOK})  # a refresh spends the refresh token
+GRAPH = frozenset({FACEBOOK, INSTAGRAM})  # Meta's Graph API: versioned paths, Graph errors
 INSTAGRAM_PREFIX = "/instagram"
+# Seconds a token minted by each token endpoint lives: the `expires_in` those endpoints answer.
+TOKEN_SECONDS: dict[str, int] = {
+    FACEBOOK: bodies.GRAPH_TOKEN_SECONDS,
+    INSTAGRAM: bodies.GRAPH_TOKEN_SECONDS,
+    LINKEDIN: 5184000,  # 60 days
+    X: 7200,
+    GOOGLE: 3599,
+    PINTEREST: 2592000,
+    TIKTOK: 86400,
+}
 
 Handler = Callable[[Request], Awaitable[Response]]
+Clock = Callable[[], datetime]
+
+
+def default_retired_versions() -> dict[str, set[str]]:
+    """The versions the platforms no longer serve in 2026-12.
+
+    LinkedIn: monthly ``YYYYMM`` versions, each served about a year; 202411 sunset 2025-11-17
+    and 202511 on 2026-11-16, while 202512 and later still answer
+    (https://learn.microsoft.com/en-us/linkedin/marketing/versioning). Graph: every version
+    through v20.0, which expired 2026-09-24; v21.0 is served until 2027-01-21
+    (https://developers.facebook.com/docs/graph-api/changelog/versions).
+    """
+    months = (f"{year}{month:02d}" for year in range(2022, 2026) for month in range(1, 13))
+    linkedin = {month for month in months if "202206" <= month <= "202511"}
+    graph = {f"v2.{minor}" for minor in range(13)} | {f"v3.{minor}" for minor in range(4)}
+    graph |= {f"v{major}.0" for major in range(4, 21)}
+    return {LINKEDIN: linkedin, FACEBOOK: set(graph), INSTAGRAM: set(graph)}
 
 
 class Fault(StrEnum):
@@ -93,9 +138,24 @@ class TokenState(StrEnum):
 
 
 @dataclass(frozen=True)
+class GraphRefusal:
+    """What Graph answers every call made with one token: a permission error (code 10 or 200)
+    or an invalidated session (code 190 with `subcode` 458, 460, 463 or 467)."""
+
+    code: int
+    subcode: int | None = None
+
+    def answer(self, now: datetime) -> Response:
+        if self.code == 190 and self.subcode is not None:
+            return bodies.graph_session_error(self.subcode, PlatformSandbox.CLIENT_ID, now)
+        return bodies.graph_permission_error(self.code)
+
+
+@dataclass(frozen=True)
 class Admission:
     token: TokenState
     throttled: bool
+    refusal: GraphRefusal | None = None  # Graph only: set for a VALID token that is refused
 
 
 @dataclass
@@ -124,6 +184,9 @@ class PlatformSandbox:
         self._deleted: dict[str, set[str]] = defaultdict(set)
         self._tokens: dict[str, set[str]] = defaultdict(set)
         self._expired: dict[str, set[str]] = defaultdict(set)
+        self._expires_at: dict[str, dict[str, datetime]] = defaultdict(dict)
+        self._refusals: dict[str, dict[str, GraphRefusal]] = defaultdict(dict)
+        self._denied: dict[str, set[str]] = defaultdict(set)  # posts whose delete is refused
         self._refresh: dict[str, dict[str, _RefreshToken]] = defaultdict(dict)
         self._families: dict[int, set[str]] = defaultdict(set)  # family -> access tokens
         self._faults: dict[tuple[str, str], list[Fault]] = defaultdict(list)
@@ -138,27 +201,21 @@ class PlatformSandbox:
         # and the requests they hit, as (platform, path as sent, fault).
         self.chaos: Chaos | None = None
         self.chaos_hits: list[tuple[str, str, ChaosFault]] = []
+        # platform -> API versions it refuses (LinkedIn 426, Graph code 2635); change freely.
+        self.retired_versions: dict[str, set[str]] = default_retired_versions()
+        # What "now" is for token expiry; tests inject their own to expire tokens on schedule.
+        self.clock: Clock = lambda: datetime.now(UTC)
         self.app = Starlette(routes=self._routes())
 
     def _routes(self) -> list[Route]:
         # Imported here: those modules build on this one's state and helpers.
-        from mls_sync.sandbox.platform_deletes import delete_routes
+        from mls_sync.sandbox.platform_deletes import delete_routes, graph_routes
         from mls_sync.sandbox.platform_tokens import token_routes
 
         return [
-            Route("/2/tweets/{tweet_id}", self.tracked(X, self._x_delete), methods=["DELETE"]),
-            Route(
-                "/rest/posts/{urn:path}",
-                self.tracked(LINKEDIN, self._linkedin_delete),
-                methods=["DELETE"],
-            ),
-            *token_routes(self),
             *delete_routes(self),
-            Route(
-                "/{version}/{post_id}",
-                self.tracked(FACEBOOK, self._facebook_delete),
-                methods=["DELETE"],
-            ),
+            *token_routes(self),
+            *graph_routes(self),  # last: Facebook's /{version}/{object_id} matches nearly anything
         ]
 
     @staticmethod
@@ -199,11 +256,20 @@ class PlatformSandbox:
         with self._lock:
             return post_id in self._posts[_known(platform)]
 
-    def add_token(self, platform: str, token: str, *, refresh_token: str | None = None) -> None:
-        """A valid access token, and with `refresh_token` the refresh token issued with it."""
+    def add_token(
+        self,
+        platform: str,
+        token: str,
+        *,
+        refresh_token: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        """A valid access token, and with `refresh_token` the refresh token issued with it.
+        With `expires_at` the token turns EXPIRED once `clock` reaches that moment."""
         with self._lock:
             self._tokens[_known(platform)].add(token)
             self._expired[platform].discard(token)
+            self._set_expiry(platform, token, expires_at)
             if refresh_token is not None:
                 family = len(self._families) + 1
                 self._families[family].add(token)
@@ -213,6 +279,42 @@ class PlatformSandbox:
         with self._lock:
             self._tokens[_known(platform)].discard(token)
             self._expired[platform].add(token)
+
+    def retire_version(self, platform: str, version: str) -> None:
+        """The platform stops serving `version` from now on."""
+        with self._lock:
+            self.retired_versions.setdefault(_known(platform), set()).add(version)
+
+    def version_retired(self, platform: str, version: str) -> bool:
+        # LinkedIn's patch versions ("202411.01") retire with their month.
+        base = version.partition(".")[0] if platform == LINKEDIN else version
+        with self._lock:
+            return base in self.retired_versions.get(platform, set())
+
+    def deny_delete(self, platform: str, post_id: str) -> None:
+        """Graph refuses to delete this post (code 100) yet still reads it: a Page token
+        without pages_manage_posts, or media this login may not delete (modelled)."""
+        with self._lock:
+            self._denied[_graph(platform)].add(post_id)
+
+    def delete_denied(self, platform: str, post_id: str) -> bool:
+        with self._lock:
+            return post_id in self._denied[platform]
+
+    def lapse_permission(self, platform: str, token: str, code: int) -> None:
+        """Every Graph call with `token` answers permission error `code` (10 or 200) from now."""
+        if code not in bodies.GRAPH_PERMISSION_ERRORS:
+            raise ValueError(f"permission errors are {sorted(bodies.GRAPH_PERMISSION_ERRORS)}")
+        with self._lock:
+            self._refusals[_graph(platform)][token] = GraphRefusal(code)
+
+    def invalidate_session(self, platform: str, token: str, subcode: int) -> None:
+        """Every Graph call with `token` answers code 190 with `subcode`: 458 (app removed), 460
+        (password changed), 463 (expired) or 467 (invalid access token)."""
+        if subcode not in {*bodies.GRAPH_SESSION_MESSAGES, 463}:
+            raise ValueError("session subcodes are 458, 460, 463 and 467")
+        with self._lock:
+            self._refusals[_graph(platform)][token] = GraphRefusal(190, subcode)
 
     def revoke_refresh_token(self, platform: str, refresh_token: str) -> None:
         """The user revoked the app, or the refresh token ran out: refreshing it now fails."""
@@ -230,8 +332,8 @@ class PlatformSandbox:
             }
 
     def fail_next(self, platform: str, *faults: Fault, endpoint: str = "delete") -> None:
-        """Answer the platform's next requests to `endpoint` ("delete" or "token") with these
-        faults, in order."""
+        """Answer the platform's next requests to `endpoint` ("delete", "token", or "read" for
+        reads and ``/me``) with these faults, in order."""
         with self._lock:
             self._faults[(_known(platform), endpoint)].extend(faults)
 
@@ -283,7 +385,7 @@ class PlatformSandbox:
         elif fault is Fault.NOT_JSON:
             return bodies.html(200, "<html><body>Please sign in to continue.</body></html>")
         elif fault is Fault.SERVER_ERROR:
-            return _SERVER_ERRORS[platform]()
+            return bodies.SERVER_ERRORS[platform]()
         return None
 
     async def _chaos_answer(self, platform: str, request: Request) -> Response | None:
@@ -295,27 +397,49 @@ class PlatformSandbox:
             path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
             self.chaos_hits.append((platform, path, chaotic))
         if chaotic is ChaosFault.SERVER_ERROR:
-            return _SERVER_ERRORS[platform]()
+            return bodies.SERVER_ERRORS[platform]()
         if chaotic is ChaosFault.TIMEOUT:
             await asyncio.sleep(self.chaos.timeout_seconds)  # then the normal answer
             return None
-        return _RATE_LIMITED[platform](self.chaos.retry_after_seconds)
+        return bodies.RATE_LIMITED[platform](self.chaos.retry_after_seconds)
 
     def check(self, platform: str, token: str | None) -> Admission:
-        """The token's state, and whether this request is throttled (which uses one up)."""
+        """The token's state, whether Graph refuses it, and whether this request is throttled
+        (which uses one up)."""
         with self._lock:
             state = self._token_state(platform, token)
-            throttled = state is TokenState.VALID and self.throttle.get(platform, 0) > 0
+            refusal = self._refusals[platform].get(token or "")
+            refusal = refusal if state is TokenState.VALID else None
+            throttled = (
+                state is TokenState.VALID and refusal is None and self.throttle.get(platform, 0) > 0
+            )
             if throttled:
                 self.throttle[platform] -= 1
-            return Admission(state, throttled)
+            return Admission(state, throttled, refusal)
 
     def _token_state(self, platform: str, token: str | None) -> TokenState:
         if token and token in self._tokens[platform]:
+            expires_at = self._expires_at[platform].get(token)
+            if expires_at is not None and self.clock() >= expires_at:
+                return TokenState.EXPIRED
             return TokenState.VALID
         if token and token in self._expired[platform]:
             return TokenState.EXPIRED
         return TokenState.INVALID
+
+    def _set_expiry(self, platform: str, token: str, expires_at: datetime | None) -> None:
+        if expires_at is None:
+            self._expires_at[platform].pop(token, None)
+        else:
+            self._expires_at[platform][token] = expires_at
+
+    def _mint_access(self, platform: str) -> str:
+        """A new valid access token, expiring after the `expires_in` its endpoint answers."""
+        access = _mint(platform, "at")
+        self._tokens[platform].add(access)
+        lifetime = timedelta(seconds=TOKEN_SECONDS[platform])
+        self._set_expiry(platform, access, self.clock() + lifetime)
+        return access
 
     def exists(self, platform: str, post_id: str) -> bool:
         with self._lock:
@@ -342,8 +466,7 @@ class PlatformSandbox:
                 if platform == X:  # reuse of a rotated token kills every token of its family
                     self._revoke_family(platform, state.family)
                 return None
-            access = _mint(platform, "at")
-            self._tokens[platform].add(access)
+            access = self._mint_access(platform)
             self._families[state.family].add(access)
             issued = refresh_token
             if platform in ROTATING:
@@ -354,15 +477,18 @@ class PlatformSandbox:
             self.grants.append(grant)
             return grant
 
-    def renew(self, platform: str, access_token: str | None) -> Grant | TokenState:
-        """A new access token for a valid one (Instagram refresh, Facebook exchange)."""
+    def renew(self, platform: str, access_token: str | None) -> Grant | TokenState | GraphRefusal:
+        """A new access token for a valid one (Instagram refresh, Facebook exchange); a token
+        whose session Graph invalidated gets that refusal instead."""
         with self._lock:
             self.refreshes.append((platform, access_token or ""))
             state = self._token_state(platform, access_token)
             if state is not TokenState.VALID or access_token is None:
                 return state
-            access = _mint(platform, "at")
-            self._tokens[platform].add(access)
+            refusal = self._refusals[platform].get(access_token)
+            if refusal is not None and refusal.code == 190:
+                return refusal
+            access = self._mint_access(platform)
             grant = Grant(platform, access, None, presented=access_token)
             self.grants.append(grant)
             return grant
@@ -374,104 +500,16 @@ class PlatformSandbox:
         for access in self._families[family]:
             self._tokens[platform].discard(access)
 
-    # -- Facebook Graph API ----------------------------------------------------------------
-    async def _facebook_delete(self, request: Request) -> Response:
-        post_id = request.path_params["post_id"]
-        # Graph takes the token from the Authorization header or the access_token parameter.
-        token = bearer(request) or request.query_params.get("access_token")
-        if (early := await self.admit(FACEBOOK, request)) is not None:
-            return early
-        admission = self.check(FACEBOOK, token)
-        if admission.token is TokenState.EXPIRED:
-            return bodies.graph_expired_token()
-        if admission.token is TokenState.INVALID:
-            return bodies.graph_invalid_token()
-        if admission.throttled:
-            return bodies.graph_throttled(
-                32,
-                "(#32) Page request limit reached",
-                post_id.split("_", 1)[0],
-                "pages",
-                self.regain_access_minutes,
-            )
-        if self.take(FACEBOOK, post_id):
-            return JSONResponse({"success": True})
-        return bodies.graph_cannot_load("delete", post_id)
-
-    # -- LinkedIn Posts API ----------------------------------------------------------------
-    async def _linkedin_delete(self, request: Request) -> Response:
-        urn = request.path_params["urn"]
-        token = bearer(request)
-        if (early := await self.admit(LINKEDIN, request)) is not None:
-            return early
-        if not request.headers.get("linkedin-version"):
-            # modelled: versioned /rest endpoints refuse requests without LinkedIn-Version
-            return bodies.linkedin_error(
-                400,
-                "A version must be present. Please specify a version by adding the "
-                "LinkedIn-Version header.",
-                code="VERSION_MISSING",
-            )
-        admission = self.check(LINKEDIN, token)
-        if admission.token is TokenState.EXPIRED:
-            # modelled on the documented 401 shape; the exact service code is not published
-            return bodies.linkedin_error(
-                401,
-                "The token used in the request has expired",
-                code="EXPIRED_ACCESS_TOKEN",
-                service_code=65602,
-            )
-        if admission.token is TokenState.INVALID:
-            return bodies.linkedin_error(
-                401, "Invalid access token", code="INVALID_ACCESS_TOKEN", service_code=65600
-            )
-        if admission.throttled:
-            return bodies.linkedin_error(
-                429,
-                "Resource level throttle APPLICATION DAY limit for calls to this resource is "
-                "reached.",
-            )
-        taken = self.take(LINKEDIN, urn)
-        if taken is None:
-            return bodies.linkedin_error(404, "Not Found", code="NOT_FOUND")  # modelled
-        # Deletes are idempotent: a post deleted earlier answers 204 again, like a fresh one.
-        return Response(status_code=204)
-
-    # -- X API v2 --------------------------------------------------------------------------
-    async def _x_delete(self, request: Request) -> Response:
-        tweet_id = request.path_params["tweet_id"]
-        token = bearer(request)
-        if (early := await self.admit(X, request)) is not None:
-            return early
-        admission = self.check(X, token)
-        if admission.token is not TokenState.VALID:
-            # X answers an expired and an unknown token alike.
-            return bodies.problem(401, "Unauthorized", "Unauthorized")
-        reset = str(int(time.time()) + self.x_window_seconds)
-        if admission.throttled:
-            response = bodies.problem(429, "Too Many Requests", "Too Many Requests")
-            response.headers.update(bodies.x_limits(remaining=0, reset=reset))
-            return response
-        if self.take(X, tweet_id):
-            response = JSONResponse({"data": {"deleted": True}})
-        else:
-            not_found = {
-                "value": tweet_id,
-                "detail": f"Could not find tweet with id: [{tweet_id}].",
-                "title": "Not Found Error",
-                "resource_type": "tweet",
-                "parameter": "id",
-                "resource_id": tweet_id,
-                "type": "https://api.twitter.com/2/problems/resource-not-found",
-            }
-            response = JSONResponse({"errors": [not_found]}, status_code=404)
-        response.headers.update(bodies.x_limits(remaining=49, reset=reset))
-        return response
-
 
 def _known(platform: str) -> str:
     if platform not in PLATFORMS:
         raise ValueError(f"the sandbox serves {', '.join(PLATFORMS)}, not {platform!r}")
+    return platform
+
+
+def _graph(platform: str) -> str:
+    if _known(platform) not in GRAPH:
+        raise ValueError(f"only Graph platforms ({', '.join(sorted(GRAPH))}) answer this")
     return platform
 
 
@@ -486,50 +524,6 @@ def bearer(request: Request) -> str | None:
     return credentials.strip() or None
 
 
-_SERVER_ERRORS: dict[str, Callable[[], Response]] = {
-    # Graph's "API Unknown" error, which its docs call a temporary issue.
-    FACEBOOK: lambda: bodies.graph_error(
-        500, "OAuthException", 1, "An unknown error has occurred.", transient=True
-    ),
-    INSTAGRAM: lambda: bodies.graph_error(
-        500, "OAuthException", 2, "An unexpected error has occurred.", transient=True
-    ),
-    LINKEDIN: lambda: bodies.linkedin_error(500, "Internal Server Error"),  # modelled
-    X: lambda: bodies.problem(503, "Service Unavailable", "Service Unavailable"),  # modelled
-    GOOGLE: lambda: bodies.google_error(
-        503, "UNAVAILABLE", "The service is currently unavailable."
-    ),
-    PINTEREST: lambda: bodies.pinterest_error(500, 0, "Internal error."),  # modelled
-    TIKTOK: lambda: bodies.oauth_error(500, "internal_error", "Internal error."),  # modelled
-}
-
-
-def _short_throttle(response: Response, retry_after: int) -> Response:
-    response.headers["Retry-After"] = str(retry_after)
-    return response
-
-
-# A short burst of throttling, as each platform words it, lifting after `retry_after` seconds.
-_RATE_LIMITED: dict[str, Callable[[int], Response]] = {
-    # Graph: code 4 (application request limit); no usage estimate, so the client backs off.
-    FACEBOOK: lambda s: bodies.graph_error(
-        400, "OAuthException", 4, "(#4) Application request limit reached"
-    ),
-    INSTAGRAM: lambda s: bodies.graph_error(
-        400, "OAuthException", 4, "(#4) Application request limit reached"
-    ),
-    LINKEDIN: lambda s: _short_throttle(bodies.linkedin_error(429, "Too many requests"), s),
-    X: lambda s: _short_throttle(bodies.problem(429, "Too Many Requests", "Too Many Requests"), s),
-    GOOGLE: lambda s: bodies.google_error(
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Quota exceeded for quota metric 'Requests'.",
-        details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{s}s"}],
-    ),
-    PINTEREST: lambda s: _short_throttle(
-        bodies.pinterest_error(429, 8, "You have exceeded your rate limit. Try again later."), s
-    ),
-    TIKTOK: lambda s: _short_throttle(
-        bodies.oauth_error(429, "rate_limit_exceeded", "Too many requests."), s
-    ),
-}
+def graph_access_token(request: Request) -> str | None:
+    """Graph takes the token from the Authorization header or the access_token parameter."""
+    return bearer(request) or request.query_params.get("access_token") or None

@@ -9,6 +9,15 @@ Documentation relied on (cited in full in `facebook.py`):
 - ``X-Business-Use-Case-Usage`` / ``X-App-Usage`` / ``X-Page-Usage`` headers carry
   ``estimated_time_to_regain_access`` in minutes:
   https://developers.facebook.com/docs/graph-api/overview/rate-limiting
+- permissions: code 10 ("Application does not have permission for this action") and 200-299
+  ("Permissions error": a permission not granted, or one unused for 90 days and lapsed); code
+  190 subcodes 458 (app not installed), 460 (password changed), 467 (invalid session): the user
+  must log in again (error-handling guide, "Authentication error subcodes"). A refresh cannot
+  mend any of them, so they are RECONNECT, not AUTH; 463 (expired) ends the same way through
+  AUTH (a refresh is tried where the platform has one).
+- a retired version: "(#2635) You are calling a deprecated version of the ... API. Please
+  update to the latest version: vNN.0." (facebook/facebook-nodejs-business-sdk#239); see
+  `social/versions.py` for the published dates.
 """
 
 from __future__ import annotations
@@ -22,8 +31,15 @@ import httpx
 from mls_sync.social._http import Secrets, platform_error, read_json, server_error, unexpected_body
 from mls_sync.social._oauth import expires_at
 from mls_sync.social.base import ErrorKind, PlatformError, Tokens
+from mls_sync.social.versions import retired_message
 
 AUTH_CODES = frozenset({102, 190})  # API session / access token expired, revoked or invalid
+# Of 190: the session was invalidated (458 app removed, 460 password changed, 467 invalid), so
+# only a new login helps. 463 (expired) stays AUTH like every platform's expired token: the
+# outbox tries a refresh where the platform has one, and asks for a login when it fails.
+RECONNECT_SUBCODES = frozenset({458, 460, 467})
+PERMISSION_CODES = frozenset({10, *range(200, 300)})
+VERSION_RETIRED_CODES = frozenset({2635})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613})
 BUC_RATE_LIMIT_CODES = range(80000, 80015)  # Business Use Case throttles, 80000-80014
 TEMPORARY_CODES = frozenset({1, 2})  # "API Unknown" / "API Service": wait and retry
@@ -39,6 +55,10 @@ class GraphError:
     subcode: int | None
     message: str
     transient: bool
+
+    @property
+    def version_retired(self) -> bool:
+        return self.code in VERSION_RETIRED_CODES or "deprecated version" in self.message.lower()
 
     @property
     def cannot_load_object(self) -> bool:
@@ -60,10 +80,31 @@ def graph_error(body: object) -> GraphError | None:
 
 
 def common_error(
-    label: str, response: httpx.Response, error: GraphError, secrets: Secrets
+    label: str,
+    response: httpx.Response,
+    error: GraphError,
+    secrets: Secrets,
+    *,
+    platform: str = "facebook",
+    api_version: str = "",
 ) -> PlatformError | None:
-    """The AUTH, RATE_LIMITED and TRANSIENT errors both platforms read alike; None otherwise."""
+    """The VERSION_RETIRED, RECONNECT, AUTH, RATE_LIMITED and TRANSIENT errors both platforms
+    read alike; None otherwise."""
     code = error.code
+    if error.version_retired:
+        return platform_error(
+            ErrorKind.VERSION_RETIRED,
+            retired_message(platform, api_version, f"{label} refused the call: {error.message}"),
+            secrets,
+            response,
+        ).with_version(api_version)
+    if (code == 190 and error.subcode in RECONNECT_SUBCODES) or code in PERMISSION_CODES:
+        return platform_error(
+            ErrorKind.RECONNECT,
+            f"{label} needs the user to log in again: {error.message}",
+            secrets,
+            response,
+        )
     if code in AUTH_CODES or (code is None and response.status_code == 401):
         return platform_error(
             ErrorKind.AUTH,

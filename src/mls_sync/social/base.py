@@ -43,6 +43,18 @@ def label(platform: str) -> str:
         return platform
 
 
+class Login(StrEnum):
+    """Which login a user connected a platform through; it decides the host and the token.
+
+    Instagram has two: Facebook Login (a Facebook Page's token on graph.facebook.com, which can
+    delete media) and Instagram Login (an Instagram user token on graph.instagram.com, which
+    cannot). Every other platform has one login, stored as None.
+    """
+
+    FACEBOOK = "facebook"
+    INSTAGRAM = "instagram"
+
+
 class DeleteOutcome(StrEnum):
     DELETED = "deleted"
     # The platform no longer has the post (deleted by hand, or by an earlier attempt whose answer
@@ -55,6 +67,12 @@ class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # retry after `retry_after` seconds (or a backoff when None)
     TRANSIENT = "transient"  # network trouble, 5xx, garbled answers: retry with backoff
     PERMANENT = "permanent"  # retrying the same request will not help (refusals included)
+    # The user must connect the platform again: a permission lapsed or the session was
+    # invalidated (password changed, app removed). A refresh cannot fix it, so none is tried.
+    RECONNECT = "reconnect"
+    # The platform no longer serves the API version we send: our configuration, not the
+    # user's nor the post's. An operator changes a setting; until then jobs wait, uncounted.
+    VERSION_RETIRED = "version_retired"
 
 
 class PlatformError(Exception):
@@ -67,15 +85,22 @@ class PlatformError(Exception):
         *,
         retry_after: float | None = None,
         status_code: int | None = None,
+        api_version: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.retry_after = retry_after
         self.status_code = status_code
+        self.api_version = api_version  # the version a VERSION_RETIRED answer refused
 
     def __str__(self) -> str:
         return self.message
+
+    def with_version(self, api_version: str) -> PlatformError:
+        """The same error, naming the API version the platform refused."""
+        self.api_version = api_version
+        return self
 
     def __repr__(self) -> str:
         return (
@@ -118,4 +143,28 @@ class PlatformClient(Protocol):
         Raises `PlatformError`: AUTH when the platform refuses the grant (the user must
         re-authenticate), RATE_LIMITED or TRANSIENT when asking again later may work.
         """
+        ...
+
+
+class VersionedClient(Protocol):
+    """A platform whose API is versioned by date (LinkedIn, Meta's Graph): the version is a
+    setting, and one cheap request tells whether the platform still serves it."""
+
+    platform: Platform
+    api_version: str
+
+    async def probe_api_version(self, access_token: str | None = None) -> None:
+        """Raise `PlatformError` of kind VERSION_RETIRED when the platform refuses our version;
+        return when it answered anything else about the version (a 401 included). Network
+        trouble raises TRANSIENT."""
+        ...
+
+
+class VerifiableClient(Protocol):
+    """A platform whose tokens neither expire on a date nor refresh (Facebook Page tokens):
+    the only way to learn one died is to use it."""
+
+    async def verify_token(self, access_token: str) -> None:
+        """One cheap authenticated read; raises `PlatformError` (AUTH, RECONNECT, ...) when
+        the token no longer works."""
         ...

@@ -29,8 +29,15 @@ Observed behaviour (not in the reference pages, seen in public issue threads):
 - deleting an id Graph cannot load is HTTP 400 ``GraphMethodException`` code 100, subcode 33,
   "Unsupported delete request. Object with ID '...' does not exist, cannot be loaded due to
   missing permissions, or does not support this operation". Graph uses the same answer for a
-  post that is gone and for one this token may not touch; like other schedulers we read it as
-  gone, because retrying can never succeed and the post no longer shows on the Page for us.
+  post that is gone and for one this token may not touch, so the post is read back
+  (``GET /{version}/{id}?fields=id``): unreadable is gone; still readable means the token
+  lacks the permission (a lapsed ``pages_manage_posts``), and the user must reconnect.
+
+Permission errors (10, 200-299) and the session subcodes of 190 are RECONNECT (see
+`_graph.py`): the connection is flagged and the post stays published until the user logs in
+again. A retired version (code 2635) is VERSION_RETIRED: our setting, not the user's problem.
+`verify_token` (``GET /{version}/me?fields=id``) lets the token care check a Page token that
+never expires still works; `probe_api_version` is the same read for `mls-sync doctor`.
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ from urllib.parse import quote
 
 import httpx
 
-from mls_sync.social._graph import common_error, graph_error, token_answer
+from mls_sync.config import GRAPH_DEFAULT
+from mls_sync.social._graph import GraphError, common_error, graph_error, token_answer
 from mls_sync.social._http import (
     platform_error,
     read_json,
@@ -51,42 +59,152 @@ from mls_sync.social._http import (
     unexpected_body,
 )
 from mls_sync.social._oauth import OAuthApp, utc_now
-from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, Tokens
-
-LABEL = "Facebook"
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, PlatformError, Tokens
 
 
 class FacebookClient:
+    """Deletes with a Page token on graph.facebook.com: Facebook Page posts, and (through the
+    `InstagramFacebookLoginClient` subclass) Instagram media."""
+
     platform = Platform.FACEBOOK
+    label = "Facebook"
+    permission = "pages_manage_posts"
+    # Whose API version setting this client sends (Instagram with Facebook Login sends
+    # Facebook's: it is the same host).
+    version_platform = Platform.FACEBOOK
     supports_delete = True
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         base_url: str = "https://graph.facebook.com",
-        api_version: str = "v21.0",
+        api_version: str = GRAPH_DEFAULT,
         *,
         app: OAuthApp | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._api_version = api_version
+        self.api_version = api_version
         self._app = app or OAuthApp()
         self._clock = clock
 
+    def _url(self, object_id: str) -> str:
+        return f"{self._base_url}/{self.api_version}/{quote(object_id, safe='')}"
+
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
-        url = f"{self._base_url}/{self._api_version}/{quote(platform_post_id, safe='')}"
         # The header keeps the token out of URLs, and so out of proxy and access logs.
         headers = {"Authorization": f"Bearer {access_token}"}
-        response = await send_delete(self._http, url, headers)
-        return _interpret(response, access_token)
+        response = await send_delete(self._http, self._url(platform_post_id), headers)
+        body = read_json(response)
+        error = graph_error(body)
+        if error is not None:
+            return await self._after_error(platform_post_id, access_token, response, error)
+        if response.status_code >= 500:
+            raise server_error(self.label, response, access_token)
+        if response.status_code == 404:
+            return DeleteOutcome.ALREADY_GONE
+        if response.is_success and isinstance(body, dict):
+            if body.get("success") is True:
+                return DeleteOutcome.DELETED
+            # {"success": false}: how Graph declines objects it cannot delete (Stories, for one).
+            raise platform_error(
+                ErrorKind.PERMANENT,
+                f"{self.label} declined to delete the post",
+                access_token,
+                response,
+            )
+        if response.status_code == 401:
+            raise platform_error(
+                ErrorKind.AUTH, f"{self.label} rejected the access token", access_token, response
+            )
+        raise unexpected_body(self.label, response, access_token)
+
+    async def _after_error(
+        self, object_id: str, token: str, response: httpx.Response, error: GraphError
+    ) -> DeleteOutcome:
+        known = self._known(response, error, token)
+        if known is not None:
+            raise known
+        if error.cannot_load_object or response.status_code == 404:
+            if not await self._readable(object_id, token):
+                return DeleteOutcome.ALREADY_GONE
+            # Still there, yet "cannot be loaded": this token may not delete it.
+            raise platform_error(
+                ErrorKind.RECONNECT,
+                f"{self.label} will not let this connection delete the post (the "
+                f"{self.permission} permission is missing or lapsed): reconnect {self.label}",
+                token,
+                response,
+            )
+        raise platform_error(
+            ErrorKind.PERMANENT,
+            f"{self.label} refused to delete the post: {error.message}",
+            token,
+            response,
+        )
+
+    def _known(
+        self, response: httpx.Response, error: GraphError, token: str
+    ) -> PlatformError | None:
+        return common_error(
+            self.label,
+            response,
+            error,
+            token,
+            platform=self.version_platform,
+            api_version=self.api_version,
+        )
+
+    async def _readable(self, object_id: str, token: str) -> bool:
+        """Whether Graph still shows the object to this token (``?fields=id``)."""
+        response = await self._get(self._url(object_id), token)
+        error = graph_error(read_json(response))
+        if error is not None:
+            known = self._known(response, error, token)
+            if known is not None:
+                raise known
+            return False  # cannot load it: gone (or never ours, which is gone for us)
+        if response.status_code >= 500:
+            raise server_error(self.label, response, token)
+        return response.is_success
+
+    async def _get(self, url: str, token: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await send(self._http, "GET", url, headers=headers, params={"fields": "id"})
+
+    async def verify_token(self, access_token: str) -> None:
+        """Raise when the Page token no longer works (revoked, permission lapsed)."""
+        response = await self._get(self._url("me"), access_token)
+        error = graph_error(read_json(response))
+        if error is not None:
+            known = self._known(response, error, access_token)
+            raise known or platform_error(
+                ErrorKind.AUTH,
+                f"{self.label} rejected the access token: {error.message}",
+                access_token,
+                response,
+            )
+        if response.status_code >= 500:
+            raise server_error(self.label, response, access_token)
+        if not response.is_success:
+            raise unexpected_body(self.label, response, access_token)
+
+    async def probe_api_version(self, access_token: str | None = None) -> None:
+        """One read of ``/me``: Graph answers a retired version before it looks at the token."""
+        response = await self._get(self._url("me"), access_token)
+        error = graph_error(read_json(response))
+        known = self._known(response, error, access_token or "") if error else None
+        if known is not None and known.kind is ErrorKind.VERSION_RETIRED:
+            raise known
+        if response.status_code >= 500:
+            raise server_error(self.label, response, access_token or ())
 
     async def refresh_token(self, tokens: Tokens) -> Tokens:
         # No HTTP call: Graph has no grant that revives an expired or revoked token.
         raise platform_error(
             ErrorKind.AUTH,
-            "Facebook Page tokens cannot be refreshed: reconnect Facebook",
+            f"{self.label} Page tokens cannot be refreshed: reconnect {self.label}",
             tokens.access_token,
         )
 
@@ -107,42 +225,7 @@ class FacebookClient:
             "client_secret": app.client_secret,
             "fb_exchange_token": short_lived_token,
         }
-        url = f"{self._base_url}/{self._api_version}/oauth/access_token"
+        url = f"{self._base_url}/{self.api_version}/oauth/access_token"
         response = await send(self._http, "GET", url, params=params)
         secrets = (short_lived_token, app.client_secret)
-        return token_answer(LABEL, response, Tokens(short_lived_token), secrets, self._clock())
-
-
-def _interpret(response: httpx.Response, token: str) -> DeleteOutcome:
-    body = read_json(response)
-    error = graph_error(body)
-    if error is not None:
-        known = common_error(LABEL, response, error, token)
-        if known is not None and known.kind is ErrorKind.AUTH:
-            raise known
-        if error.cannot_load_object:
-            return DeleteOutcome.ALREADY_GONE
-        if known is not None:
-            raise known
-        if response.status_code == 404:
-            return DeleteOutcome.ALREADY_GONE
-        raise platform_error(
-            ErrorKind.PERMANENT,
-            f"Facebook refused to delete the post: {error.message}",
-            token,
-            response,
-        )
-    if response.status_code >= 500:
-        raise server_error(LABEL, response, token)
-    if response.status_code == 404:
-        return DeleteOutcome.ALREADY_GONE
-    if response.is_success and isinstance(body, dict):
-        if body.get("success") is True:
-            return DeleteOutcome.DELETED
-        # {"success": false} is how Graph declines objects it cannot delete (Stories, for one).
-        raise platform_error(
-            ErrorKind.PERMANENT, "Facebook declined to delete the post", token, response
-        )
-    if response.status_code == 401:
-        raise platform_error(ErrorKind.AUTH, "Facebook rejected the access token", token, response)
-    raise unexpected_body(LABEL, response, token)
+        return token_answer(self.label, response, Tokens(short_lived_token), secrets, self._clock())

@@ -1,12 +1,16 @@
-"""Take an Instagram post down through the Instagram Graph API, or say plainly that Meta will not.
+"""Take an Instagram post down through Meta's Graph API, or say plainly that Meta will not.
 
-Request: ``DELETE https://graph.instagram.com/{version}/{ig-media-id}`` with the Instagram User
-access token as Bearer (Instagram API with Instagram Login; with Facebook Login the host is
-graph.facebook.com, which `base_url` allows).
+Two logins, two clients (a connection's `login` picks one, see `registry.client_for`):
 
-Whether Meta deletes published media through the API is not settled: the IG Media reference
-documents reading (and comment toggling) but no delete operation, and some tools call the
-DELETE anyway. So the delete is tried, and only a ``{"success": true}`` counts as done. Graph
+- **Facebook Login** (`InstagramFacebookLoginClient`): ``DELETE
+  https://graph.facebook.com/{version}/{ig-media-id}`` with the Facebook Page's token, which
+  needs ``instagram_manage_contents``. This is the login an app must use for deletes to work:
+  Meta deletes whole published posts, reels and carousels this way (not single carousel items).
+  The token is a Page token, so it is read like Facebook's (it does not expire and cannot be
+  refreshed; `verify_token` checks it still works) and the Facebook API version applies.
+- **Instagram Login** (`InstagramClient`): ``DELETE https://graph.instagram.com/{version}/
+  {ig-media-id}`` with the Instagram User token. That host does not delete published media, so
+  the delete is tried and Meta's refusal reported for a person to act on. Graph
 answers an id it will not delete exactly as one it cannot find (code 100, "Unsupported delete
 request. Object with ID '...' does not exist, cannot be loaded due to missing permissions, or
 does not support this operation"), so on that answer the media is read back
@@ -22,7 +26,8 @@ which is why the outbox refreshes ahead of the stored expiry.
 
 Documentation relied on:
 - IG Media (operations, hosts, permissions ``instagram_business_basic``,
-  ``instagram_business_content_publish``):
+  ``instagram_business_content_publish``; deleting with Facebook Login and
+  ``instagram_manage_contents``):
   https://developers.facebook.com/docs/instagram-platform/reference/instagram-media
 - Refresh Access Token:
   https://developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token
@@ -39,40 +44,77 @@ from urllib.parse import quote
 
 import httpx
 
-from mls_sync.social._graph import GraphError, common_error, graph_error, token_answer
+from mls_sync.config import GRAPH_DEFAULT
+from mls_sync.social._graph import (
+    PERMISSION_CODES,
+    GraphError,
+    common_error,
+    graph_error,
+    token_answer,
+)
 from mls_sync.social._http import platform_error, read_json, send, server_error, unexpected_body
 from mls_sync.social._oauth import utc_now
 from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, PlatformError, Tokens
+from mls_sync.social.facebook import FacebookClient
 
 LABEL = "Instagram"
 REFUSAL = "Instagram does not allow deleting this post through its API: remove it in the app"
 TOKEN_URL = "https://graph.instagram.com/refresh_access_token"
 
 
+class InstagramFacebookLoginClient(FacebookClient):
+    """Instagram media deleted through Facebook Login: Facebook's host, version and Page token."""
+
+    platform = Platform.INSTAGRAM
+    label = LABEL
+    permission = "instagram_manage_contents"
+    version_platform = Platform.FACEBOOK
+
+
 class InstagramClient:
     platform = Platform.INSTAGRAM
     supports_delete = True  # it is tried; Meta's answer decides
     # No refresh token: the access token extends itself, only while still valid, so the
-    # outbox keeps it alive ahead of its expiry (Unpublisher.keep_tokens_alive).
+    # token care keeps it alive ahead of its expiry (sync/token_care.py).
     refreshes_with_access_token = True
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         base_url: str = "https://graph.instagram.com",
-        api_version: str = "v21.0",
+        api_version: str = GRAPH_DEFAULT,
         *,
         token_url: str = TOKEN_URL,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._api_version = api_version
+        self.api_version = api_version
         self._token_url = token_url
         self._clock = clock
 
     def _media_url(self, media_id: str) -> str:
-        return f"{self._base_url}/{self._api_version}/{quote(media_id, safe='')}"
+        return f"{self._base_url}/{self.api_version}/{quote(media_id, safe='')}"
+
+    def _known(
+        self, response: httpx.Response, error: GraphError, token: str
+    ) -> PlatformError | None:
+        return common_error(
+            LABEL, response, error, token, platform=self.platform, api_version=self.api_version
+        )
+
+    async def probe_api_version(self, access_token: str | None = None) -> None:
+        """One read of ``/me``: Graph answers a retired version before it looks at the token."""
+        headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
+        response = await send(
+            self._http, "GET", self._media_url("me"), headers=headers, params={"fields": "id"}
+        )
+        error = graph_error(read_json(response))
+        known = self._known(response, error, access_token or "") if error else None
+        if known is not None and known.kind is ErrorKind.VERSION_RETIRED:
+            raise known
+        if response.status_code >= 500:
+            raise server_error(LABEL, response, access_token or ())
 
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
         url = self._media_url(platform_post_id)
@@ -99,7 +141,12 @@ class InstagramClient:
     async def _after_error(
         self, media_id: str, token: str, response: httpx.Response, error: GraphError
     ) -> DeleteOutcome:
-        known = common_error(LABEL, response, error, token)
+        known = self._known(response, error, token)
+        if known is not None and error.code in PERMISSION_CODES:
+            # On this host a permission error is Meta saying it will not delete (Instagram
+            # Login has no delete permission to grant), not a lapsed grant: reconnecting the
+            # same way cannot help, so a person removes the post in the app.
+            raise _refused(response)
         if known is not None:
             raise known
         if error.cannot_load_object or response.status_code == 404:
@@ -119,7 +166,7 @@ class InstagramClient:
         body = read_json(response)
         error = graph_error(body)
         if error is not None:
-            known = common_error(LABEL, response, error, token)
+            known = self._known(response, error, token)
             if known is not None:
                 raise known
             # Unreadable is gone; any other refusal to read is not proof of that.

@@ -23,6 +23,16 @@ Documentation relied on:
   no rate-limit headers are documented):
   https://learn.microsoft.com/en-us/linkedin/shared/api-guide/concepts/rate-limits
 
+Versions: ``LinkedIn-Version`` is a setting (`social/versions.py` has the published sunset
+dates). A version past its sunset answers every call with HTTP 426 ``{"status": 426, "code":
+"NONEXISTENT_VERSION", "message": "Requested version 202411 is not active"}`` (n8n-io/n8n#28967,
+ComposioHQ/composio#4320); that is VERSION_RETIRED: our configuration, so jobs wait uncounted and
+the connection stays as it is. `probe_api_version` reads one post URN, with the user's token
+where the caller has one (GET /api/doctor) and without for the operator's doctor: a 426 is
+proof of retirement; any other answer is not proof of the opposite (whether LinkedIn judges the
+version before the token is not documented), which is why `mls-sync doctor` also goes by the
+published sunset dates in `social/versions.py`.
+
 Observed bodies (public issue threads): ``{"serviceErrorCode": 65600, "message": "Invalid access
 token", "status": 401}`` (xcarpentier/react-native-linkedin#80) and ``{"status": 401,
 "serviceErrorCode": 65601, "code": "REVOKED_ACCESS_TOKEN", ...}``
@@ -39,20 +49,26 @@ from urllib.parse import quote
 
 import httpx
 
+from mls_sync.config import LINKEDIN_DEFAULT
 from mls_sync.social._http import (
     parse_retry_after,
     platform_error,
     read_json,
+    send,
     send_delete,
     server_error,
     unexpected_body,
 )
 from mls_sync.social._oauth import ClientAuth, OAuthApp, TokenEndpoint
-from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, Tokens
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, PlatformError, Tokens
+from mls_sync.social.versions import retired_message
 
 LABEL = "LinkedIn"
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 TOKEN_URL = "https://www.linkedin.com/oauth/v2/accessToken"
+RETIRED_VERSION_CODE = "NONEXISTENT_VERSION"
+# Any post URN does for the probe: the version is checked before the token and the post.
+PROBE_URN = "urn:li:share:0"
 
 
 def _utc_now() -> datetime:
@@ -67,7 +83,7 @@ class LinkedInClient:
         self,
         http: httpx.AsyncClient,
         base_url: str = "https://api.linkedin.com",
-        api_version: str = "202411",
+        api_version: str = LINKEDIN_DEFAULT,
         *,
         token_url: str = TOKEN_URL,
         app: OAuthApp | None = None,
@@ -75,26 +91,58 @@ class LinkedInClient:
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._api_version = api_version
+        self.api_version = api_version
         self._clock = clock
         self._token_endpoint = TokenEndpoint(LABEL, token_url, app or OAuthApp(), ClientAuth.FORM)
 
     async def refresh_token(self, tokens: Tokens) -> Tokens:
         return await self._token_endpoint.refresh(self._http, tokens, clock=self._clock)
 
-    async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
+    def _post_url(self, urn: str) -> str:
         # Rest.li 2.0 wants the whole URN encoded, colons included ("urn%3Ali%3Ashare%3A1").
-        url = f"{self._base_url}/rest/posts/{quote(platform_post_id, safe='')}"
+        return f"{self._base_url}/rest/posts/{quote(urn, safe='')}"
+
+    def _headers(self, access_token: str | None) -> dict[str, str]:
         headers = {
-            "Authorization": f"Bearer {access_token}",
-            "LinkedIn-Version": self._api_version,
+            "LinkedIn-Version": self.api_version,
             "X-Restli-Protocol-Version": RESTLI_PROTOCOL_VERSION,
         }
-        response = await send_delete(self._http, url, headers)
+        if access_token:
+            headers["Authorization"] = f"Bearer {access_token}"
+        return headers
+
+    async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
+        url = self._post_url(platform_post_id)
+        response = await send_delete(self._http, url, self._headers(access_token))
         return self._interpret(response, access_token)
+
+    async def probe_api_version(self, access_token: str | None = None) -> None:
+        response = await send(
+            self._http, "GET", self._post_url(PROBE_URN), headers=self._headers(access_token)
+        )
+        retired = self._retired(response, access_token or "")
+        if retired is not None:
+            raise retired
+        if response.status_code >= 500:
+            raise server_error(LABEL, response, access_token or ())
+
+    def _retired(self, response: httpx.Response, token: str) -> PlatformError | None:
+        body = read_json(response)
+        code = body.get("code") if isinstance(body, dict) else None
+        if response.status_code != 426 and code != RETIRED_VERSION_CODE:
+            return None
+        detail = f"LinkedIn refused the call: {_message(body) or 'version not active'}"
+        return platform_error(
+            ErrorKind.VERSION_RETIRED,
+            retired_message(self.platform, self.api_version, detail),
+            token,
+            response,
+        ).with_version(self.api_version)
 
     def _interpret(self, response: httpx.Response, token: str) -> DeleteOutcome:
         status = response.status_code
+        if (retired := self._retired(response, token)) is not None:
+            raise retired
         if response.is_success:
             # 204 has no body; any other success must at least be JSON, or it is not LinkedIn
             # answering (a captive portal or misrouted proxy can say 200 too).

@@ -14,16 +14,27 @@ from typing import Any
 import httpx
 
 from mls_sync.social._oauth import OAuthApp
-from mls_sync.social.base import Platform, PlatformClient
+from mls_sync.social.base import Login, Platform, PlatformClient
 from mls_sync.social.facebook import FacebookClient
 from mls_sync.social.google_business import GoogleBusinessClient
-from mls_sync.social.instagram import InstagramClient
+from mls_sync.social.instagram import InstagramClient, InstagramFacebookLoginClient
 from mls_sync.social.linkedin import LinkedInClient
 from mls_sync.social.pinterest import PinterestClient
 from mls_sync.social.tiktok import TikTokClient
 from mls_sync.social.x import XClient
 
-__all__ = ["SUPPORTED_PLATFORMS", "OAuthApp", "PlatformConfig", "build_platform_clients"]
+__all__ = [
+    "INSTAGRAM_VIA_FACEBOOK",
+    "SUPPORTED_PLATFORMS",
+    "OAuthApp",
+    "PlatformConfig",
+    "build_platform_clients",
+    "client_for",
+]
+
+# The key of the Instagram client that deletes through Facebook Login (graph.facebook.com with a
+# Page token); the plain "instagram" key is Instagram Login's.
+INSTAGRAM_VIA_FACEBOOK = "instagram+facebook_login"
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,9 @@ SUPPORTED_PLATFORMS: frozenset[Platform] = frozenset(_FACTORIES)
 
 def build_platform_clients(
     http: httpx.AsyncClient, configs: Mapping[Platform, PlatformConfig | str] | None = None
-) -> dict[Platform, PlatformClient]:
-    """Clients for every supported platform; `configs` points some of them elsewhere.
+) -> dict[str, PlatformClient]:
+    """Clients for every supported platform (keyed by platform), and Instagram's Facebook Login
+    client under `INSTAGRAM_VIA_FACEBOOK`; `configs` points some of them elsewhere.
 
     A plain string is taken as the platform's base URL, which is all most tests need.
     """
@@ -86,4 +98,20 @@ def build_platform_clients(
             return PlatformConfig(base_url=value)
         return value or PlatformConfig()
 
-    return {platform: factory(http, config(platform)) for platform, factory in _FACTORIES.items()}
+    clients: dict[str, PlatformClient] = {
+        platform: factory(http, config(platform)) for platform, factory in _FACTORIES.items()
+    }
+    # Facebook Login means Facebook's host and API version, with the Page token.
+    clients[INSTAGRAM_VIA_FACEBOOK] = InstagramFacebookLoginClient(
+        http, **config(Platform.FACEBOOK).kwargs("base_url", "api_version", "app")
+    )
+    return clients
+
+
+def client_for(
+    clients: Mapping[str, PlatformClient], platform: str, login: str | None
+) -> PlatformClient | None:
+    """The client a connection of `platform` made through `login` deletes with."""
+    if platform == Platform.INSTAGRAM and login == Login.FACEBOOK:
+        return clients.get(INSTAGRAM_VIA_FACEBOOK)
+    return clients.get(platform)

@@ -119,6 +119,10 @@ class PlatformConnection(Base):
     state: Mapped[str] = mapped_column(String(20), default=ConnectionState.ACTIVE)
     state_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Instagram: "facebook" or "instagram" (social.base.Login); None for one-login platforms.
+    login: Mapped[str | None] = mapped_column(String(20))
+    tokens_checked_at: Mapped[datetime | None]  # last refreshed or verified ahead of need
+    expiry_warned_at: Mapped[datetime | None]  # MlsSyncPlatformTokenExpiring sent for expires_at
 
 
 class Post(Base):

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
@@ -213,6 +213,7 @@ async def upsert_platform_connection(
     access_token: str,
     refresh_token: str | None = None,
     expires_at: datetime | None = None,
+    login: str | None = None,
 ) -> PlatformConnection:
     stmt = select(PlatformConnection).where(
         PlatformConnection.user_id == user_id, PlatformConnection.platform == platform
@@ -224,8 +225,11 @@ async def upsert_platform_connection(
     connection.access_token_encrypted = cipher.encrypt(access_token)
     connection.refresh_token_encrypted = cipher.encrypt(refresh_token) if refresh_token else None
     connection.expires_at = expires_at
+    connection.login = login
     connection.state = ConnectionState.ACTIVE
     connection.state_message = None
+    connection.tokens_checked_at = None
+    connection.expiry_warned_at = None
     await session.flush()
     return connection
 
@@ -407,6 +411,7 @@ def store_platform_tokens(
     connection.expires_at = expires_at
     connection.state = ConnectionState.ACTIVE
     connection.state_message = None
+    connection.expiry_warned_at = None  # a new expiry is announced afresh
 
 
 @singledispatch
@@ -586,20 +591,21 @@ async def user_platform_connections(
 
 
 @singledispatch
-async def platform_connections_expiring(
-    session: AsyncSession, before: datetime
+async def platform_connections_due_for_care(
+    session: AsyncSession, checked_before: datetime
 ) -> Sequence[PlatformConnection]:
-    """Active platform connections with no refresh token whose access token runs out before
-    `before`: the ones only a refresh with the access token itself can keep alive."""
+    """Active platform connections whose tokens were not refreshed, verified or judged since
+    `checked_before` (never, included): the token care's work for this run."""
     stmt = (
         select(PlatformConnection)
         .where(
             PlatformConnection.state == ConnectionState.ACTIVE,
-            PlatformConnection.refresh_token_encrypted.is_(None),
-            PlatformConnection.expires_at.is_not(None),
-            PlatformConnection.expires_at < before,
+            or_(
+                PlatformConnection.tokens_checked_at.is_(None),
+                PlatformConnection.tokens_checked_at <= checked_before,
+            ),
         )
-        .order_by(PlatformConnection.expires_at)
+        .order_by(PlatformConnection.id)
     )
     return (await session.execute(stmt)).scalars().all()
 

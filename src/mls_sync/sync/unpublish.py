@@ -10,25 +10,28 @@ repeated once it is done; a crash between the platform's answer and our commit r
 and the platform answers "already gone".
 
 Tokens: a token the stored expiry says is (about to be) expired is refreshed before the delete;
-a token the platform rejects is refreshed once and the delete tried once more. Refreshes of one
-platform connection are serialised by an asyncio lock per connection id (this process) and by
-locking the connection's row (`SELECT ... FOR UPDATE`) in the transaction that stores the new
-tokens (other processes, on PostgreSQL): whoever comes second finds the tokens replaced and uses
-them, so a single-use refresh token (X, Pinterest, TikTok) is never spent twice. A refresh the
-platform refuses marks the connection `expired`; its posts stay `published` until the user
-reconnects.
+a token the platform rejects is refreshed once and the delete tried once more (safely across
+processes: `platform_tokens.py`). A refresh the platform refuses, or an answer that says the user
+must log in again (a lapsed permission), marks the connection `expired`; its posts stay
+`published` until the user reconnects. Keeping tokens alive while no post needs deleting is the
+token care's job (`token_care.py`).
 
 Rate limits defer the job to the time the platform names without counting an attempt, and the
-rest of that connection's jobs in the same drain wait too instead of knocking again.
+rest of that connection's jobs in the same drain wait too instead of knocking again. A platform
+that says our API version is retired is our configuration, not the post's: the job waits
+without counting an attempt, the connection is left alone, the other jobs of that client in the
+drain wait without calling, and MlsSyncPlatformApiVersionRetired fires once per platform and
+version (across processes: a marker row).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import weakref
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -36,6 +39,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState, PostStatus
+from mls_sync.observability.alerts import PlatformAlert, version_retired_alert
 from mls_sync.observability.metrics import METRICS
 from mls_sync.social.base import (
     DeleteOutcome,
@@ -45,11 +49,15 @@ from mls_sync.social.base import (
     Tokens,
     label,
 )
+from mls_sync.social.registry import client_for
+from mls_sync.store import leases
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.store.models import Listing, PlatformConnection, Post, UnpublishJob
 from mls_sync.store.types import utcnow
+from mls_sync.sync.platform_tokens import PlatformTokens, ReauthNeeded
+from mls_sync.sync.token_care import CHECK_EVERY, WARN_WITHIN, TokenCare
 
 log = structlog.get_logger(__name__)
 Logger = structlog.typing.FilteringBoundLogger
@@ -57,11 +65,8 @@ Logger = structlog.typing.FilteringBoundLogger
 MAX_BACKOFF = timedelta(hours=6)
 # Longer than a delete plus a refresh plus a retry can take with the HTTP timeouts we use.
 DEFAULT_LEASE = timedelta(minutes=5)
-# Refresh this long before the stored expiry: clocks drift and requests take time.
-REFRESH_AHEAD = timedelta(minutes=2)
-# Tokens without a refresh token are extended this long before they run out (Instagram's last
-# 60 days and can be extended once a day old; a week leaves room for a week of failures).
-KEEP_ALIVE_WINDOW = timedelta(days=7)
+# A marker that never lapses: "this alert was sent" (alerts that fire once, ever).
+ONCE = timedelta(days=365 * 100)
 # A delete is idempotent (a post already gone counts as done), so a passing failure (5xx,
 # network error, timeout, a rate limit that lifts within seconds) is tried again at once rather
 # than a run later: a platform failing one request in ten would otherwise keep a sold
@@ -119,15 +124,20 @@ class _Connection:
     tokens: Tokens
 
 
-class _ReauthNeeded(Exception):
-    """A refresh was refused and the connection is now marked expired."""
-
-
 @dataclass
 class _Drain:
     report: DrainReport = field(default_factory=DrainReport)
     # platform connection id -> (throttled until, the platform's message)
     throttled: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    # client -> the platform's "this API version is retired" message, seen in this drain
+    retired: dict[int, str] = field(default_factory=dict)
+
+
+AlertSink = Callable[[PlatformAlert], Awaitable[None]]
+
+
+async def _log_only(alert: PlatformAlert) -> None:
+    log.error(f"Alert {alert.rule}: {alert.summary}", alert=alert.rule, **alert.log_fields())
 
 
 class Unpublisher:
@@ -141,20 +151,30 @@ class Unpublisher:
         per_platform_concurrency: int = 4,
         lease: timedelta = DEFAULT_LEASE,
         clock: Callable[[], datetime] = utcnow,
+        alerts: AlertSink = _log_only,
+        tokens: PlatformTokens | None = None,
+        token_warn_within: timedelta = WARN_WITHIN,
+        token_check_every: timedelta = CHECK_EVERY,
     ) -> None:
         self._db = db
-        self._cipher = cipher
         self._clients = clients
         self._backoff = timedelta(seconds=backoff_seconds)
         self._per_platform = per_platform_concurrency
         self._lease = lease
         self._clock = clock
-        # One lock per platform connection and one cap per platform, shared by every drain of
-        # this process (a user-wide sync drains several MLS connections at once); each lives
-        # while anyone holds or waits on it.
-        self._refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
+        self.alerts = alerts  # the runtime points it at the RunMonitor
+        self.tokens = tokens or PlatformTokens(db, cipher, clock=clock)
+        self.token_care = TokenCare(
+            db,
+            self.tokens,
+            clients,
+            self._alert,
+            clock=clock,
+            warn_within=token_warn_within,
+            check_every=token_check_every,
         )
+        # One cap per platform, shared by every drain of this process (a user-wide sync
+        # drains several MLS connections at once); each lives while anyone waits on it.
         self._caps: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
             weakref.WeakValueDictionary()
         )
@@ -210,12 +230,20 @@ class Unpublisher:
                 await _delete_job(session, attempt.job_id)  # nothing left to take down
                 return
             stored = await repo.platform_connection(session, attempt.user_id, attempt.platform)
-            client = self._clients.get(attempt.platform)
+            login = stored.login if stored is not None else None
+            client = client_for(self._clients, attempt.platform, login)
             problem, connection = self._usable(attempt.platform, stored, client)
         if problem is not None or connection is None or client is None:
             # The post stays published; the job waits for the user to (re)connect the platform.
             bound.warning(problem)
             await self._defer(attempt, problem or "", count_attempt=True)
+            drain.report.deferred += 1
+            return
+
+        retired = drain.retired.get(id(client))
+        if retired is not None:
+            # Asking again with the same version cannot help until an operator changes it.
+            await self._defer(attempt, retired, count_attempt=False, wait=self._backoff)
             drain.report.deferred += 1
             return
 
@@ -228,14 +256,17 @@ class Unpublisher:
 
         try:
             outcome = await self._delete(attempt, client, connection)
-        except _ReauthNeeded as exc:
+        except ReauthNeeded as exc:
             message = reauthenticate_message(attempt.platform, str(exc))
             await self._defer(attempt, message, count_attempt=True)
             drain.report.errors.append((attempt.listing_id, attempt.mls_number, message))
             bound.error("platform token refresh refused, re-authentication needed", error=message)
             return
         except PlatformError as exc:
-            await self._failed(attempt, connection.id, exc, drain, bound)
+            if exc.kind is ErrorKind.VERSION_RETIRED:
+                await self._version_retired(attempt, client, exc, drain, bound)
+            else:
+                await self._failed(attempt, connection.id, exc, drain, bound)
             return
 
         await self._mark_unpublished(attempt)
@@ -254,17 +285,9 @@ class Unpublisher:
         if client is None:
             return f"Unpublishing on {label(platform)} is not supported yet", None
         try:
-            return None, _Connection(stored.id, self._tokens(stored))
+            return None, _Connection(stored.id, self.tokens.decrypt(stored))
         except SecretDecryptError as exc:
             return str(exc), None
-
-    def _tokens(self, stored: PlatformConnection) -> Tokens:
-        refresh = stored.refresh_token_encrypted
-        return Tokens(
-            access_token=self._cipher.decrypt(stored.access_token_encrypted),
-            refresh_token=self._cipher.decrypt(refresh) if refresh else None,
-            expires_at=stored.expires_at,
-        )
 
     async def _delete(
         self, attempt: _Attempt, client: PlatformClient, connection: _Connection
@@ -272,14 +295,14 @@ class Unpublisher:
         """Delete with a fresh enough token; on a rejected token, refresh once and retry once."""
         tokens = connection.tokens
         refreshed = False
-        if client.supports_delete and self._expiring(tokens):
+        if client.supports_delete and self.tokens.expiring(tokens):
             try:
-                tokens = await self._refresh(
-                    connection.id, client, tokens, final=self._expired(tokens)
+                tokens = await self.tokens.refresh(
+                    connection.id, client, tokens, final=self.tokens.expired(tokens)
                 )
                 refreshed = True
             except PlatformError:
-                if self._expired(tokens):
+                if self.tokens.expired(tokens):
                     raise
                 # Refused or unreachable ahead of time, but the token has not run out yet: use
                 # it while it lasts.
@@ -288,96 +311,44 @@ class Unpublisher:
         except PlatformError as exc:
             if exc.kind is not ErrorKind.AUTH or refreshed or not client.supports_delete:
                 raise
-        tokens = await self._refresh(connection.id, client, tokens, final=True)
+        tokens = await self.tokens.refresh(connection.id, client, tokens, final=True)
         return await _delete_retrying(client, attempt.platform_post_id, tokens.access_token)
 
-    async def keep_tokens_alive(self, within: timedelta = KEEP_ALIVE_WINDOW) -> int:
-        """Refresh the tokens that only a refresh with themselves can extend (Instagram's
-        60-day tokens: no refresh token, and no refresh once expired) when they run out within
-        `within`, although no post needs deleting: a user who sells nothing for two months
-        must not have to reconnect. Returns how many were refreshed; never raises."""
-        async with self._db.transaction() as session:
-            expiring = await repo.platform_connections_expiring(session, self._clock() + within)
-            candidates = [
-                (row.id, row.platform, self._tokens(row))
-                for row in expiring
-                if getattr(self._clients.get(row.platform), "refreshes_with_access_token", False)
-            ]
-        refreshed = 0
-        for connection_id, platform, tokens in candidates:
-            try:
-                await self._refresh(connection_id, self._clients[platform], tokens, final=False)
-                refreshed += 1
-            except Exception as exc:  # tried again by the next run, while the token lasts
-                log.warning(
-                    "platform token keep-alive failed",
-                    platform=platform,
-                    platform_connection_id=connection_id,
-                    error=type(exc).__name__,
-                )
-        return refreshed
+    async def keep_tokens_alive(self) -> int:
+        """Refresh, verify or flag every platform connection's tokens ahead of need (the
+        token care, `token_care.py`); how many were refreshed or verified. Never raises."""
+        return await self.token_care.run()
 
-    def _expiring(self, tokens: Tokens) -> bool:
-        return tokens.expires_at is not None and tokens.expires_at <= self._clock() + REFRESH_AHEAD
-
-    def _expired(self, tokens: Tokens) -> bool:
-        return tokens.expires_at is not None and tokens.expires_at <= self._clock()
-
-    async def _refresh(
-        self, connection_id: str, client: PlatformClient, used: Tokens, *, final: bool
-    ) -> Tokens:
-        """New tokens for the connection, stored encrypted before anyone uses them.
-
-        `final`: a refused refresh means the user must reconnect (the token in hand is dead), so
-        the connection is marked expired in the same transaction and `_ReauthNeeded` raised.
-        Otherwise the refusal is raised as the client's PlatformError.
-        """
-        lock = self._refresh_locks.get(connection_id)
-        if lock is None:
-            lock = self._refresh_locks[connection_id] = asyncio.Lock()
-        async with lock:
-            failure: PlatformError | None = None
-            fresh: Tokens | None = None
-            async with self._db.transaction() as session:
-                row = await repo.lock_platform_connection(session, connection_id)
-                if row is None or row.state != ConnectionState.ACTIVE:
-                    # Expired (or removed) by whoever refreshed before us.
-                    reason = row.state_message if row is not None else "connection removed"
-                    raise _ReauthNeeded(reason or "refresh refused")
-                current = self._tokens(row)
-                if current.access_token != used.access_token and not self._expiring(current):
-                    return current  # refreshed while we waited for the lock
-                try:
-                    fresh = await client.refresh_token(current)
-                except PlatformError as exc:
-                    failure = exc
-                    if exc.kind is ErrorKind.AUTH and final:
-                        row.state = ConnectionState.EXPIRED
-                        row.state_message = exc.message
-                else:
-                    # Same transaction as the row lock: a rotated refresh token is never lost
-                    # to a second refresh, and is stored before the new access token is used.
-                    repo.store_platform_tokens(
-                        row,
-                        self._cipher,
-                        access_token=fresh.access_token,
-                        refresh_token=fresh.refresh_token,
-                        expires_at=fresh.expires_at,
-                    )
-            if failure is not None:
-                if failure.kind is ErrorKind.AUTH and final:
-                    raise _ReauthNeeded(failure.message) from failure
-                raise failure
-            assert fresh is not None
-            log.info(
-                "platform token refreshed",
-                platform=str(client.platform),
-                platform_connection_id=connection_id,
-                rotated=fresh.refresh_token != current.refresh_token,
-            )
-            return fresh
+    async def _alert(self, alert: PlatformAlert) -> None:
+        await self.alerts(alert)  # looked up at call time: the runtime sets it after building
 
     # outcomes
+
+    async def _version_retired(
+        self,
+        attempt: _Attempt,
+        client: PlatformClient,
+        error: PlatformError,
+        drain: _Drain,
+        bound: Logger,
+    ) -> None:
+        """Our configuration: the job waits uncounted, the user's connection is left alone."""
+        message = describe(attempt.platform, error.message)
+        drain.retired[id(client)] = message
+        await self._defer(attempt, message, count_attempt=False, wait=self._backoff)
+        drain.report.deferred += 1
+        version = error.api_version or getattr(client, "api_version", "") or ""
+        METRICS.platform_version_refused(attempt.platform, version)
+        bound.error("platform API version retired, unpublish deferred", error=message)
+        if await self._first_time(f"version-retired:{attempt.platform}:{version}"):
+            await self.alerts(version_retired_alert(attempt.platform, version, message))
+
+    async def _first_time(self, key: str) -> bool:
+        """True once per key across every process on this database (a marker that never
+        lapses, in the lease table: one atomic insert decides who was first)."""
+        marker = "once:" + hashlib.sha256(key.encode()).hexdigest()[:27]
+        async with self._db.transaction() as session:
+            return await leases.take_lease(session, marker, "alerts", now=self._clock(), ttl=ONCE)
 
     async def _failed(
         self,
@@ -405,14 +376,11 @@ class Unpublisher:
                     post.last_error = message
                 await _delete_job(session, attempt.job_id)
         else:
-            if error.kind is ErrorKind.AUTH:
-                # A fresh token rejected too (or none could be had): only the user can fix it.
+            if error.kind in (ErrorKind.AUTH, ErrorKind.RECONNECT):
+                # A fresh token rejected too, none could be had, or a permission lapsed: only
+                # the user can fix it.
                 message = reauthenticate_message(attempt.platform, error.message)
-                async with self._db.transaction() as session:
-                    stored = await session.get(PlatformConnection, connection_id)
-                    if stored is not None:
-                        stored.state = ConnectionState.EXPIRED
-                        stored.state_message = error.message
+                await self.tokens.mark_expired(connection_id, error.message)
             await self._defer(attempt, message, count_attempt=True)
         drain.report.errors.append((attempt.listing_id, attempt.mls_number, message))
         bound.error("unpublish failed", error=message, kind=str(error.kind))

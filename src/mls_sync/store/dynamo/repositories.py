@@ -187,6 +187,7 @@ async def upsert_platform_connection(
     access_token: str,
     refresh_token: str | None = None,
     expires_at: datetime | None = None,
+    login: str | None = None,
 ) -> PlatformConnection:
     connection = await platform_connection(session, user_id, platform)
     if connection is None:
@@ -200,6 +201,8 @@ async def upsert_platform_connection(
         expires_at=expires_at,
     )
     connection.refresh_token_encrypted = cipher.encrypt(refresh_token) if refresh_token else None
+    connection.login = login
+    connection.tokens_checked_at = None
     return connection
 
 
@@ -211,21 +214,19 @@ async def user_platform_connections(
     return session.adopt_all(PlatformConnection, items)
 
 
-@repo.platform_connections_expiring.register
-async def platform_connections_expiring(
-    session: DynamoSession, before: datetime
+@repo.platform_connections_due_for_care.register
+async def platform_connections_due_for_care(
+    session: DynamoSession, checked_before: datetime
 ) -> Sequence[PlatformConnection]:
     # A scan, as for the gauges: run once per scheduled run, over a small item type.
     items = await session.scan("sk = :sk", {":sk": s(primary_key(PlatformConnection, "")[1])})
-    expiring = [
+    due = [
         c
         for c in session.adopt_all(PlatformConnection, items)
         if c.state == ConnectionState.ACTIVE
-        and c.refresh_token_encrypted is None
-        and c.expires_at is not None
-        and c.expires_at < before
+        and (c.tokens_checked_at is None or c.tokens_checked_at <= checked_before)
     ]
-    return sorted(expiring, key=lambda c: (c.expires_at, c.id))
+    return sorted(due, key=lambda c: c.id)
 
 
 @repo.delete_platform_connection.register
