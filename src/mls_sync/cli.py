@@ -11,7 +11,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mls_sync import actions, cli_bench, cli_keys, cli_manage, cli_runs, cli_service, cli_worker
+from mls_sync import (
+    actions,
+    cli_bench,
+    cli_doctor,
+    cli_keys,
+    cli_manage,
+    cli_runs,
+    cli_service,
+    cli_worker,
+)
 from mls_sync.cli_support import err, load_settings, out, print_json, sync_progress, with_runtime
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
 from mls_sync.observability import configure_logging
@@ -36,6 +45,7 @@ for _name, _sub_app in cli_manage.SUB_APPS.items():
     app.add_typer(_sub_app, name=_name)
 app.add_typer(cli_runs.runs_app, name="runs")
 app.add_typer(cli_keys.keys_app, name="keys")
+app.command("doctor")(cli_doctor.doctor)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print only the response JSON.")]
 

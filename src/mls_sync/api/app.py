@@ -13,6 +13,7 @@ from mls_sync.api import (
     connections,
     cron,
     dashboard,
+    doctor,
     errors,
     health,
     listings,
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     for module in (health, cron, sync_routes, users, connections, platforms, listings, posts):
         app.include_router(module.router)
     app.include_router(runs.router)  # run history (monitoring)
+    app.include_router(doctor.router)  # GET /api/doctor, the caller's health report
     app.include_router(metrics.router)  # GET /metrics, Prometheus
     dashboard.install(app)  # the page at /, its sign-in and its static files
     return app

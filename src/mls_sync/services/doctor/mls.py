@@ -1,0 +1,128 @@
+"""The connections a report looks at, and whether each MLS connection answers with its own
+credentials. The connections in scope (one user's, or everyone's) are read once, before any
+HTTP request, so no database connection is held while an MLS answers. MLS budgets are sacred
+(MLS Grid suspends tokens that go over): exactly one cheap request per connection, drawn from
+the connection's normal budget, none for a connection already known to be expired, and MLS
+hosts are shown without their URL (which could embed a credential)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mls_sync.domain.status import ConnectionState
+from mls_sync.mls.client import ResoClient
+from mls_sync.mls.errors import (
+    MLS_CONNECTION_EXPIRED,
+    MlsAuthError,
+    MlsBudgetExhausted,
+    MlsRequestError,
+)
+from mls_sync.services.doctor._text import _clip
+from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
+from mls_sync.store import repositories as repo
+from mls_sync.store.crypto import SecretDecryptError
+from mls_sync.store.models import MlsConnection, PlatformConnection, User
+from mls_sync.sync.clients import ConnectionConfigError
+
+# The key looked up by the one MLS request: no listing has it, so the answer is an empty page
+# (the cheapest answer a RESO server gives), and any OData server filters on `eq`.
+PROBE_KEY = "mls-sync-doctor-probe"
+# MLS connections asked at once: each has its own credential and budget, so they may overlap,
+# but a doctor run should not look like a burst to a shared MLS host.
+MLS_CHECK_CONCURRENCY = 8
+
+MlsClientFor = Callable[[MlsConnection], ResoClient]
+
+
+# what the connection checks look at
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """The connections in scope (one user's, or everyone's), read in one transaction before
+    any HTTP request, so no database connection is held while an MLS answers."""
+
+    emails: dict[str, str]  # user id -> email
+    mls: list[MlsConnection]
+    platforms: list[PlatformConnection]
+
+
+async def load_holdings(db: AnyDatabase, user: str | None) -> Holdings | Check:
+    """The connections of `user` (email or id), or of every user; a fail line for an unknown
+    user."""
+    async with db.transaction() as session:
+        if user is not None:
+            found = await repo.find_user(session, user)
+            if found is None:
+                return Check("user", Status.FAIL, f"no user {user!r}")
+            users: Sequence[User] = [found]
+        else:
+            users = await repo.list_users(session)
+        mls: list[MlsConnection] = []
+        platforms: list[PlatformConnection] = []
+        for each in users:
+            mls.extend(await repo.user_connections(session, each.id))
+            platforms.extend(await repo.user_platform_connections(session, each.id))
+    return Holdings({u.id: u.email for u in users}, mls, platforms)
+
+
+# 4. MLS connections
+
+
+async def check_mls_connections(holdings: Holdings, mls_client: MlsClientFor) -> list[Check]:
+    if not holdings.mls:
+        return [Check("MLS connections", Status.PASS, "none yet")]
+    gate = asyncio.Semaphore(MLS_CHECK_CONCURRENCY)
+
+    async def one(connection: MlsConnection) -> Check:
+        async with gate:
+            return await check_mls_connection(
+                connection, mls_client, owner=holdings.emails.get(connection.user_id, "")
+            )
+
+    return list(await asyncio.gather(*(one(c) for c in holdings.mls)))
+
+
+async def check_mls_connection(
+    connection: MlsConnection, mls_client: MlsClientFor, *, owner: str = ""
+) -> Check:
+    """One request, through the connection's own client, credentials and budget: a lookup of
+    a key no listing has, `$top=1`, selecting the few fields a sync reads."""
+    host = urlsplit(connection.base_url).hostname or "the MLS"
+    name = f"MLS {connection.name or host}" + (f" ({owner})" if owner else "")
+    ref = f" [connection {connection.id}]"
+
+    def line(status: Status, detail: str) -> Check:
+        return Check(name, status, _clip(detail) + ("" if status is Status.PASS else ref))
+
+    if connection.state == ConnectionState.EXPIRED:
+        # The MLS refused these credentials already; asking again would spend budget on a
+        # known answer (and some vendors count refusals against the credential).
+        return line(Status.FAIL, f"{MLS_CONNECTION_EXPIRED} (not asked: marked expired)")
+    try:
+        client = mls_client(connection)
+    except SecretDecryptError:
+        return line(
+            Status.FAIL, "its credentials cannot be decrypted with the configured token keys"
+        )
+    except ConnectionConfigError as exc:
+        return line(Status.FAIL, str(exc))
+    # With one key, `eq` is what every OData server accepts, so the "in" to "or" fallback
+    # (a second request) can never be needed.
+    client.filter_style = "or"
+    try:
+        await client.fetch_by_keys([PROBE_KEY])
+    except MlsAuthError:
+        return line(Status.FAIL, MLS_CONNECTION_EXPIRED)
+    except MlsBudgetExhausted as exc:
+        return line(Status.WARN, f"not asked: {exc}")
+    except MlsRequestError as exc:
+        if exc.status == 429:
+            return line(Status.WARN, f"{host} answered, but is throttling this credential: {exc}")
+        return line(Status.FAIL, f"{host}: {exc}")
+    except Exception as exc:  # anything else is a bug or an odd server: say what, not a trace
+        return line(Status.FAIL, f"{host}: unexpected {type(exc).__name__}")
+    return line(Status.PASS, f"{host} answered with its credentials")
