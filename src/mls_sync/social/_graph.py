@@ -23,12 +23,20 @@ Documentation relied on (cited in full in `facebook.py`):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
 
-from mls_sync.social._http import Secrets, platform_error, read_json, server_error, unexpected_body
+from mls_sync.social._http import (
+    Secrets,
+    platform_error,
+    read_json,
+    send,
+    server_error,
+    unexpected_body,
+)
 from mls_sync.social._oauth import expires_at
 from mls_sync.social.base import ErrorKind, PlatformError, Tokens
 from mls_sync.social.versions import retired_message
@@ -125,6 +133,52 @@ def common_error(
             ErrorKind.TRANSIENT, f"{label} is having trouble: {error.message}", secrets, response
         )
     return None
+
+
+Known = Callable[[httpx.Response, "GraphError", str], PlatformError | None]
+
+
+async def read_id(http: httpx.AsyncClient, url: str, token: str | None) -> httpx.Response:
+    """``GET {url}?fields=id``: the cheapest Graph read, with the token when there is one."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await send(http, "GET", url, headers=headers, params={"fields": "id"})
+
+
+async def still_there(
+    http: httpx.AsyncClient, url: str, token: str, known: Known, label: str
+) -> bool:
+    """Whether Graph still shows the object to this token, read back after its ambiguous
+    "cannot be loaded" answer: only an unreadable object is gone; any other refusal to read
+    is not proof of that."""
+    response = await read_id(http, url, token)
+    body = read_json(response)
+    error = graph_error(body)
+    if error is not None:
+        refusal = known(response, error, token)
+        if refusal is not None:
+            raise refusal
+        return not (error.cannot_load_object or response.status_code == 404)
+    if response.status_code >= 500:
+        raise server_error(label, response, token)
+    if response.status_code == 404:
+        return False
+    if response.is_success and isinstance(body, dict):
+        return True
+    raise unexpected_body(label, response, token)
+
+
+async def probe_version(
+    http: httpx.AsyncClient, me_url: str, token: str | None, known: Known, label: str
+) -> None:
+    """One read of ``/me``: raise VERSION_RETIRED when Graph refuses our version (it answers
+    that before it looks at the token), TRANSIENT when it is having trouble."""
+    response = await read_id(http, me_url, token)
+    error = graph_error(read_json(response))
+    refusal = known(response, error, token or "") if error is not None else None
+    if refusal is not None and refusal.kind is ErrorKind.VERSION_RETIRED:
+        raise refusal
+    if response.status_code >= 500:
+        raise server_error(label, response, token or ())
 
 
 def token_answer(

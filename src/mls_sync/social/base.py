@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Platform(StrEnum):
@@ -160,6 +160,7 @@ class VersionedClient(Protocol):
         ...
 
 
+@runtime_checkable
 class VerifiableClient(Protocol):
     """A platform whose tokens neither expire on a date nor refresh (Facebook Page tokens):
     the only way to learn one died is to use it."""

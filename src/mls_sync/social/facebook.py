@@ -49,7 +49,15 @@ from urllib.parse import quote
 import httpx
 
 from mls_sync.config import GRAPH_DEFAULT
-from mls_sync.social._graph import GraphError, common_error, graph_error, token_answer
+from mls_sync.social._graph import (
+    GraphError,
+    common_error,
+    graph_error,
+    probe_version,
+    read_id,
+    still_there,
+    token_answer,
+)
 from mls_sync.social._http import (
     platform_error,
     read_json,
@@ -127,7 +135,9 @@ class FacebookClient:
         if known is not None:
             raise known
         if error.cannot_load_object or response.status_code == 404:
-            if not await self._readable(object_id, token):
+            if not await still_there(
+                self._http, self._url(object_id), token, self._known, self.label
+            ):
                 return DeleteOutcome.ALREADY_GONE
             # Still there, yet "cannot be loaded": this token may not delete it.
             raise platform_error(
@@ -156,26 +166,9 @@ class FacebookClient:
             api_version=self.api_version,
         )
 
-    async def _readable(self, object_id: str, token: str) -> bool:
-        """Whether Graph still shows the object to this token (``?fields=id``)."""
-        response = await self._get(self._url(object_id), token)
-        error = graph_error(read_json(response))
-        if error is not None:
-            known = self._known(response, error, token)
-            if known is not None:
-                raise known
-            return False  # cannot load it: gone (or never ours, which is gone for us)
-        if response.status_code >= 500:
-            raise server_error(self.label, response, token)
-        return response.is_success
-
-    async def _get(self, url: str, token: str | None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return await send(self._http, "GET", url, headers=headers, params={"fields": "id"})
-
     async def verify_token(self, access_token: str) -> None:
         """Raise when the Page token no longer works (revoked, permission lapsed)."""
-        response = await self._get(self._url("me"), access_token)
+        response = await read_id(self._http, self._url("me"), access_token)
         error = graph_error(read_json(response))
         if error is not None:
             known = self._known(response, error, access_token)
@@ -191,14 +184,7 @@ class FacebookClient:
             raise unexpected_body(self.label, response, access_token)
 
     async def probe_api_version(self, access_token: str | None = None) -> None:
-        """One read of ``/me``: Graph answers a retired version before it looks at the token."""
-        response = await self._get(self._url("me"), access_token)
-        error = graph_error(read_json(response))
-        known = self._known(response, error, access_token or "") if error else None
-        if known is not None and known.kind is ErrorKind.VERSION_RETIRED:
-            raise known
-        if response.status_code >= 500:
-            raise server_error(self.label, response, access_token or ())
+        await probe_version(self._http, self._url("me"), access_token, self._known, self.label)
 
     async def refresh_token(self, tokens: Tokens) -> Tokens:
         # No HTTP call: Graph has no grant that revives an expired or revoked token.

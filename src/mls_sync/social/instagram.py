@@ -50,6 +50,8 @@ from mls_sync.social._graph import (
     GraphError,
     common_error,
     graph_error,
+    probe_version,
+    still_there,
     token_answer,
 )
 from mls_sync.social._http import platform_error, read_json, send, server_error, unexpected_body
@@ -104,17 +106,7 @@ class InstagramClient:
         )
 
     async def probe_api_version(self, access_token: str | None = None) -> None:
-        """One read of ``/me``: Graph answers a retired version before it looks at the token."""
-        headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
-        response = await send(
-            self._http, "GET", self._media_url("me"), headers=headers, params={"fields": "id"}
-        )
-        error = graph_error(read_json(response))
-        known = self._known(response, error, access_token or "") if error else None
-        if known is not None and known.kind is ErrorKind.VERSION_RETIRED:
-            raise known
-        if response.status_code >= 500:
-            raise server_error(LABEL, response, access_token or ())
+        await probe_version(self._http, self._media_url("me"), access_token, self._known, LABEL)
 
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
         url = self._media_url(platform_post_id)
@@ -150,34 +142,12 @@ class InstagramClient:
         if known is not None:
             raise known
         if error.cannot_load_object or response.status_code == 404:
-            if await self._exists(media_id, token):
+            if await still_there(self._http, self._media_url(media_id), token, self._known, LABEL):
                 raise _refused(response)
             return DeleteOutcome.ALREADY_GONE
         # Permission and capability errors (3, 10, 200-299) and anything else Graph says no
         # with: the post is still up, and only a person can take it down.
         raise _refused(response)
-
-    async def _exists(self, media_id: str, token: str) -> bool:
-        headers = {"Authorization": f"Bearer {token}"}
-        params = {"fields": "id"}
-        response = await send(
-            self._http, "GET", self._media_url(media_id), headers=headers, params=params
-        )
-        body = read_json(response)
-        error = graph_error(body)
-        if error is not None:
-            known = self._known(response, error, token)
-            if known is not None:
-                raise known
-            # Unreadable is gone; any other refusal to read is not proof of that.
-            return not (error.cannot_load_object or response.status_code == 404)
-        if response.status_code >= 500:
-            raise server_error(LABEL, response, token)
-        if response.status_code == 404:
-            return False
-        if response.is_success and isinstance(body, dict):
-            return True
-        raise unexpected_body(LABEL, response, token)
 
     async def refresh_token(self, tokens: Tokens) -> Tokens:
         params = {"grant_type": "ig_refresh_token", "access_token": tokens.access_token}

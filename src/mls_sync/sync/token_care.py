@@ -31,7 +31,13 @@ import structlog
 
 from mls_sync.observability.alerts import PlatformAlert, token_expiring_alert
 from mls_sync.observability.metrics import METRICS
-from mls_sync.social.base import ErrorKind, PlatformClient, PlatformError, Tokens
+from mls_sync.social.base import (
+    ErrorKind,
+    PlatformClient,
+    PlatformError,
+    Tokens,
+    VerifiableClient,
+)
 from mls_sync.social.registry import client_for
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
@@ -129,9 +135,8 @@ class TokenCare:
                 )
                 await self._checked(due.id)
                 return 1
-            verify = getattr(client, "verify_token", None)
-            if verify is not None and not self._tokens.expired(tokens):
-                await verify(tokens.access_token)
+            if isinstance(client, VerifiableClient) and not self._tokens.expired(tokens):
+                await client.verify_token(tokens.access_token)
                 await self._warn_if_expiring(due, tokens)
                 return 1
         except ReauthNeeded:
