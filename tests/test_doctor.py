@@ -305,6 +305,11 @@ async def test_a_token_expiring_in_3_days_warns_with_its_date(
     runtime: Runtime, deployment: Settings, platforms: PlatformSandbox
 ) -> None:
     user = await seed_user(runtime)
+    # A LinkedIn member token without a refresh token (apps not approved for them) cannot be
+    # renewed; an Instagram Login token extends itself, so the token care keeps it alive.
+    await connect_platform(
+        runtime, platforms, user, "linkedin", refresh=False, expires_at=NOW + timedelta(days=3)
+    )
     await connect_platform(
         runtime, platforms, user, "instagram", refresh=False, expires_at=NOW + timedelta(days=3)
     )
@@ -323,19 +328,20 @@ async def test_a_token_expiring_in_3_days_warns_with_its_date(
     found = await diagnose(deployment)
     ten_days_earlier = await diagnose(deployment, now=NOW - timedelta(days=10))
 
-    assert found[f"Instagram token ({EMAIL})"] == (
+    assert found[f"LinkedIn token ({EMAIL})"] == (
         "warn",
         "expires on 2026-12-04T12:00+00:00 (in 3.0 days) and cannot be refreshed: "
-        "reconnect Instagram before then",
+        "reconnect LinkedIn before then",
     )
+    assert f"Instagram token ({EMAIL})" not in found
     assert found[f"X token ({EMAIL})"] == ("fail", "expired on 2026-12-01T11:00+00:00: reconnect X")
     assert found[f"Facebook token ({EMAIL})"] == (
         "fail",
         "expired (Facebook rejected the access token): reconnect Facebook",
     )
     assert f"Pinterest token ({EMAIL})" not in found
-    # Ten days earlier the same Instagram token is outside the 7-day window.
-    assert f"Instagram token ({EMAIL})" not in ten_days_earlier
+    # Ten days earlier the same LinkedIn token is outside the 7-day window.
+    assert f"LinkedIn token ({EMAIL})" not in ten_days_earlier
     assert f"X token ({EMAIL})" not in ten_days_earlier
 
 
@@ -459,14 +465,14 @@ async def test_get_api_doctor_uses_the_injected_clock(
 ) -> None:
     user, key = await new_user(runtime)
     await connect_platform(
-        runtime, platforms, user, "instagram", refresh=False, expires_at=NOW + timedelta(days=3)
+        runtime, platforms, user, "linkedin", refresh=False, expires_at=NOW + timedelta(days=3)
     )
     monkeypatch.setattr(doctor_route, "clock", lambda: NOW)
 
     async with api_client(runtime) as api:
         body = (await api.get("/api/doctor", headers=bearer(key))).json()
 
-    status, detail = lines(body)[f"Instagram token ({EMAIL})"]
+    status, detail = lines(body)[f"LinkedIn token ({EMAIL})"]
     assert status == "warn" and "2026-12-04T12:00+00:00" in detail
     assert body["ok"] is True  # a warning is not a failure
 

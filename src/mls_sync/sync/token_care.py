@@ -51,6 +51,13 @@ WARN_WITHIN = timedelta(days=7)
 CHECK_EVERY = timedelta(hours=24)
 
 
+def can_refresh(client: PlatformClient | None, *, has_refresh_token: bool) -> bool:
+    """Whether the token care can renew this connection's token without the user: with a
+    refresh token, or because the token extends itself (Instagram Login). `mls-sync doctor`
+    warns about the others by the same rule."""
+    return has_refresh_token or bool(getattr(client, "refreshes_with_access_token", False))
+
+
 @dataclass(frozen=True)
 class _Due:
     id: str
@@ -149,9 +156,7 @@ class TokenCare:
     def _refreshable(self, client: PlatformClient, tokens: Tokens) -> bool:
         if tokens.expires_at is None:
             return False  # nothing runs out, so nothing to refresh ahead of
-        return bool(tokens.refresh_token) or bool(
-            getattr(client, "refreshes_with_access_token", False)
-        )
+        return can_refresh(client, has_refresh_token=bool(tokens.refresh_token))
 
     async def _refused(self, due: _Due, tokens: Tokens, error: PlatformError) -> int:
         if error.kind in (ErrorKind.RECONNECT, ErrorKind.AUTH) and (

@@ -243,6 +243,11 @@ async def diagnose(
     checks.extend(await check_api_versions(platform_clients, today=_utc(now).date(), tokens=tokens))
     if holdings is not None:
         checks.extend(
-            check_platform_tokens(holdings, now=now, warn_days=settings.platform_token_warn_days)
+            check_platform_tokens(
+                holdings,
+                platform_clients,
+                now=now,
+                warn_days=settings.platform_token_warn_days,
+            )
         )
     return checks

@@ -24,9 +24,11 @@ from mls_sync.social.base import (
     VersionedClient,
     label,
 )
+from mls_sync.social.registry import client_for
 from mls_sync.social.versions import POLICIES, sunset_of
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.models import PlatformConnection
+from mls_sync.sync.token_care import can_refresh
 
 # A version this close to its published sunset warns: time to plan the change and test it.
 VERSION_WARN_DAYS = 30
@@ -119,9 +121,16 @@ def user_probe_tokens(holdings: Holdings, cipher: TokenCipher | None) -> dict[Pl
 # 6. platform tokens that will lapse
 
 
-def check_platform_tokens(holdings: Holdings, *, now: datetime, warn_days: float) -> list[Check]:
-    """Connections a refresh cannot keep alive: expired ones fail (the user reconnects), ones
-    without a refresh token that run out within `warn_days` warn with the date."""
+def check_platform_tokens(
+    holdings: Holdings,
+    clients: Mapping[str, PlatformClient],
+    *,
+    now: datetime,
+    warn_days: float,
+) -> list[Check]:
+    """Connections the token care cannot keep alive: expired ones fail (the user reconnects),
+    ones it cannot refresh (its rule, `can_refresh`) that run out within `warn_days` warn with
+    the date."""
     now = _utc(now)
     horizon = now + timedelta(days=warn_days)
     checks: list[Check] = []
@@ -133,8 +142,10 @@ def check_platform_tokens(holdings: Holdings, *, now: datetime, warn_days: float
             reason = f" ({connection.state_message})" if connection.state_message else ""
             checks.append(Check(name, Status.FAIL, _clip(f"expired{reason}: reconnect {who}")))
             continue
-        if connection.state != ConnectionState.ACTIVE or connection.refresh_token_encrypted:
-            continue  # a refresh token renews it; other states are reported where they arise
+        client = client_for(clients, connection.platform, connection.login)
+        renewable = can_refresh(client, has_refresh_token=bool(connection.refresh_token_encrypted))
+        if connection.state != ConnectionState.ACTIVE or renewable:
+            continue  # the token care renews it; other states are reported where they arise
         if expires is None or expires >= horizon:
             continue
         when = expires.isoformat(timespec="minutes")
@@ -154,7 +165,7 @@ def check_platform_tokens(holdings: Holdings, *, now: datetime, warn_days: float
         count = len(holdings.platforms)
         detail = (
             f"{count} connection{'s' if count != 1 else ''}, none expired or expiring within "
-            f"{warn_days:g} days without a refresh token"
+            f"{warn_days:g} days without a way to refresh it"
             if count
             else "none yet"
         )
