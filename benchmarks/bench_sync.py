@@ -4,7 +4,7 @@ The same command as `mls-sync bench` (see README "Performance"); the logic lives
 `mls_sync.bench` so that the installed CLI can run it too.
 """
 
-from mls_sync.cli_bench import main
+from mls_sync.cli.bench import main
 
 if __name__ == "__main__":
     main()

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from mls_sync import management
 from mls_sync.api import create_app
 from mls_sync.config import Settings
 from mls_sync.runtime import Runtime
+from mls_sync.services import users
 from mls_sync.store.database import Database
 from mls_sync.store.migrate import upgrade
 
@@ -41,7 +41,7 @@ async def api_client(runtime: Runtime, **changes: Any) -> AsyncIterator[httpx.As
 async def new_user(runtime: Runtime, email: str = "agent@example.com") -> tuple[str, str]:
     """(user id, API key)"""
     async with runtime.db.transaction() as session:
-        user, key = await management.add_user(session, email)
+        user, key = await users.add_user(session, email)
         return user.id, key
 
 
@@ -56,7 +56,7 @@ async def migrated_with_user(settings: Settings, email: str = "agent@example.com
     try:
         await upgrade(db)
         async with db.transaction() as session:
-            _, key = await management.add_user(session, email)
+            _, key = await users.add_user(session, email)
         return key
     finally:
         await db.dispose()

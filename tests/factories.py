@@ -11,11 +11,11 @@ import httpx
 from mls_sync.config import Settings
 from mls_sync.domain.status import ListingStatus
 from mls_sync.observability.alerts import PlatformAlert
-from mls_sync.runtime import Runtime, platform_configs
+from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.social.base import Login
-from mls_sync.social.registry import build_platform_clients
+from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store import repositories as repo
 from mls_sync.store.models import Listing, PlatformConnection, Post, UnpublishJob
 from mls_sync.store.types import utcnow

@@ -327,13 +327,13 @@ async def test_user_routes_need_a_valid_api_key(
 
 
 async def test_a_new_key_replaces_the_old_one(api: httpx.AsyncClient, runtime: Runtime) -> None:
-    from mls_sync import management
+    from mls_sync.services import users
 
     user_id, old = await new_user(runtime)
     async with runtime.db.transaction() as session:
         user = await repo.find_user(session, user_id)
         assert user is not None
-        new = await management.issue_api_key(session, user)
+        new = await users.issue_api_key(session, user)
 
     assert (await api.get("/api/me", headers=bearer(old))).status_code == 401
     me = await api.get("/api/me", headers=bearer(new))

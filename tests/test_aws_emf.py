@@ -12,7 +12,6 @@ import pytest
 
 from factories import seed_connection, seed_posts
 from mls_sync import actions
-from mls_sync.aws.emf import EmfConfig, EmfWriter, emf_active, run_documents
 from mls_sync.config import Settings
 from mls_sync.domain.results import (
     AggregatedResult,
@@ -21,6 +20,7 @@ from mls_sync.domain.results import (
     SyncError,
 )
 from mls_sync.domain.status import ListingStatus as S
+from mls_sync.observability.emf import EmfConfig, EmfWriter, emf_active, run_documents
 from mls_sync.runtime import open_runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox

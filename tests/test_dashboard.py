@@ -13,12 +13,12 @@ from sqlalchemy import select
 
 from api_support import api_client, bearer, new_user
 from factories import publish, seed_connection
-from mls_sync import management
 from mls_sync.api.dashboard_session import FLASH_COOKIE, SESSION_COOKIE, SessionCodec
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.services import users
 from mls_sync.store import repositories as repo
 from mls_sync.store.models import Listing, SyncRun, UnpublishJob, User
 from mls_sync.store.types import utcnow
@@ -121,7 +121,7 @@ async def test_a_new_api_key_ends_sign_ins_made_with_the_old_one(
     async with runtime.db.transaction() as session:
         user = await session.get(User, user_id)
         assert user is not None
-        await management.issue_api_key(session, user)
+        await users.issue_api_key(session, user)
     assert (await web.get("/")).status_code == 303
 
 

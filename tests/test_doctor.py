@@ -19,9 +19,9 @@ from typer.testing import CliRunner, Result
 from api_support import api_client, bearer, new_user
 from conftest import ALL_BACKENDS
 from factories import connect_platform, seed_connection, seed_user
-from mls_sync import cli_doctor
 from mls_sync.api import doctor as doctor_route
 from mls_sync.cli import app
+from mls_sync.cli import doctor as cli_doctor
 from mls_sync.config import Settings
 from mls_sync.domain.status import ConnectionState
 from mls_sync.domain.status import ListingStatus as S

@@ -88,7 +88,7 @@ def test_a_bad_dynamodb_url_is_one_clear_configuration_error(
 
 
 async def test_the_dashboard_page_refuses_on_dynamodb_with_the_reason(dynamodb_url: str) -> None:
-    from mls_sync.api.dashboard_queries import dashboard_data
+    from mls_sync.services.dashboard import dashboard_data
     from mls_sync.store.open import SqlOnlyError, open_database
 
     db = open_database(dynamodb_url)

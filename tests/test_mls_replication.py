@@ -13,6 +13,7 @@ from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.store import repositories as repo
 from mls_sync.store.models import Listing, MlsConnection
+from mls_sync.sync import runs
 
 LONG_AGO = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 ONE_INSTANT = LONG_AGO + timedelta(hours=1)  # older than the clock-skew margin
@@ -84,10 +85,10 @@ async def test_an_idle_incremental_sync_costs_one_request_per_connection(
     second = await seed_connection(
         runtime, reso, reso_url, {"B1": S.SOLD}, user_id=user_id, token="other-token"
     )
-    await runtime.engine.sync_user(user_id)  # the first run of each is its full check
+    await runs.sync_user(runtime.engine, user_id)  # the first run of each is its full check
     before = reso.request_count
 
-    outcome, aggregated = await runtime.engine.sync_user(user_id)
+    outcome, aggregated = await runs.sync_user(runtime.engine, user_id)
 
     assert outcome.success
     assert {c.connection_id for c in aggregated.connections} == {

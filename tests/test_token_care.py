@@ -28,13 +28,13 @@ from factories import (
     seed_user,
 )
 from factories import with_sandbox_platforms as sandboxed
-from mls_sync.api.dashboard_queries import EXPIRING, dashboard_data
 from mls_sync.config import Settings
 from mls_sync.domain.status import ConnectionState, PostStatus
 from mls_sync.observability.alerts import PLATFORM_TOKEN_EXPIRING
 from mls_sync.observability.metrics import METRICS
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
+from mls_sync.services.dashboard import EXPIRING, dashboard_data
 from mls_sync.social.base import Login
 from mls_sync.sync.runs import sync_everyone
 from mls_sync.sync.unpublish import Unpublisher

@@ -16,13 +16,13 @@ from factories import seed_connection
 from mls_sync.cli import app as cli_app
 from mls_sync.config import Settings
 from mls_sync.domain.status import ListingStatus
+from mls_sync.executors.procrastinate import ProcrastinateExecutor
 from mls_sync.mls.shared_limits import SharedRateBudgets
 from mls_sync.runtime import Runtime, open_runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.worker.app import conninfo, procrastinate_cron, task_names
-from mls_sync.worker.executor import ProcrastinateExecutor
 from mls_sync.worker.schema import install_schema
 from worker_support import run_row, worker_settings
 

@@ -31,8 +31,15 @@ class Settings(BaseSettings):
         env_prefix="MLS_SYNC_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
-    environment: Environment = Environment.DEVELOPMENT
-    data_dir: Path = Field(default=Path("data"), description="SQLite file and dev key live here")
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="development or production; production refuses to start without "
+        "MLS_SYNC_TOKEN_KEYS",
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="where the default SQLite file and the development token key live",
+    )
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "MLS_SYNC_DATABASE_URL"),
@@ -45,20 +52,45 @@ class Settings(BaseSettings):
         "development generates one into data_dir",
     )
     cron_secret: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("CRON_SECRET", "MLS_SYNC_CRON_SECRET")
+        default=None,
+        validation_alias=AliasChoices("CRON_SECRET", "MLS_SYNC_CRON_SECRET"),
+        description="bearer secret of POST /api/cron/sync-mls-status, compared in constant "
+        "time; unset: the cron endpoint answers 503",
     )
 
     # MLS side
-    mls_batch_size: int = Field(default=50, ge=1, le=500)
-    mls_timeout_seconds: float = Field(default=30.0, gt=0)
+    mls_batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=500,
+        description="listings per MLS request in a full check (a profile's batch_size may "
+        "lower it)",
+    )
+    mls_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="per MLS request; a timed-out request is not retried in the run, the "
+        "next run asks again",
+    )
     mls_requests_per_second: float = Field(
-        default=2.0, gt=0, description="per MLS credential; MLS Grid suspends tokens above 2/s"
+        default=2.0,
+        gt=0,
+        description="MLS requests per second per credential (spaced, no burst); MLS Grid "
+        "suspends tokens above 2/s",
     )
-    mls_concurrency: int = Field(default=4, ge=1, description="batches in flight per connection")
+    mls_concurrency: int = Field(
+        default=4, ge=1, description="MLS requests in flight per connection (within the budget)"
+    )
     mls_requests_per_hour: int | None = Field(
-        default=7200, ge=1, description="per MLS credential, unless the profile is stricter"
+        default=7200,
+        ge=1,
+        description="MLS requests per hour per credential, unless the profile is stricter",
     )
-    mls_requests_per_day: int | None = Field(default=40000, ge=1)
+    mls_requests_per_day: int | None = Field(
+        default=40000,
+        ge=1,
+        description="MLS requests per day per credential, unless the profile is stricter",
+    )
     mls_budget_max_wait_seconds: float = Field(
         default=30.0, ge=0, description="longer waits for a budget slot fail the request"
     )
@@ -68,64 +100,151 @@ class Settings(BaseSettings):
     mls_clock_skew_seconds: float = Field(
         default=300.0, ge=0, description="the replication bookmark stays this far behind"
     )
-    mls_retry_attempts: int = Field(default=3, ge=1, description="per request, 5xx/429/network")
-    mls_retry_backoff_seconds: float = Field(default=0.5, ge=0)
-    mls_max_retry_after_seconds: float = Field(default=60.0, ge=0)
+    mls_retry_attempts: int = Field(
+        default=3, ge=1, description="attempts in all of one MLS request (5xx, 429, network)"
+    )
+    mls_retry_backoff_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="first delay of the exponential backoff (full jitter) between attempts "
+        "of an MLS request",
+    )
+    mls_max_retry_after_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="a 429 whose Retry-After is longer than this fails the request "
+        "instead of waiting",
+    )
 
     # Platform side: every base URL is configurable so the sandbox and tests can stand in.
     # API versions are retired by the platforms (social/versions.py has the published dates;
     # `mls-sync doctor` checks them): a retired one defers deletes and alerts until changed.
-    facebook_graph_url: str = "https://graph.facebook.com"
+    facebook_graph_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Facebook Graph API host (also Instagram with Facebook Login)",
+    )
     facebook_api_version: str = Field(
         default=GRAPH_DEFAULT,
         pattern=r"^v\d+\.\d+$",
         description="Graph API version for Facebook Pages and Instagram with Facebook Login",
     )
-    linkedin_api_url: str = "https://api.linkedin.com"
+    linkedin_api_url: str = Field(
+        default="https://api.linkedin.com",
+        description="LinkedIn REST API host",
+    )
     linkedin_api_version: str = Field(
         default=LINKEDIN_DEFAULT,
         pattern=r"^\d{6}(\.\d{2})?$",
         description="LinkedIn-Version header (YYYYMM); each is served about one year",
     )
-    x_api_url: str = "https://api.x.com"
+    x_api_url: str = Field(
+        default="https://api.x.com",
+        description="X API host",
+    )
     # Token endpoints and this application's OAuth clients, per platform (docs/platforms.md).
     # A platform without a client id cannot refresh tokens; its jobs wait, connections stay.
-    facebook_app_id: str | None = None
-    facebook_app_secret: SecretStr | None = None
-    instagram_graph_url: str = "https://graph.instagram.com"
+    facebook_app_id: str | None = Field(
+        default=None,
+        description="this application's Facebook app id, for fb_exchange_token",
+    )
+    facebook_app_secret: SecretStr | None = Field(
+        default=None,
+        description="Facebook app secret, used only for fb_exchange_token",
+    )
+    instagram_graph_url: str = Field(
+        default="https://graph.instagram.com",
+        description="Instagram Login API host",
+    )
     instagram_api_version: str = Field(
         default=GRAPH_DEFAULT,
         pattern=r"^v\d+\.\d+$",
         description="Graph API version on graph.instagram.com (Instagram Login)",
     )
-    instagram_token_url: str = "https://graph.instagram.com/refresh_access_token"
-    linkedin_token_url: str = "https://www.linkedin.com/oauth/v2/accessToken"
-    linkedin_client_id: str | None = None
-    linkedin_client_secret: SecretStr | None = None
-    x_token_url: str = "https://api.x.com/2/oauth2/token"
-    x_client_id: str | None = None
+    instagram_token_url: str = Field(
+        default="https://graph.instagram.com/refresh_access_token",
+        description="Instagram Login token refresh endpoint",
+    )
+    linkedin_token_url: str = Field(
+        default="https://www.linkedin.com/oauth/v2/accessToken",
+        description="LinkedIn OAuth token endpoint",
+    )
+    linkedin_client_id: str | None = Field(
+        default=None,
+        description="this application's LinkedIn OAuth client id",
+    )
+    linkedin_client_secret: SecretStr | None = Field(
+        default=None,
+        description="LinkedIn OAuth client secret",
+    )
+    x_token_url: str = Field(
+        default="https://api.x.com/2/oauth2/token",
+        description="X OAuth 2.0 token endpoint",
+    )
+    x_client_id: str | None = Field(
+        default=None,
+        description="this application's X OAuth 2.0 client id",
+    )
     x_client_secret: SecretStr | None = Field(
         default=None, description="unset for a public (PKCE-only) X client"
     )
-    google_business_api_url: str = "https://mybusiness.googleapis.com"
-    google_token_url: str = "https://oauth2.googleapis.com/token"
-    google_client_id: str | None = None
-    google_client_secret: SecretStr | None = None
-    pinterest_api_url: str = "https://api.pinterest.com"
-    pinterest_token_url: str = "https://api.pinterest.com/v5/oauth/token"
-    pinterest_client_id: str | None = None
-    pinterest_client_secret: SecretStr | None = None
-    tiktok_token_url: str = "https://open.tiktokapis.com/v2/oauth/token/"
-    tiktok_client_key: str | None = None
-    tiktok_client_secret: SecretStr | None = None
+    google_business_api_url: str = Field(
+        default="https://mybusiness.googleapis.com",
+        description="Google Business Profile API host",
+    )
+    google_token_url: str = Field(
+        default="https://oauth2.googleapis.com/token",
+        description="Google OAuth token endpoint",
+    )
+    google_client_id: str | None = Field(
+        default=None,
+        description="this application's Google OAuth client id",
+    )
+    google_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Google OAuth client secret",
+    )
+    pinterest_api_url: str = Field(
+        default="https://api.pinterest.com",
+        description="Pinterest API host",
+    )
+    pinterest_token_url: str = Field(
+        default="https://api.pinterest.com/v5/oauth/token",
+        description="Pinterest OAuth token endpoint",
+    )
+    pinterest_client_id: str | None = Field(
+        default=None,
+        description="this application's Pinterest app id",
+    )
+    pinterest_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Pinterest app secret",
+    )
+    tiktok_token_url: str = Field(
+        default="https://open.tiktokapis.com/v2/oauth/token/",
+        description="TikTok OAuth token endpoint",
+    )
+    tiktok_client_key: str | None = Field(
+        default=None,
+        description="this application's TikTok client key",
+    )
+    tiktok_client_secret: SecretStr | None = Field(
+        default=None,
+        description="TikTok client secret",
+    )
     platform_concurrency: int = Field(
         default=4, ge=1, description="deletes in flight per platform (each platform's own cap)"
     )
-    platform_timeout_seconds: float = Field(default=20.0, gt=0)
+    platform_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="per platform request (deletes, refreshes, probes)"
+    )
     # No attempt limit: a transiently failing delete is retried, backing off to 6 h, for as
     # long as it fails, because giving up would leave a sold listing advertised; stuck jobs
     # show on the dashboard and in /metrics (outbox depth, oldest job age) instead.
-    unpublish_backoff_seconds: float = Field(default=60.0, gt=0)
+    unpublish_backoff_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="first retry delay of an unpublish job; doubles per attempt, at most 6 h",
+    )
     # Tokens kept alive until the sale (sync/token_care.py), after every run over everyone.
     platform_token_warn_days: float = Field(
         default=7.0,
@@ -139,8 +258,14 @@ class Settings(BaseSettings):
         description="each platform connection's tokens are refreshed or verified this often",
     )
 
-    log_format: str = Field(default="auto", pattern="^(auto|console|json)$")
-    log_level: str = "INFO"
+    log_format: str = Field(
+        default="auto",
+        pattern="^(auto|console|json)$",
+        description="console, json, or auto: console on a terminal, JSON lines otherwise",
+    )
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR (structlog, stderr)"
+    )
     # CloudWatch Embedded Metric Format: one JSON line on stdout per run over every connection
     # (aws/emf.py), which CloudWatch Logs turns into metrics.
     emf_enabled: bool | None = Field(
@@ -174,11 +299,15 @@ class Settings(BaseSettings):
     alert_webhook_url: SecretStr | None = Field(
         default=None, description="POST target of alerts (e.g. a Slack incoming webhook)"
     )
-    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    alert_webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="per alert webhook POST; a failure never fails the run"
+    )
 
     # The service (`mls-sync serve`): where it listens and when its embedded scheduler syncs.
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_host: str = Field(
+        default="127.0.0.1", description="where `serve` listens (0.0.0.0 in a container)"
+    )
+    api_port: int = Field(default=8000, ge=1, le=65535, description="where `serve` listens")
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="larger request bodies are refused with 413"
     )

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from mls_sync.actions import sync_mls_status
@@ -85,7 +86,8 @@ async def run_demo(*, work_dir: Path | None = None) -> DemoReport:
             settings = Settings(
                 data_dir=folder,
                 database_url=f"sqlite:///{folder / 'demo.db'}",
-                token_keys=TokenCipher.generate_key(),
+                token_keys=SecretStr(TokenCipher.generate_key()),
+                # str values, some for SecretStr fields: Settings validates them into their types.
                 **PlatformSandbox.settings_for(social.url),  # type: ignore[arg-type]
             )
             db = Database(settings.async_database_url)
@@ -180,4 +182,4 @@ async def _post_states(db: Database) -> list[tuple[str, str, str, str | None]]:
             .where(Listing.status == S.SOLD)
             .order_by(Listing.mls_number, Post.platform)
         )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [(number, platform, status, error) for number, platform, status, error in rows]

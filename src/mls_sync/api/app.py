@@ -44,7 +44,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            opened = runtime or await stack.enter_async_context(open_runtime(settings))
+            opened = (
+                runtime
+                if runtime is not None
+                else await stack.enter_async_context(open_runtime(settings))
+            )
             app.state.runtime = opened
             # With workers (MLS_SYNC_EXECUTOR=procrastinate) their periodic task is the schedule.
             if settings.scheduler_enabled and settings.executor == "inline":

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Response, status
 
-from mls_sync import actions, management
 from mls_sync.api.deps import CurrentUser, OwnedConnection, RuntimeDep, SessionDep
-from mls_sync.api.errors import invalid
 from mls_sync.api.schemas import (
     ErrorOut,
     MlsConnectionCreate,
     MlsConnectionOut,
     MlsConnectionUpdate,
     MlsCredentialsIn,
+    Responses,
 )
-from mls_sync.store import repositories as repo
+from mls_sync.services import connections
 
 router = APIRouter(prefix="/api/mls-connections", tags=["MLS connections"])
-_NOT_FOUND = {404: {"model": ErrorOut}}
+_NOT_FOUND: Responses = {404: {"model": ErrorOut}}
 
 
-def credentials_of(body: MlsCredentialsIn) -> management.MlsCredentials:
-    return management.MlsCredentials(
+def credentials_of(body: MlsCredentialsIn) -> connections.MlsCredentials:
+    return connections.MlsCredentials(
         auth_kind=body.auth_kind,
         token=body.token,
         client_id=body.client_id,
@@ -36,30 +35,26 @@ async def create_connection(
     body: MlsConnectionCreate, user: CurrentUser, runtime: RuntimeDep, session: SessionDep
 ) -> MlsConnectionOut:
     """Connect an MLS (RESO Web API). The credentials are stored encrypted and never shown."""
-    try:
-        connection = await management.create_mls_connection(
-            session,
-            runtime.cipher,
-            user_id=user.id,
-            base_url=str(body.base_url),
-            credentials=credentials_of(body),
-            name=body.name,
-            provider=body.provider,
-            key_field=body.key_field,
-            filter_style=body.filter_style,
-            profile_overrides=body.profile_overrides,
-            status_overrides=body.status_overrides,
-        )
-    except management.InvalidInput as exc:
-        raise invalid(exc) from None
+    connection = await connections.create_connection(
+        session,
+        runtime.cipher,
+        user_id=user.id,
+        base_url=str(body.base_url),
+        credentials=credentials_of(body),
+        name=body.name,
+        provider=body.provider,
+        key_field=body.key_field,
+        filter_style=body.filter_style,
+        profile_overrides=body.profile_overrides,
+        status_overrides=body.status_overrides,
+    )
     return MlsConnectionOut.model_validate(connection)
 
 
 @router.get("", response_model=list[MlsConnectionOut])
 async def list_connections(user: CurrentUser, session: SessionDep) -> list[MlsConnectionOut]:
-    return [
-        MlsConnectionOut.model_validate(c) for c in await repo.user_connections(session, user.id)
-    ]
+    found = await connections.list_connections(session, user.id)
+    return [MlsConnectionOut.model_validate(c) for c in found]
 
 
 @router.get("/{connection_id}", response_model=MlsConnectionOut, responses=_NOT_FOUND)
@@ -71,29 +66,23 @@ async def get_connection(connection: OwnedConnection) -> MlsConnectionOut:
 async def update_connection(
     body: MlsConnectionUpdate,
     connection: OwnedConnection,
+    user: CurrentUser,
     runtime: RuntimeDep,
     session: SessionDep,
 ) -> MlsConnectionOut:
     """Change the name or base URL, or store new credentials (an expired connection becomes
     active again and its next sync uses them)."""
-    try:
-        await management.update_mls_connection(
-            session,
-            runtime.cipher,
-            connection,
-            name=body.name,
-            base_url=str(body.base_url) if body.base_url is not None else None,
-            credentials=credentials_of(body.credentials) if body.credentials else None,
-            status_overrides=body.status_overrides,
-        )
-    except management.InvalidInput as exc:
-        at = (
-            ("body", "credentials")
-            if body.credentials and exc.field != "statusOverrides"
-            else ("body",)
-        )
-        raise invalid(exc, at=at) from None
-    return MlsConnectionOut.model_validate(connection)
+    updated = await connections.update_connection(
+        session,
+        runtime.cipher,
+        connection.id,
+        user_id=user.id,
+        name=body.name,
+        base_url=str(body.base_url) if body.base_url is not None else None,
+        credentials=credentials_of(body.credentials) if body.credentials else None,
+        status_overrides=body.status_overrides,
+    )
+    return MlsConnectionOut.model_validate(updated)
 
 
 @router.delete(
@@ -101,8 +90,9 @@ async def update_connection(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**_NOT_FOUND, 409: {"model": ErrorOut, "description": "being synced"}},
 )
-async def delete_connection(connection: OwnedConnection, runtime: RuntimeDep) -> Response:
+async def delete_connection(
+    connection: OwnedConnection, user: CurrentUser, runtime: RuntimeDep
+) -> Response:
     """Delete the connection with its listings, their history and posts."""
-    if not await actions.remove_mls_connection(connection.id, engine=runtime.engine):
-        raise HTTPException(status.HTTP_409_CONFLICT, actions.SYNC_IN_PROGRESS)
+    await connections.remove_connection(runtime.engine, connection.id, user_id=user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

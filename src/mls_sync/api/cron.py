@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from mls_sync.api.deps import CronAuthorized, ExecutorDep
 from mls_sync.api.schemas import ErrorOut
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse
-from mls_sync.executor import QueuedRun, is_queued
+from mls_sync.executors import QueuedRun, is_queued
 
 router = APIRouter(tags=["sync"])
 

@@ -23,8 +23,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from mls_sync import actions
-from mls_sync.api.dashboard_queries import dashboard_data
 from mls_sync.api.dashboard_session import (
     FLASH_COOKIE,
     FLASH_SECONDS,
@@ -37,9 +35,11 @@ from mls_sync.api.dashboard_session import (
 )
 from mls_sync.api.deps import RuntimeDep, looks_like_id
 from mls_sync.config import Settings
+from mls_sync.domain.errors import NotFound, ServiceError
 from mls_sync.runtime import Runtime
-from mls_sync.store import api_keys
-from mls_sync.store.models import MlsConnection, User
+from mls_sync.services import connections, sync, users
+from mls_sync.services.dashboard import dashboard_data
+from mls_sync.services.records import User
 
 log = structlog.get_logger(__name__)
 
@@ -115,9 +115,12 @@ async def _signed_in(request: Request, runtime: Runtime) -> tuple[WebSession, Us
     session = codec.read(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    async with runtime.db.transaction() as db:
-        user = await db.get(User, session.user_id)
-    if user is None or not codec.still_valid(session, user.api_key_hash):
+    try:
+        async with runtime.db.transaction() as db:
+            user = await users.find_user(db, session.user_id)
+    except NotFound:
+        return None
+    if not codec.still_valid(session, user.api_key_hash):
         return None
     return session, user
 
@@ -202,7 +205,7 @@ async def sign_in(
     if not _same_origin(request):
         return _problem(request, FORM_EXPIRED, status.HTTP_403_FORBIDDEN)
     async with runtime.db.transaction() as db:
-        user = await api_keys.authenticate(db, api_key.strip())
+        user = await users.authenticate(db, api_key.strip())
     if user is None:
         log.info("dashboard sign-in refused")
         return _page(
@@ -266,13 +269,17 @@ async def sync_now(
 async def _sync(runtime: Runtime, connection_id: str, user_id: str) -> Flash:
     """The same guarded sync as the API's user route; its answer, as the page shows it."""
     if not looks_like_id(connection_id):
-        return Flash(False, "MLS connection not found")
-    response = await actions.sync_mls_status(
-        connection_id, engine=runtime.engine, user_id=user_id, trigger=TRIGGER
-    )
-    if response.data is None:
-        return Flash(False, response.message)
-    async with runtime.db.transaction() as db:
-        connection = await db.get(MlsConnection, connection_id)
-    name = (connection.name or connection.base_url) if connection is not None else "MLS"
+        return Flash(False, connections.CONNECTION_NOT_FOUND)
+    try:
+        response = await sync.sync_connection(
+            runtime.engine, connection_id, user_id=user_id, trigger=TRIGGER
+        )
+    except ServiceError as exc:
+        return Flash(False, exc.message)
+    try:
+        async with runtime.db.transaction() as db:
+            connection = await connections.get_connection(db, connection_id, user_id=user_id)
+        name = connection.name or connection.base_url
+    except NotFound:  # removed since the sync ended
+        name = "MLS"
     return Flash(response.success, f"{name}: {response.message}")

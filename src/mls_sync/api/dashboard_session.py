@@ -18,7 +18,7 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from mls_sync.config import Settings
-from mls_sync.store.crypto import DEV_KEY_FILE, cipher_from_settings
+from mls_sync.services.keys import derived_secret
 
 SESSION_COOKIE = "mls_sync_session"
 FLASH_COOKIE = "mls_sync_flash"
@@ -112,13 +112,7 @@ def session_secret(settings: Settings) -> bytes:
     secret in production, so the dashboard needs no setting of its own."""
     if settings.dashboard_session_secret is not None:
         return settings.dashboard_session_secret.get_secret_value().encode()
-    if settings.token_keys is not None:
-        keys = [k.strip() for k in settings.token_keys.get_secret_value().split(",")]
-        first = next(k for k in keys if k)
-    else:
-        cipher_from_settings(settings)  # creates the development key when there is none yet
-        first = (settings.data_dir / DEV_KEY_FILE).read_text().strip()
-    return hmac.new(first.encode(), _DERIVE_LABEL, hashlib.sha256).digest()
+    return derived_secret(settings, _DERIVE_LABEL)
 
 
 def codec_for(settings: Settings) -> SessionCodec:

@@ -15,14 +15,13 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.config import Settings
-from mls_sync.executor import InlineExecutor, SyncExecutor
+from mls_sync.domain.errors import NotFound
+from mls_sync.executors import SyncExecutor
 from mls_sync.runtime import Runtime
-from mls_sync.store import api_keys
-from mls_sync.store import repositories as repo
-from mls_sync.store.models import Listing, MlsConnection, User
+from mls_sync.services import connections, listings, users
+from mls_sync.services.records import Listing, MlsConnection, UnitOfWork, User
 
 _api_key = HTTPBearer(
     auto_error=False,
@@ -50,18 +49,18 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 def get_executor(runtime: RuntimeDep) -> SyncExecutor:
     """Who runs the syncs a route asks for: here and now, or a worker (MLS_SYNC_EXECUTOR)."""
-    return runtime.executor or InlineExecutor(runtime.engine)
+    return runtime.executor
 
 
 ExecutorDep = Annotated[SyncExecutor, Depends(get_executor)]
 
 
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[UnitOfWork]:
     async with runtime.db.transaction() as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[UnitOfWork, Depends(get_session)]
 
 
 async def current_user(
@@ -75,7 +74,7 @@ async def current_user(
             headers=_BEARER,
         )
     async with runtime.db.transaction() as session:
-        user = await api_keys.authenticate(session, credentials.credentials)
+        user = await users.authenticate(session, credentials.credentials)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid API key", headers=_BEARER)
     return user
@@ -115,21 +114,15 @@ async def owned_connection(
     connection_id: str, user: CurrentUser, session: SessionDep
 ) -> MlsConnection:
     """The caller's MLS connection; another user's answers exactly like a missing one."""
-    found = None
-    if looks_like_id(connection_id):
-        found = await repo.get_mls_connection(session, connection_id, user_id=user.id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "MLS connection not found")
-    return found
+    if not looks_like_id(connection_id):
+        raise NotFound(connections.CONNECTION_NOT_FOUND)
+    return await connections.get_connection(session, connection_id, user_id=user.id)
 
 
 async def owned_listing(listing_id: str, user: CurrentUser, session: SessionDep) -> Listing:
-    found = None
-    if looks_like_id(listing_id):
-        found = await repo.get_listing(session, listing_id, user_id=user.id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Listing not found")
-    return found
+    if not looks_like_id(listing_id):
+        raise NotFound(listings.LISTING_NOT_FOUND)
+    return await listings.get_listing(session, listing_id, user_id=user.id)
 
 
 OwnedConnection = Annotated[MlsConnection, Depends(owned_connection)]

@@ -1,21 +1,53 @@
-"""Error answers: 422s that name the field at fault and never echo what was sent."""
+"""Error answers: each typed service error has one status, and 422s name the field at fault
+and never echo what was sent."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from mls_sync.management import InvalidInput
-from mls_sync.store.open import SqlOnlyError
+from mls_sync.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NeedsReauth,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    Unsupported,
+)
+
+# Most specific first: the first class an error is an instance of gives its status.
+STATUS_OF: tuple[tuple[type[ServiceError], int], ...] = (
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (Conflict, status.HTTP_409_CONFLICT),
+    (InvalidInput, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    # The MLS refused the credentials or did not answer: a gateway's failure, said in words.
+    (NeedsReauth, status.HTTP_502_BAD_GATEWAY),
+    (Unavailable, status.HTTP_502_BAD_GATEWAY),
+    (Unsupported, status.HTTP_501_NOT_IMPLEMENTED),
+)
 
 
-def invalid(exc: InvalidInput, *, at: Sequence[str] = ("body",)) -> HTTPException:
+def status_of(error: ServiceError) -> int:
+    for kind, code in STATUS_OF:
+        if isinstance(error, kind):
+            return code
+    return status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def invalid_detail(error: InvalidInput) -> list[dict[str, object]]:
     """A rule broken by a well-formed request, answered like pydantic's own 422s."""
-    detail = [{"loc": [*at, exc.field], "msg": exc.message, "type": "value_error"}]
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+    return [
+        {"loc": ["body", *error.within, error.field], "msg": error.message, "type": "value_error"}
+    ]
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    if isinstance(exc, InvalidInput):
+        return JSONResponse({"detail": invalid_detail(exc)}, status_code=status_of(exc))
+    return JSONResponse({"detail": exc.message}, status_code=status_of(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -28,11 +60,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-async def _sql_only(request: Request, exc: Exception) -> JSONResponse:
-    # A feature the DynamoDB backend does not offer (the dashboard page): one clear answer.
-    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_501_NOT_IMPLEMENTED)
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(SqlOnlyError, _sql_only)
+    app.add_exception_handler(ServiceError, _service_error)

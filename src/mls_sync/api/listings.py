@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 
-from mls_sync import actions
 from mls_sync.api.deps import CurrentUser, OwnedListing, RuntimeDep, SessionDep, looks_like_id
-from mls_sync.api.errors import invalid
 from mls_sync.api.schemas import (
     ErrorOut,
     Id,
@@ -16,22 +14,18 @@ from mls_sync.api.schemas import (
     ListingImport,
     ListingOut,
     ListingRegister,
+    Responses,
     SkippedListing,
 )
+from mls_sync.domain.errors import InvalidInput, NotFound
 from mls_sync.domain.status import ListingStatus
-from mls_sync.management import InvalidInput
-from mls_sync.store import repositories as repo
+from mls_sync.services import connections, listings
 
 router = APIRouter(tags=["listings"])
-CONNECTION_NOT_FOUND = "MLS connection not found"
-_MLS_ERRORS = {
+_MLS_ERRORS: Responses = {
     404: {"model": ErrorOut},
     502: {"model": ErrorOut, "description": "the MLS could not be asked (the reason is given)"},
 }
-
-
-def _mls_unavailable(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
 
 
 @router.post(
@@ -45,21 +39,16 @@ async def import_listings(
     """Import every listing of an agent (`agentMlsId`) and/or an office (`officeMlsId`) that
     the connection does not hold yet, at the status the MLS gives them."""
     if not body.agent_mls_id and not body.office_mls_id:
-        raise invalid(InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed"))
+        raise InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed")
     if not looks_like_id(connection_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND)
-    try:
-        report = await actions.import_listings(
-            runtime.engine,
-            connection_id,
-            user_id=user.id,
-            agent_mls_id=body.agent_mls_id,
-            office_mls_id=body.office_mls_id,
-        )
-    except actions.NotFoundError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND) from None
-    except actions.MlsUnavailableError as exc:
-        raise _mls_unavailable(exc) from None
+        raise NotFound(connections.CONNECTION_NOT_FOUND)
+    report = await listings.import_listings(
+        runtime.engine,
+        connection_id,
+        user_id=user.id,
+        agent_mls_id=body.agent_mls_id,
+        office_mls_id=body.office_mls_id,
+    )
     return ImportOut(
         imported=len(report.imported),
         already_present=report.already_present,
@@ -79,23 +68,14 @@ async def register_listing(
 ) -> ListingOut:
     """Register one listing of a connection by its ListingKey. Without `mlsNumber` and
     `status`, the MLS is asked for them (and must have the listing)."""
-    try:
-        listing = await actions.register_listing(
-            runtime.engine,
-            body.mls_connection_id,
-            user_id=user.id,
-            listing_key=body.listing_key,
-            mls_number=body.mls_number,
-            status=body.status,
-        )
-    except actions.NotFoundError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND) from None
-    except actions.ListingExistsError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except actions.ListingRejectedError as exc:
-        raise invalid(InvalidInput("listingKey", str(exc))) from None
-    except actions.MlsUnavailableError as exc:
-        raise _mls_unavailable(exc) from None
+    listing = await listings.register_listing(
+        runtime.engine,
+        body.mls_connection_id,
+        user_id=user.id,
+        listing_key=body.listing_key,
+        mls_number=body.mls_number,
+        status=body.status,
+    )
     return ListingOut.model_validate(listing)
 
 
@@ -109,7 +89,7 @@ async def list_listings(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[ListingOut]:
     """The caller's listings with their current status, oldest first."""
-    listings = await repo.user_listings(
+    found = await listings.list_listings(
         session,
         user.id,
         connection_id=mls_connection_id,
@@ -117,7 +97,7 @@ async def list_listings(
         limit=limit,
         offset=offset,
     )
-    return [ListingOut.model_validate(listing) for listing in listings]
+    return [ListingOut.model_validate(listing) for listing in found]
 
 
 @router.get(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 
-from mls_sync import management
 from mls_sync.api.deps import CurrentUser, SessionDep
 from mls_sync.api.schemas import ErrorOut, Id, PostCreate, PostOut
-from mls_sync.store import repositories as repo
+from mls_sync.services import posts
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
@@ -22,15 +21,13 @@ router = APIRouter(prefix="/api/posts", tags=["posts"])
 )
 async def add_post(body: PostCreate, user: CurrentUser, session: SessionDep) -> PostOut:
     """Register a published post (the platform's own post id) of one of the caller's listings."""
-    listing = await repo.get_listing(session, body.listing_id, user_id=user.id)
-    if listing is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Listing not found")
-    try:
-        post = await management.add_post(
-            session, listing, platform=body.platform, platform_post_id=body.platform_post_id
-        )
-    except management.PostExistsError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    post = await posts.add_post(
+        session,
+        body.listing_id,
+        user_id=user.id,
+        platform=body.platform,
+        platform_post_id=body.platform_post_id,
+    )
     return PostOut.model_validate(post)
 
 
@@ -43,7 +40,7 @@ async def list_posts(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[PostOut]:
     """The caller's posts with their status (`published`, `unpublished`, `unpublish_failed`)."""
-    posts = await repo.user_posts(
+    found = await posts.list_posts(
         session, user.id, listing_id=listing_id, limit=limit, offset=offset
     )
-    return [PostOut.model_validate(post) for post in posts]
+    return [PostOut.model_validate(post) for post in found]

@@ -6,15 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from mls_sync.api.deps import CronAuthorized, CurrentUser, SessionDep, looks_like_id
 from mls_sync.api.schemas import ErrorOut
+from mls_sync.domain.errors import NotFound
 from mls_sync.observability import history
-from mls_sync.store import repositories as repo
+from mls_sync.services import runs
 
 router = APIRouter(tags=["sync runs"])
-RUN_NOT_FOUND = "Sync run not found"
 
 
 @router.get("/api/sync-runs", response_model=history.RunPage, response_model_by_alias=True)
@@ -30,10 +30,7 @@ async def list_sync_runs(
     ] = None,
 ) -> history.RunPage:
     """The caller's runs, newest first, `limit` at a time."""
-    runs = await repo.list_runs(
-        session, user_id=user.id, limit=limit, before=history.as_utc(before)
-    )
-    return history.page(runs, limit)
+    return await runs.list_runs(session, user_id=user.id, limit=limit, before=before)
 
 
 @router.get(
@@ -44,12 +41,9 @@ async def list_sync_runs(
 )
 async def get_sync_run(run_id: str, user: CurrentUser, session: SessionDep) -> history.RunDetail:
     """One of the caller's runs: another user's answers 404 like a run that does not exist."""
-    run = None
-    if looks_like_id(run_id):
-        run = await repo.get_run(session, run_id, user_id=user.id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, RUN_NOT_FOUND)
-    return history.detail(run)
+    if not looks_like_id(run_id):
+        raise NotFound(runs.RUN_NOT_FOUND)
+    return await runs.get_run(session, run_id, user_id=user.id)
 
 
 @router.get(
@@ -63,9 +57,6 @@ async def get_cron_sync_run(run_id: str, session: SessionDep) -> history.RunDeta
     """A run over every connection (the cron endpoint's, the schedule's), by the id the cron
     endpoint answered with, under the cron secret. Runs of a user's own syncs answer 404: the
     cron secret starts everyone's sync, it does not read users' run history."""
-    run = None
-    if looks_like_id(run_id):
-        run = await repo.get_run(session, run_id, user_id=None)
-    if run is None or run.user_id is not None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, RUN_NOT_FOUND)
-    return history.detail(run)
+    if not looks_like_id(run_id):
+        raise NotFound(runs.RUN_NOT_FOUND)
+    return await runs.get_run_over_everyone(session, run_id)

@@ -23,9 +23,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mls_sync.domain.status import ListingStatus
-from mls_sync.management import PROVIDERS, Login, Platform
+from mls_sync.services.connections import PROVIDERS
+from mls_sync.services.platforms import Login, Platform
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+# The `responses=` of a route: its other answers, for the OpenAPI document.
+Responses = dict[int | str, dict[str, Any]]
 
 
 def _text(max_length: int) -> Any:

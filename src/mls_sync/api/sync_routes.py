@@ -8,24 +8,27 @@ right now is a 409 and nothing runs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
-from mls_sync import actions
 from mls_sync.api.deps import CurrentUser, ExecutorDep, looks_like_id
-from mls_sync.api.schemas import ErrorOut
+from mls_sync.api.schemas import ErrorOut, Responses
+from mls_sync.domain.errors import Conflict, NotFound
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
-from mls_sync.executor import QueuedRun, is_queued
+from mls_sync.executors import QueuedRun, is_queued
+from mls_sync.services.connections import CONNECTION_NOT_FOUND
+from mls_sync.services.listings import LISTING_NOT_FOUND
 
 router = APIRouter(tags=["sync"])
 
-CONNECTION_NOT_FOUND = "MLS connection not found"
-LISTING_NOT_FOUND = "Listing not found"
-_NOT_FOUND = {404: {"model": ErrorOut}}
-_BUSY = {409: {"model": SyncActionResponse[SyncResult], "description": "already being synced"}}
-_QUEUED = {
+_NOT_FOUND: Responses = {404: {"model": ErrorOut}}
+_BUSY: Responses = {
+    409: {"model": SyncActionResponse[SyncResult], "description": "already being synced"}
+}
+_QUEUED: Responses = {
     202: {
         "model": SyncActionResponse[QueuedRun],
         "description": "MLS_SYNC_EXECUTOR=procrastinate: deferred to the workers; follow "
@@ -58,9 +61,8 @@ async def sync_connection(
 ) -> SyncActionResponse[SyncResult] | JSONResponse:
     """Sync every listing of one of the caller's MLS connections."""
     if not looks_like_id(connection_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, CONNECTION_NOT_FOUND)
-    response = await executor.sync_connection(connection_id, user_id=user.id, trigger="api")
-    return _answer(response, CONNECTION_NOT_FOUND)
+        raise NotFound(CONNECTION_NOT_FOUND)
+    return await _answer(executor.sync_connection(connection_id, user_id=user.id, trigger="api"))
 
 
 @router.post(
@@ -73,18 +75,18 @@ async def sync_listing(
 ) -> SyncActionResponse[SyncResult] | JSONResponse:
     """Sync one of the caller's listings now."""
     if not looks_like_id(listing_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, LISTING_NOT_FOUND)
-    response = await executor.sync_listing(listing_id, user_id=user.id, trigger="api")
-    return _answer(response, LISTING_NOT_FOUND)
+        raise NotFound(LISTING_NOT_FOUND)
+    return await _answer(executor.sync_listing(listing_id, user_id=user.id, trigger="api"))
 
 
-def _answer(response: R, not_found: str) -> R | JSONResponse:
+async def _answer(call: Awaitable[R]) -> R | JSONResponse:
+    """The sync's answer; deferred: 202. A connection being synced right now is a 409 in the
+    product's format (`NotFound` goes on to the app's handler: a 404)."""
+    try:
+        response = await call
+    except Conflict as exc:
+        refused = SyncActionResponse[Any](success=False, message=exc.message, data=None)
+        return JSONResponse(refused.to_wire(), status_code=status.HTTP_409_CONFLICT)
     if is_queued(response):
         return JSONResponse(response.to_wire(), status_code=status.HTTP_202_ACCEPTED)
-    if response.success or response.data is not None:
-        return response
-    if response.message == not_found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, not_found)
-    if response.message == actions.SYNC_IN_PROGRESS:
-        return JSONResponse(response.to_wire(), status_code=status.HTTP_409_CONFLICT)
     return response

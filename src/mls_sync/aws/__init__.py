@@ -1,4 +1,5 @@
-"""Running on AWS: the Lambda handler (`mls_sync.aws.handler`) and CloudWatch EMF metrics.
+"""Running on AWS: the Lambda handler (`mls_sync.aws.handler`; its EMF metrics are written by
+observability/emf.py, an observer the runtime registers on Lambda).
 
 The Lambda runtime resolves the handler string `mls_sync.aws.handler` as the attribute
 `handler` of this package, so it is bound here to the callable (the submodule of the same

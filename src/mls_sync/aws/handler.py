@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 
 from mls_sync import actions
-from mls_sync.aws.emf import on_lambda
 from mls_sync.aws.events import (
     HttpRequest,
     ProxyResponse,
@@ -33,6 +32,7 @@ from mls_sync.aws.events import (
 from mls_sync.config import Settings
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse
 from mls_sync.observability import configure_logging
+from mls_sync.observability.emf import on_lambda
 
 log = structlog.get_logger(__name__)
 

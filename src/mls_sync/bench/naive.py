@@ -72,7 +72,8 @@ async def run_naive(
                 )
             if response.status_code != 200:
                 return None
-            return response.json().get("StandardStatus")
+            status: str | None = response.json().get("StandardStatus")  # RESO: a string
+            return status
 
         started = time.perf_counter()
         answers = await asyncio.gather(*(look_up(agent, key) for agent, key in picked))

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from mls_sync.actions import sync_all_users
 from mls_sync.bench import memory
 from mls_sync.bench.fleet import Fleet, flip, seed_fleet
@@ -122,8 +124,9 @@ async def run_benchmark(
         settings = Settings(
             data_dir=Path(tmp),
             database_url=options.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}",
-            token_keys=TokenCipher.generate_key(),
+            token_keys=SecretStr(TokenCipher.generate_key()),
             mls_requests_per_second=options.rps,
+            # str values, some for SecretStr fields: Settings validates them into their types.
             **PlatformSandbox.settings_for(platform_server.url),  # type: ignore[arg-type]
         )
         db = Database(settings.async_database_url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -15,7 +15,7 @@ class WireModel(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
 
 
@@ -73,3 +73,11 @@ class SyncActionResponse(WireModel, Generic[DataT]):
     success: bool
     message: str
     data: DataT | None = None
+
+
+class QueuedRun(WireModel):
+    """A deferred sync's answer (`MLS_SYNC_EXECUTOR=procrastinate`): the id of the run row a
+    worker fills, which `GET /api/sync-runs/{id}` shows."""
+
+    run_id: str
+    state: str = "queued"

@@ -24,8 +24,12 @@ EXPIRY_MARGIN_SECONDS = 60.0
 
 
 class Authenticator(Protocol):
-    credential_id: str  # identifies the credential (never the secret itself) for budgets
     refreshable: bool
+
+    @property
+    def credential_id(self) -> str:
+        """Identifies the credential (never the secret itself) for budgets."""
+        ...
 
     async def token(self) -> str: ...
 

@@ -21,6 +21,14 @@ REPLICATION_MODES = ("timestamp", "entity_event")
 ENTITY_EVENT_LOOKUPS = ("key", "batch")
 
 
+class ProfileError(ValueError):
+    """A profile that cannot work; `setting` names the one at fault, when one is."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 @dataclass(frozen=True)
 class VendorProfile:
     name: str
@@ -66,7 +74,7 @@ class VendorProfile:
         if self.requests_per_second <= 0 or self.batch_size < 1:
             raise ValueError("requests_per_second and batch_size must be positive")
         if self.auth_kind == "oauth2" and not self.token_url:
-            raise ValueError(f"profile {self.name!r}: oauth2 needs a token_url")
+            raise ProfileError(f"profile {self.name!r}: oauth2 needs a token_url", "token_url")
         if self.require_originating_system and not self.originating_system_name:
             raise ValueError(f"profile {self.name!r}: set originating_system_name")
 

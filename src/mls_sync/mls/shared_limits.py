@@ -29,8 +29,9 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import text
 
+from mls_sync.config import Settings
 from mls_sync.mls.errors import MlsBudgetExhausted
-from mls_sync.mls.limits import DAY, HOUR, RateBudgets, quota_from_headers
+from mls_sync.mls.limits import DAY, HOUR, Budgets, RateBudgets, quota_from_headers
 from mls_sync.store.database import Database
 
 log = structlog.get_logger(__name__)
@@ -197,3 +198,17 @@ class SharedRateBudgets(RateBudgets):
             per_day=per_day,
             max_wait=self._max_wait,
         )
+
+
+def budgets_for(settings: Settings, db: Database) -> Budgets:
+    """MLS request budgets in this process, or shared by every process through PostgreSQL
+    (workers on many machines: MLS_SYNC_SHARED_RATE_LIMITS, on with the procrastinate
+    executor)."""
+    kwargs = {
+        "requests_per_hour": settings.mls_requests_per_hour,
+        "requests_per_day": settings.mls_requests_per_day,
+        "max_wait": settings.mls_budget_max_wait_seconds,
+    }
+    if settings.uses_shared_rate_limits and not db.is_sqlite:
+        return SharedRateBudgets(db, settings.mls_requests_per_second, **kwargs)
+    return RateBudgets(settings.mls_requests_per_second, **kwargs)

@@ -358,5 +358,14 @@ def order_records(records: Iterable[Record], keys: list[tuple[str, bool]]) -> li
     ordered = list(records)
     # Stable sorts applied from the least significant key give the combined order.
     for field, descending in reversed(keys):
-        ordered.sort(key=lambda r, f=field: (r.get(f) is not None, r.get(f)), reverse=descending)
+        ordered.sort(key=_nulls_first(field), reverse=descending)
     return ordered
+
+
+def _nulls_first(field: str) -> Callable[[Record], tuple[bool, Any]]:
+    """A sort key on `field` that puts records without a value first."""
+
+    def key(record: Record) -> tuple[bool, Any]:
+        return (record.get(field) is not None, record.get(field))
+
+    return key

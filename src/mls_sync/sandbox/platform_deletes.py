@@ -1,8 +1,9 @@
 """The sandbox's delete and read endpoints: Graph (Facebook, Instagram), LinkedIn, X, Google
 Business Profile and Pinterest.
 
-See `mls_sync.sandbox.platforms` for the routes and the shared state; bodies come from
-`platform_bodies` and follow the sources cited in the `mls_sync.social` modules.
+See `mls_sync.sandbox.platforms` for the routes and `platform_state` for the shared state;
+bodies come from `platform_bodies` and follow the sources cited in the `mls_sync.social`
+modules.
 
 LinkedIn judges ``LinkedIn-Version`` before the token: missing is 400 (modelled), retired is 426.
 
@@ -19,14 +20,13 @@ the Facebook host deletes Instagram media the sandbox holds; the Instagram Login
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mls_sync.sandbox import platform_bodies as bodies
-from mls_sync.sandbox.platforms import (
+from mls_sync.sandbox.platform_state import (
     FACEBOOK,
     GOOGLE,
     INSTAGRAM,
@@ -34,14 +34,12 @@ from mls_sync.sandbox.platforms import (
     LINKEDIN,
     PINTEREST,
     Admission,
+    PlatformState,
     TokenState,
     X,
     bearer,
     graph_access_token,
 )
-
-if TYPE_CHECKING:
-    from mls_sync.sandbox.platforms import PlatformSandbox
 
 GOOGLE_POST = "/v4/accounts/{account}/locations/{location}/localPosts/{post}"
 # Whose `/me` a valid token reads: a Page on the Facebook host, an IG account on Instagram's.
@@ -49,7 +47,7 @@ ME_IDS = {FACEBOOK: "102030405060708", INSTAGRAM: "17841400000000000"}
 ME_NAME = "Sandbox Page"
 
 
-def delete_routes(sandbox: PlatformSandbox) -> list[Route]:
+def delete_routes(sandbox: PlatformState) -> list[Route]:
     """X, LinkedIn, Google Business Profile and Pinterest (Graph's are `graph_routes`)."""
     linkedin = "/rest/posts/{urn:path}"
 
@@ -79,7 +77,7 @@ def delete_routes(sandbox: PlatformSandbox) -> list[Route]:
     ]
 
 
-def graph_routes(sandbox: PlatformSandbox) -> list[Route]:
+def graph_routes(sandbox: PlatformState) -> list[Route]:
     """Instagram's prefix first, Facebook's catch-all ``/{version}/{object_id}`` last; each
     ``/me`` before the id route that would take "me" for an id."""
     instagram = f"{INSTAGRAM_PREFIX}/{{version}}/{{media_id}}"
@@ -114,7 +112,7 @@ def graph_routes(sandbox: PlatformSandbox) -> list[Route]:
 
 
 async def _graph_gate(
-    sandbox: PlatformSandbox, platform: str, request: Request, endpoint: str, *, me: bool = False
+    sandbox: PlatformState, platform: str, request: Request, endpoint: str, *, me: bool = False
 ) -> Response | None:
     """The answer that ends a Graph request before its object is looked at, if any."""
     if (early := await sandbox.admit(platform, request, endpoint)) is not None:
@@ -128,7 +126,7 @@ async def _graph_gate(
 
 
 def _refused(
-    sandbox: PlatformSandbox, platform: str, admission: Admission, request: Request
+    sandbox: PlatformState, platform: str, admission: Admission, request: Request
 ) -> Response | None:
     if admission.token is TokenState.EXPIRED:
         return bodies.graph_expired_token(sandbox.clock())
@@ -156,13 +154,13 @@ def _refused(
     )
 
 
-async def _me(sandbox: PlatformSandbox, platform: str, request: Request) -> Response:
+async def _me(sandbox: PlatformState, platform: str, request: Request) -> Response:
     if (refused := await _graph_gate(sandbox, platform, request, "read", me=True)) is not None:
         return refused
     return JSONResponse({"id": ME_IDS[platform], "name": ME_NAME})
 
 
-async def _facebook_delete(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _facebook_delete(sandbox: PlatformState, request: Request) -> Response:
     """A Page post, or an Instagram media deleted with the Page's token (Facebook Login)."""
     if (refused := await _graph_gate(sandbox, FACEBOOK, request, "delete")) is not None:
         return refused
@@ -174,7 +172,7 @@ async def _facebook_delete(sandbox: PlatformSandbox, request: Request) -> Respon
     return JSONResponse({"success": True})
 
 
-async def _facebook_read(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _facebook_read(sandbox: PlatformState, request: Request) -> Response:
     """``GET /{version}/{id}?fields=id``: a Page post or Instagram media read back."""
     if (refused := await _graph_gate(sandbox, FACEBOOK, request, "read")) is not None:
         return refused
@@ -184,7 +182,7 @@ async def _facebook_read(sandbox: PlatformSandbox, request: Request) -> Response
     return bodies.graph_cannot_load("get", object_id)
 
 
-async def _instagram(sandbox: PlatformSandbox, request: Request, *, delete: bool) -> Response:
+async def _instagram(sandbox: PlatformState, request: Request, *, delete: bool) -> Response:
     """The Instagram Login host (graph.instagram.com)."""
     endpoint = "delete" if delete else "read"
     if (refused := await _graph_gate(sandbox, INSTAGRAM, request, endpoint)) is not None:
@@ -201,7 +199,7 @@ async def _instagram(sandbox: PlatformSandbox, request: Request, *, delete: bool
     return bodies.graph_cannot_load("delete", media_id)
 
 
-async def _linkedin_delete(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _linkedin_delete(sandbox: PlatformState, request: Request) -> Response:
     if (refused := await _linkedin_gate(sandbox, request, "delete")) is not None:
         return refused
     taken = sandbox.take(LINKEDIN, request.path_params["urn"])
@@ -211,7 +209,7 @@ async def _linkedin_delete(sandbox: PlatformSandbox, request: Request) -> Respon
     return Response(status_code=204)
 
 
-async def _linkedin_read(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _linkedin_read(sandbox: PlatformState, request: Request) -> Response:
     """A read of one post, which the clients use as a cheap probe of their version."""
     if (refused := await _linkedin_gate(sandbox, request, "read")) is not None:
         return refused
@@ -222,7 +220,7 @@ async def _linkedin_read(sandbox: PlatformSandbox, request: Request) -> Response
 
 
 async def _linkedin_gate(
-    sandbox: PlatformSandbox, request: Request, endpoint: str
+    sandbox: PlatformState, request: Request, endpoint: str
 ) -> Response | None:
     """The answer that ends a /rest request before its post is looked at, if any: the
     version is judged before the token."""
@@ -260,7 +258,7 @@ async def _linkedin_gate(
     return None
 
 
-async def _x_delete(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _x_delete(sandbox: PlatformState, request: Request) -> Response:
     tweet_id = request.path_params["tweet_id"]
     token = bearer(request)
     if (early := await sandbox.admit(X, request)) is not None:
@@ -291,7 +289,7 @@ async def _x_delete(sandbox: PlatformSandbox, request: Request) -> Response:
     return response
 
 
-async def _google(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _google(sandbox: PlatformState, request: Request) -> Response:
     params = request.path_params
     name = (
         f"accounts/{params['account']}/locations/{params['location']}/localPosts/{params['post']}"
@@ -308,7 +306,7 @@ async def _google(sandbox: PlatformSandbox, request: Request) -> Response:
     return bodies.google_error(404, "NOT_FOUND", "Requested entity was not found.")
 
 
-async def _pinterest(sandbox: PlatformSandbox, request: Request) -> Response:
+async def _pinterest(sandbox: PlatformState, request: Request) -> Response:
     pin_id = request.path_params["pin_id"]
     if (early := await sandbox.admit(PINTEREST, request)) is not None:
         return early

@@ -2,7 +2,7 @@
 
 Every endpoint checks the app's client credentials the way its platform takes them (form fields,
 HTTP Basic, or for a public X client the bare client id), spends refresh tokens through
-`PlatformSandbox.redeem` (which rotates them for X, Pinterest and TikTok) and answers with the
+`PlatformState.redeem` (which rotates them for X, Pinterest and TikTok) and answers with the
 platform's own success and error bodies, cited in the `mls_sync.social` modules. Bodies marked
 "modelled" follow the documented shape where no public example was found.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -25,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mls_sync.sandbox import platform_bodies as bodies
-from mls_sync.sandbox.platforms import (
+from mls_sync.sandbox.platform_state import (
     FACEBOOK,
     GOOGLE,
     INSTAGRAM,
@@ -36,15 +35,13 @@ from mls_sync.sandbox.platforms import (
     TOKEN_SECONDS,
     Grant,
     GraphRefusal,
+    PlatformState,
     TokenState,
     X,
 )
 
-if TYPE_CHECKING:
-    from mls_sync.sandbox.platforms import PlatformSandbox
 
-
-def token_routes(sandbox: PlatformSandbox) -> list[Route]:
+def token_routes(sandbox: PlatformState) -> list[Route]:
     endpoints = _Endpoints(sandbox)
     return [
         Route("/2/oauth2/token", endpoints.x, methods=["POST"]),
@@ -58,7 +55,7 @@ def token_routes(sandbox: PlatformSandbox) -> list[Route]:
 
 
 class _Endpoints:
-    def __init__(self, sandbox: PlatformSandbox) -> None:
+    def __init__(self, sandbox: PlatformState) -> None:
         self.sandbox = sandbox
         self.client = (sandbox.CLIENT_ID, sandbox.CLIENT_SECRET)
 

@@ -19,7 +19,7 @@ import bisect
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -574,7 +574,7 @@ def _context_url(request: Request, select: list[str] | None, entity_set: str = "
 
 
 def _page_body(
-    records: list[Record],
+    records: Sequence[Record],
     options: _QueryOptions,
     request: Request,
     max_page_size: int,

@@ -12,16 +12,18 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
+
+Lifespan = Literal["auto", "on", "off"]  # uvicorn's lifespan modes
 
 
 class BackgroundServer:
     """A uvicorn server for `app`, bound to a free loopback port until `stop()`."""
 
     def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off"
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Lifespan = "off"
     ) -> None:
         """`lifespan="on"` runs the app's startup and shutdown (the service app opens its
         runtime and scheduler there, on the server's own loop)."""

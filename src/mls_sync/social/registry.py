@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from mls_sync.config import Settings
 from mls_sync.social._oauth import OAuthApp
 from mls_sync.social.base import Login, Platform, PlatformClient
 from mls_sync.social.facebook import FacebookClient
@@ -115,3 +117,49 @@ def client_for(
     if platform == Platform.INSTAGRAM and login == Login.FACEBOOK:
         return clients.get(INSTAGRAM_VIA_FACEBOOK)
     return clients.get(platform)
+
+
+def platform_configs(settings: Settings) -> dict[Platform, PlatformConfig]:
+    """Each platform's URLs, API version and this application's OAuth client, from settings."""
+    s = settings
+    return {
+        Platform.FACEBOOK: PlatformConfig(
+            base_url=s.facebook_graph_url,
+            api_version=s.facebook_api_version,
+            app=_app(s.facebook_app_id, s.facebook_app_secret),
+        ),
+        Platform.INSTAGRAM: PlatformConfig(
+            base_url=s.instagram_graph_url,
+            api_version=s.instagram_api_version,
+            token_url=s.instagram_token_url,
+        ),
+        Platform.LINKEDIN: PlatformConfig(
+            base_url=s.linkedin_api_url,
+            api_version=s.linkedin_api_version,
+            token_url=s.linkedin_token_url,
+            app=_app(s.linkedin_client_id, s.linkedin_client_secret),
+        ),
+        Platform.X: PlatformConfig(
+            base_url=s.x_api_url,
+            token_url=s.x_token_url,
+            app=_app(s.x_client_id, s.x_client_secret),
+        ),
+        Platform.GOOGLE_BUSINESS: PlatformConfig(
+            base_url=s.google_business_api_url,
+            token_url=s.google_token_url,
+            app=_app(s.google_client_id, s.google_client_secret),
+        ),
+        Platform.PINTEREST: PlatformConfig(
+            base_url=s.pinterest_api_url,
+            token_url=s.pinterest_token_url,
+            app=_app(s.pinterest_client_id, s.pinterest_client_secret),
+        ),
+        Platform.TIKTOK: PlatformConfig(
+            token_url=s.tiktok_token_url,
+            app=_app(s.tiktok_client_key, s.tiktok_client_secret),
+        ),
+    }
+
+
+def _app(client_id: str | None, secret: SecretStr | None) -> OAuthApp:
+    return OAuthApp(client_id, secret.get_secret_value() if secret is not None else None)

@@ -10,23 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from mls_sync.store.database import Database
 from mls_sync.store.dynamo.url import is_dynamodb_url
+from mls_sync.store.errors import SqlOnlyError
 
 if TYPE_CHECKING:
     from mls_sync.store.dynamo.database import DynamoDatabase
-
-
-class TablesMissingError(RuntimeError):
-    """The DynamoDB tables are not there: `mls-sync db upgrade` creates them."""
-
-
-class SqlOnlyError(RuntimeError):
-    """A feature that needs SQL (SQLite or PostgreSQL) was asked for on DynamoDB."""
-
-    def __init__(self, feature: str) -> None:
-        super().__init__(
-            f"{feature} needs DATABASE_URL on SQLite or PostgreSQL; "
-            "it is not available with the DynamoDB backend"
-        )
 
 
 def open_database(url: str) -> Database | DynamoDatabase:
@@ -44,8 +31,9 @@ def open_database(url: str) -> Database | DynamoDatabase:
 
 
 def is_dynamodb(db_or_session: Any) -> bool:
-    """True for a DynamoDatabase or one of its sessions (without importing the backend)."""
-    return type(db_or_session).__module__.startswith("mls_sync.store.dynamo.")
+    """True for a DynamoDatabase or one of its sessions (without importing the backend):
+    both say so with a class attribute."""
+    return getattr(type(db_or_session), "is_dynamodb", False) is True
 
 
 def require_sql(db_or_session: Any, feature: str) -> None:

@@ -16,16 +16,16 @@ connection.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
+from mls_sync.domain.errors import NotFound
 from mls_sync.domain.policy import DEFAULT as DEFAULT_POLICY
 from mls_sync.domain.policy import TransitionPolicy
-from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncError, SyncResult
+from mls_sync.domain.results import SyncError, SyncResult
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.mls.auth import TokenCache
 from mls_sync.mls.client import MlsClient, ResoClient
@@ -47,12 +47,12 @@ from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
 from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
 from mls_sync.sync.full_check import check_listings
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
-from mls_sync.sync.outcome import NotFoundError, Outcome, ProgressCallback, summary
+from mls_sync.sync.outcome import Outcome, ProgressCallback, summary
 from mls_sync.sync.replicate import replicate_timestamps
 from mls_sync.sync.reports import RunObserver
 from mls_sync.sync.unpublish import Unpublisher
 
-__all__ = ["NotFoundError", "Outcome", "ProgressCallback", "SyncEngine", "summary"]
+__all__ = ["Outcome", "ProgressCallback", "SyncEngine", "summary"]
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +122,7 @@ class SyncEngine:
         async with self.db.transaction() as session:
             connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
             if connection is None:
-                raise NotFoundError("MLS connection not found")
+                raise NotFound("MLS connection not found")
             listings = await repo.connection_listings(session, connection.id)
             targets = [Target.of(listing) for listing in listings]
         if full is None:
@@ -159,47 +159,14 @@ class SyncEngine:
         async with self.db.transaction() as session:
             listing = await repo.get_listing(session, listing_id, user_id=user_id)
             if listing is None:
-                raise NotFoundError("Listing not found")
+                raise NotFound("Listing not found")
             connection = await repo.get_mls_connection(session, listing.mls_connection_id)
             if connection is None:  # guarded by a foreign key; kept for the type checker
-                raise NotFoundError("MLS connection not found")
+                raise NotFound("MLS connection not found")
             targets = [Target.of(listing)]
         return await self._sync_targets(
             connection, targets, trigger=trigger, scope="listing", run_id=run_id
         )
-
-    async def sync_user(
-        self, user_id: str, *, trigger: str = "manual", progress: ProgressCallback | None = None
-    ) -> tuple[Outcome, AggregatedResult]:
-        async with self.db.transaction() as session:
-            if await repo.find_user(session, user_id) is None:
-                raise NotFoundError("User not found")
-            connection_ids = [c.id for c in await repo.user_connections(session, user_id)]
-        # Different connections use different credentials: they may run side by side.
-        outcomes = await asyncio.gather(
-            *(
-                self.sync_connection(cid, trigger=trigger, progress=progress)
-                for cid in connection_ids
-            )
-        )
-        aggregated = AggregatedResult()
-        for cid, outcome in zip(connection_ids, outcomes, strict=True):
-            aggregated.add(outcome.result)
-            aggregated.connections.append(
-                ConnectionSyncResult(
-                    connection_id=cid,
-                    success=outcome.success,
-                    message=outcome.message,
-                    **outcome.result.model_dump(),
-                )
-            )
-        failed = [o for o in outcomes if not o.success]
-        success = not outcomes or len(failed) < len(outcomes)
-        message = (
-            f"Synced {len(outcomes) - len(failed)} of {len(outcomes)} MLS connections: "
-            + summary(aggregated)
-        )
-        return Outcome(success, message, aggregated), aggregated
 
     def mls_client(self, connection: MlsConnection) -> ResoClient:
         """The connection's RESO client on the engine's request budgets (imports, lookups).

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import structlog
 
+from mls_sync.domain.errors import Conflict
 from mls_sync.store import leases
 from mls_sync.store.database import Database
 from mls_sync.store.types import utcnow
@@ -31,7 +32,7 @@ log = structlog.get_logger(__name__)
 SYNC_IN_PROGRESS = "A sync of this MLS connection is already in progress"
 
 
-class SyncInProgressError(RuntimeError):
+class SyncInProgressError(Conflict):
     """The connection is being synced by someone else right now."""
 
     def __init__(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mls_sync.domain.errors import Conflict, InvalidInput, NeedsReauth, NotFound, Unavailable
 from mls_sync.domain.reso import LISTING_NOT_FOUND, StatusMapper, StatusMappingError
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.mls.client import MlsRecord
@@ -21,19 +22,22 @@ from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
 from mls_sync.store.models import Listing, MlsConnection
 from mls_sync.sync.clients import ConnectionConfigError
-from mls_sync.sync.engine import NotFoundError, SyncEngine
+from mls_sync.sync.engine import SyncEngine
 
 
-class MlsUnavailableError(RuntimeError):
+class MlsUnavailableError(Unavailable):
     """The MLS could not be asked or did not answer; the message is for the user."""
 
 
-class ListingExistsError(ValueError):
+class ListingExistsError(Conflict):
     """The connection already holds a listing with this ListingKey."""
 
 
-class ListingRejectedError(ValueError):
+class ListingRejectedError(InvalidInput):
     """The MLS does not have the listing, or gives it a status we cannot map."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("listingKey", message)
 
 
 @dataclass
@@ -56,7 +60,7 @@ async def import_listings(
     criteria = {"ListAgentMlsId": agent_mls_id, "ListOfficeMlsId": office_mls_id}
     equals = {name: value for name, value in criteria.items() if value}
     if not equals:
-        raise ValueError("an agent or an office MLS id is needed")
+        raise InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed")
     connection = await _owned_connection(engine, connection_id, user_id)
     records = await _search(engine, connection, equals)
     mapper = StatusMapper(connection.status_overrides or None)
@@ -126,7 +130,7 @@ async def _owned_connection(
     async with engine.db.transaction() as session:
         connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
     if connection is None:
-        raise NotFoundError("MLS connection not found")
+        raise NotFound("MLS connection not found")
     return connection
 
 
@@ -134,7 +138,7 @@ async def _search(
     engine: SyncEngine, connection: MlsConnection, equals: dict[str, str]
 ) -> list[MlsRecord]:
     if connection.state == ConnectionState.EXPIRED:
-        raise MlsUnavailableError(MLS_CONNECTION_EXPIRED)
+        raise NeedsReauth(MLS_CONNECTION_EXPIRED)
     try:
         client = engine.mls_client(connection)
         return [record async for page in client.search(**equals) for record in page]
@@ -145,7 +149,7 @@ async def _search(
             await repo.mark_connection(
                 session, connection.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
             )
-        raise MlsUnavailableError(MLS_CONNECTION_EXPIRED) from None
+        raise NeedsReauth(MLS_CONNECTION_EXPIRED) from None
     except MlsRequestError as exc:
         raise MlsUnavailableError(str(exc)) from None
 

@@ -1,4 +1,4 @@
-"""What a sync operation reports, and the error its public operations raise."""
+"""What a sync operation reports."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from mls_sync.domain.results import SyncResult
 
 # Called after each batch with (listings just checked, listings in this connection's sync).
 ProgressCallback = Callable[[int, int], None]
-
-
-class NotFoundError(LookupError):
-    """No such connection or listing for this user (another user's ids look the same)."""
 
 
 @dataclass

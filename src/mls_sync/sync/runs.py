@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 
 import structlog
 
+from mls_sync.domain.errors import NotFound
 from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncResult
 from mls_sync.observability.metrics import METRICS
 from mls_sync.store import repositories as repo
-from mls_sync.sync.engine import NotFoundError, Outcome, ProgressCallback, SyncEngine, summary
+from mls_sync.sync.engine import Outcome, ProgressCallback, SyncEngine, summary
 from mls_sync.sync.guard import SYNC_IN_PROGRESS, SyncInProgressError, acquire_many, hold
 from mls_sync.sync.reports import RunReport, notify
 
@@ -44,13 +45,13 @@ async def sync_connection(
     progress: ProgressCallback | None = None,
     run_id: str | None = None,
 ) -> Outcome:
-    """One connection; raises NotFoundError, or SyncInProgressError when it is being synced.
+    """One connection; raises NotFound, or SyncInProgressError when it is being synced.
     `run_id`: a queued run row to record into (a worker running a deferred sync)."""
     if user_id is not None:
         # Ownership first: another user's busy connection must look missing, not busy.
         async with engine.db.transaction() as session:
             if await repo.get_mls_connection(session, connection_id, user_id=user_id) is None:
-                raise NotFoundError("MLS connection not found")
+                raise NotFound("MLS connection not found")
     async with hold(engine.guard, connection_id) as held:
         if not held:
             raise SyncInProgressError()
@@ -67,10 +68,10 @@ async def sync_user(
     progress: ProgressCallback | None = None,
 ) -> tuple[Outcome, AggregatedResult]:
     """Every connection of the user (expired ones too: they report that they need
-    re-authentication); raises NotFoundError for an unknown user."""
+    re-authentication); raises NotFound for an unknown user."""
     async with engine.db.transaction() as session:
         if await repo.find_user(session, user_id) is None:
-            raise NotFoundError("User not found")
+            raise NotFound("User not found")
         connection_ids = [c.id for c in await repo.user_connections(session, user_id)]
     return await sync_connections(engine, connection_ids, trigger=trigger, progress=progress)
 
@@ -149,7 +150,7 @@ async def _sync_claimed(
 ) -> Outcome:
     try:
         return await engine.sync_connection(connection_id, trigger=trigger, progress=progress)
-    except NotFoundError as exc:  # removed since the run listed it
+    except NotFound as exc:  # removed since the run listed it
         return Outcome(False, str(exc), SyncResult())
     except Exception as exc:  # one connection's failure never stops the others
         log.exception("connection sync failed", connection_id=connection_id, trigger=trigger)

@@ -1,6 +1,6 @@
 """Scale-out on PostgreSQL with procrastinate: `mls-sync worker` processes run the syncs.
 
-`app.py` builds the procrastinate app and its tasks, `jobs.py` holds what each task does (the
-same engine functions the single-machine mode calls), `executor.py` defers them for the API,
-and `schema.py` installs procrastinate's tables.
+`app.py` builds the procrastinate app and its tasks (each task calls one function of
+services/queued_runs.py, as a route calls one service), and `schema.py` installs
+procrastinate's tables. Deferring jobs for the API is executors/procrastinate.py's part.
 """

@@ -1,8 +1,8 @@
 """The procrastinate app: tasks, their locks and retries, and the periodic tasks.
 
 One app per process, built from settings (no module-level app): the API defers jobs through
-it, `mls-sync worker` runs them. Tasks reach the process's runtime through the worker's
-`additional_context`, and each calls one function of worker/jobs.py.
+it, `mls-sync worker` runs them. Tasks reach the process's runtime (its engine) through the
+worker's `additional_context`, and each calls one function of services/queued_runs.py.
 
 - `sync_connection`: `lock` = the connection (no two workers on one connection; a second job
   waits for the first) and `queueing_lock` = the connection (at most one waiting job per
@@ -18,18 +18,16 @@ it, `mls-sync worker` runs them. Tasks reach the process's runtime through the w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.engine import make_url
 
 from mls_sync.config import Settings
+from mls_sync.services import queued_runs
 from mls_sync.sync.deferred import DeferConnection
-from mls_sync.worker import jobs
-
-if TYPE_CHECKING:
-    from mls_sync.runtime import Runtime
+from mls_sync.sync.engine import SyncEngine
 
 SYNC_CONNECTION = "sync_connection"
 SYNC_USER = "sync_user"
@@ -41,6 +39,12 @@ RETRY_STALLED_JOBS = "retry_stalled_jobs"
 # Backoff base, seconds: attempt n waits 2**n (2, 4, 8, ... 256 s), enough to outlast the
 # lease of a worker that died holding a connection (MLS_SYNC_LEASE_TTL_SECONDS, default 60).
 RETRY_BASE = 2
+
+
+class HasEngine(Protocol):
+    """What a worker's `additional_context["runtime"]` must offer (the runtime does)."""
+
+    engine: SyncEngine
 
 
 def conninfo(database_url: str) -> str:
@@ -113,11 +117,12 @@ def build_app(settings: Settings) -> App:
     retry = RetryStrategy(
         max_attempts=settings.worker_retry_attempts,
         exponential_wait=RETRY_BASE,
-        retry_exceptions=jobs.TRANSIENT,
+        retry_exceptions=queued_runs.TRANSIENT,
     )
 
-    def runtime_of(context: JobContext) -> Runtime:
-        return context.additional_context["runtime"]
+    def engine_of(context: JobContext) -> SyncEngine:
+        runtime: HasEngine = context.additional_context["runtime"]
+        return runtime.engine
 
     def last_attempt(context: JobContext) -> bool:
         return context.job.attempts >= settings.worker_retry_attempts
@@ -130,8 +135,8 @@ def build_app(settings: Settings) -> App:
         parent_id: str | None = None,
         trigger: str = "worker",
     ) -> None:
-        await jobs.sync_connection(
-            runtime_of(context),
+        await queued_runs.run_connection(
+            engine_of(context),
             connection_id=connection_id,
             run_id=run_id,
             parent_id=parent_id,
@@ -141,8 +146,8 @@ def build_app(settings: Settings) -> App:
 
     @app.task(name=SYNC_USER, retry=retry, pass_context=True)
     async def sync_user(context: JobContext, user_id: str, run_id: str, trigger: str) -> None:
-        await jobs.sync_user(
-            runtime_of(context),
+        await queued_runs.run_user(
+            engine_of(context),
             user_id=user_id,
             run_id=run_id,
             defer=deferrer.for_fan_out(trigger),
@@ -150,14 +155,14 @@ def build_app(settings: Settings) -> App:
 
     @app.task(name=SYNC_EVERYONE, retry=retry, pass_context=True)
     async def sync_everyone(context: JobContext, run_id: str, trigger: str) -> None:
-        await jobs.sync_everyone(
-            runtime_of(context), run_id=run_id, trigger=trigger, defer=deferrer.for_fan_out(trigger)
+        await queued_runs.run_everyone(
+            engine_of(context), run_id=run_id, trigger=trigger, defer=deferrer.for_fan_out(trigger)
         )
 
     @app.task(name=SYNC_LISTING, retry=retry, pass_context=True)
     async def sync_listing(context: JobContext, listing_id: str, run_id: str, trigger: str) -> None:
-        await jobs.sync_listing(
-            runtime_of(context),
+        await queued_runs.run_listing(
+            engine_of(context),
             listing_id=listing_id,
             run_id=run_id,
             trigger=trigger,
@@ -167,13 +172,13 @@ def build_app(settings: Settings) -> App:
     @app.periodic(cron=procrastinate_cron(settings.schedule_cron), periodic_id="drain")
     @app.task(name=DRAIN_UNPUBLISH, queueing_lock=DRAIN_UNPUBLISH, retry=retry, pass_context=True)
     async def drain_unpublish(context: JobContext, timestamp: int | None = None) -> None:
-        await jobs.drain_unpublish(runtime_of(context))
+        await queued_runs.drain_unpublish(engine_of(context))
 
     @app.periodic(cron=procrastinate_cron(settings.schedule_cron), periodic_id="schedule")
     @app.task(name=SCHEDULE_SYNCS, queueing_lock=SCHEDULE_SYNCS, pass_context=True)
     async def schedule_syncs(context: JobContext, timestamp: int) -> None:
-        await jobs.sync_everyone(
-            runtime_of(context),
+        await queued_runs.run_everyone(
+            engine_of(context),
             run_id=None,
             trigger="schedule",
             defer=deferrer.for_fan_out("schedule"),
@@ -188,7 +193,7 @@ def build_app(settings: Settings) -> App:
             seconds_since_heartbeat=settings.worker_stalled_seconds
         )
         for job in stalled:
-            jobs.log.warning(
+            queued_runs.log.warning(
                 "retrying a job whose worker stopped", job_id=job.id, task=job.task_name
             )
             await app.job_manager.retry_job(job)

@@ -30,8 +30,8 @@ import httpx
 
 from mls_sync.config import Settings
 from mls_sync.mls.client import ResoClient
+from mls_sync.mls.shared_limits import budgets_for
 from mls_sync.mls.transport import RetryPolicy
-from mls_sync.runtime import mls_budgets, platform_configs
 from mls_sync.services.doctor._text import _one_line, _utc
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
 from mls_sync.services.doctor.deployment import (
@@ -58,8 +58,8 @@ from mls_sync.services.doctor.platforms import (
     check_platform_tokens,
     user_probe_tokens,
 )
-from mls_sync.social.base import Platform, PlatformClient
-from mls_sync.social.registry import build_platform_clients
+from mls_sync.social.base import PlatformClient
+from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.store.models import MlsConnection, User
@@ -137,7 +137,7 @@ async def diagnose_deployment(
             ClientFactory(
                 mls_http,
                 key_cipher,
-                mls_budgets(settings, cast(Database, db)),
+                budgets_for(settings, cast(Database, db)),
                 # One attempt: a doctor asks once; the sync's retries are for the sync.
                 retry=RetryPolicy(attempts=1, max_retry_after=settings.mls_max_retry_after_seconds),
                 batch_size=1,
@@ -209,7 +209,7 @@ async def diagnose(
     *,
     now: datetime,
     mls_client: MlsClientFor,
-    platform_clients: Mapping[Platform, PlatformClient],
+    platform_clients: Mapping[str, PlatformClient],  # as `build_platform_clients` keys them
     cipher: TokenCipher | None = None,
     user: str | None = None,
     probe_with_user_tokens: bool = False,

@@ -20,8 +20,9 @@ from mls_sync.services.doctor._text import _one_line
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
 from mls_sync.services.doctor.mls import Holdings
 from mls_sync.store.crypto import DEV_KEY_FILE, SecretDecryptError, TokenCipher
+from mls_sync.store.errors import TablesMissingError
 from mls_sync.store.migrate import alembic_config, current_revision
-from mls_sync.store.open import TablesMissingError, is_dynamodb
+from mls_sync.store.open import is_dynamodb
 
 DATABASE_TIMEOUT_SECONDS = 10.0
 

@@ -38,7 +38,7 @@ VERSION_WARN_DAYS = 30
 
 
 async def check_api_versions(
-    clients: Mapping[Platform, PlatformClient],
+    clients: Mapping[str, PlatformClient],
     *,
     today: date,
     tokens: Mapping[Platform, str] | None = None,

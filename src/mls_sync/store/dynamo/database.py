@@ -18,7 +18,7 @@ from mls_sync.store.dynamo import repositories as _repositories  # noqa: F401
 from mls_sync.store.dynamo.schema import create_tables
 from mls_sync.store.dynamo.session import DynamoSession
 from mls_sync.store.dynamo.url import DynamoUrl, parse_dynamodb_url
-from mls_sync.store.open import TablesMissingError
+from mls_sync.store.errors import TablesMissingError
 
 
 class DynamoDatabase:

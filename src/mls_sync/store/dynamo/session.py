@@ -56,6 +56,8 @@ def _history_id() -> int:
 
 
 class DynamoSession:
+    is_dynamodb = True  # what store/open.py's is_dynamodb asks
+
     def __init__(self, client: Any, tables: DynamoUrl) -> None:
         self.client = client
         self.tables = tables

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mls_sync.cli_support import err, fail, load_settings
+from mls_sync.cli.support import err, fail, load_settings
 from mls_sync.config import Settings
 from mls_sync.observability import configure_logging
 from mls_sync.runtime import open_runtime
@@ -46,7 +46,7 @@ def worker(
 
 
 async def _run(settings: Settings) -> None:
-    from mls_sync.worker.executor import ProcrastinateExecutor
+    from mls_sync.executors.procrastinate import ProcrastinateExecutor
 
     async with open_runtime(settings) as runtime:
         executor = runtime.executor

@@ -1,4 +1,4 @@
-"""`mls-sync serve` (the HTTP API with its scheduler) and `mls-sync sync all` (for crontab)."""
+"""`mls-sync serve` (the HTTP API with its scheduler) and `mls-sync sandbox`."""
 
 from __future__ import annotations
 
@@ -8,24 +8,11 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
-from rich.table import Table
 
-from mls_sync import actions
-from mls_sync.cli_support import (
-    JsonFlag,
-    err,
-    load_settings,
-    out,
-    print_json,
-    sync_progress,
-    with_runtime,
-)
-from mls_sync.domain.results import AggregatedResult, SyncActionResponse
+from mls_sync.cli.support import err, fail_with, load_settings, out
+from mls_sync.domain.errors import ServiceError
 from mls_sync.observability import configure_logging
-from mls_sync.runtime import Runtime
-from mls_sync.store.database import Database
-from mls_sync.store.migrate import upgrade
-from mls_sync.store.open import open_database
+from mls_sync.services.database import upgrade_schema
 
 
 def serve(
@@ -50,10 +37,9 @@ def serve(
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     if migrate:
         try:
-            asyncio.run(_upgrade(settings.async_database_url))
-        except OSError as exc:
-            err.print(f"[red]Cannot reach the database:[/red] {exc}")
-            raise typer.Exit(1) from None
+            asyncio.run(upgrade_schema(settings))
+        except ServiceError as exc:
+            fail_with(exc)
     if settings.cron_secret is None:
         err.print("[yellow]CRON_SECRET is not set: the cron endpoint answers 503[/yellow]")
     from mls_sync.api import create_app
@@ -68,56 +54,6 @@ def serve(
         # SIGTERM: requests in flight get this long, then the scheduler's run gets as long.
         timeout_graceful_shutdown=math.ceil(grace) if grace > 0 else None,
     )
-
-
-async def _upgrade(url: str) -> None:
-    db = open_database(url)
-    try:
-        if isinstance(db, Database):
-            await upgrade(db)
-        else:
-            await db.create_tables()
-    finally:
-        await db.dispose()
-
-
-def sync_all(as_json: JsonFlag = False) -> None:
-    """Sync every active MLS connection of every user (what the cron endpoint does)."""
-
-    async def work(runtime: Runtime) -> SyncActionResponse[AggregatedResult]:
-        with sync_progress("Syncing MLS connections", quiet=as_json) as advance:
-            return await actions.sync_all_users(
-                engine=runtime.engine, trigger="cli", on_connection_done=advance
-            )
-
-    response = with_runtime(work, quiet=as_json)
-    if as_json:
-        print_json(response.to_wire())
-    else:
-        _print_connections(response)
-    raise typer.Exit(0 if response.success else 1)
-
-
-def _print_connections(response: SyncActionResponse[AggregatedResult]) -> None:
-    colour = "green" if response.success else "red"
-    out.print(f"[{colour}]{'OK' if response.success else 'FAILED'}[/{colour}] {response.message}")
-    if response.data is None or not response.data.connections:
-        return
-    table = Table(title="MLS connections")
-    for column in ("connection", "listings", "updated", "unpublished", "restored", "errors", ""):
-        table.add_column(column)
-    for c in response.data.connections:
-        note = "skipped: already syncing" if c.skipped else ("" if c.success else c.message)
-        table.add_row(
-            c.connection_id,
-            str(c.total_listings),
-            str(c.updated_listings),
-            str(c.unpublished_posts),
-            str(c.restored_listings),
-            str(len(c.errors)),
-            note,
-        )
-    out.print(table)
 
 
 def sandbox(

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mls_sync.cli_support import JsonFlag, out, print_json
+from mls_sync.cli.support import JsonFlag, out, print_json
 from mls_sync.config import Settings
 from mls_sync.observability import configure_logging
 from mls_sync.services import doctor as service

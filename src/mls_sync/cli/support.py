@@ -1,4 +1,5 @@
-"""What the service and management commands share: settings, a runtime per command, output."""
+"""What every command shares: settings, a runtime per command, one mapping of the services'
+typed errors to messages and exit statuses, and output."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from mls_sync.config import Settings
+from mls_sync.domain.errors import InvalidInput, ServiceError
 from mls_sync.observability import configure_logging
 from mls_sync.runtime import Runtime, open_runtime
-from mls_sync.store.open import SqlOnlyError, TablesMissingError
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
@@ -44,8 +45,9 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, quiet: bool = True) -> T:
-    """Run `work` with a runtime opened from the environment's settings, and turn a database
-    that is unreachable or not migrated into one line and exit status 1."""
+    """Run `work` with a runtime opened from the environment's settings. A service's typed
+    error, and a database that is unreachable or not migrated, become one line on stderr and
+    exit status 2 (the input was wrong) or 1 (anything else)."""
     settings = load_settings()
     configure_logging(level="WARNING" if quiet else settings.log_level, fmt=settings.log_format)
 
@@ -60,10 +62,10 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, quiet: bool = True)
         if "no such table" in text or "does not exist" in text:
             fail("The database has no tables yet: run `mls-sync db upgrade` first")
         raise
+    except ServiceError as exc:
+        fail_with(exc)
     except OSError as exc:
         fail(f"Cannot reach the database: {exc}")
-    except (TablesMissingError, SqlOnlyError) as exc:
-        fail(str(exc))
     except Exception as exc:
         # DynamoDB's client errors (no endpoint, no credentials, no permission): one line.
         if type(exc).__module__.startswith(("botocore", "aiobotocore")):
@@ -90,6 +92,13 @@ def sync_progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], N
             bar.update(task, total=total, advance=done)
 
         yield advance
+
+
+def fail_with(error: ServiceError) -> NoReturn:
+    """The one place a service's error becomes what the operator reads, and an exit status."""
+    if isinstance(error, InvalidInput):
+        fail(f"{error.field}: {error.message}", 2)
+    fail(error.message)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

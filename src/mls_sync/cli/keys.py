@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import typer
 
-from mls_sync.cli_support import err, fail, out, with_runtime
+from mls_sync.cli.support import err, out, with_runtime
 from mls_sync.runtime import Runtime
-from mls_sync.store.crypto import SecretDecryptError, TokenCipher
-from mls_sync.store.key_rotation import RotationReport, rotate_keys
+from mls_sync.services import keys
 
 keys_app = typer.Typer(help="Token encryption keys (MLS_SYNC_TOKEN_KEYS).", no_args_is_help=True)
 
@@ -16,7 +15,7 @@ keys_app = typer.Typer(help="Token encryption keys (MLS_SYNC_TOKEN_KEYS).", no_a
 @keys_app.command("generate")
 def generate() -> None:
     """Print a new Fernet key, to put first in MLS_SYNC_TOKEN_KEYS."""
-    out.print(TokenCipher.generate_key(), highlight=False)
+    out.print(keys.new_key(), highlight=False)
 
 
 @keys_app.command("rotate")
@@ -25,13 +24,10 @@ def rotate() -> None:
 
     Put the new key first and keep the old ones, run this, then remove the old keys."""
 
-    async def work(runtime: Runtime) -> RotationReport:
-        return await rotate_keys(runtime.db, runtime.cipher)
+    async def work(runtime: Runtime) -> keys.RotationReport:
+        return await keys.rotate(runtime.db, runtime.cipher)
 
-    try:
-        report = with_runtime(work)
-    except SecretDecryptError as exc:
-        fail(f"Nothing rotated: {exc} (keep every old key in MLS_SYNC_TOKEN_KEYS until rotated)")
+    report = with_runtime(work)
     err.print(
         f"Re-encrypted {report.secrets} secrets in {report.rows} rows with the newest key; "
         "the older keys can now be removed from MLS_SYNC_TOKEN_KEYS"

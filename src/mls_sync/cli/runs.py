@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mls_sync.cli_support import JsonFlag, fail, out, print_json, with_runtime
+from mls_sync.cli.support import JsonFlag, fail, out, print_json, with_runtime
 from mls_sync.observability import history
 from mls_sync.runtime import Runtime
-from mls_sync.store import repositories as repo
+from mls_sync.services import runs, users
 
 runs_app = typer.Typer(help="Sync run history, newest first.")
 
@@ -49,12 +49,8 @@ def runs_list(
         async with runtime.db.transaction() as session:
             user_id = None
             if user is not None:
-                found = await repo.find_user(session, user)
-                if found is None:
-                    fail(f"No user {user!r}")
-                user_id = found.id
-            runs = await repo.list_runs(session, user_id=user_id, limit=limit, before=cursor)
-            return history.page(runs, limit)
+                user_id = (await users.find_user(session, user)).id
+            return await runs.list_runs(session, user_id=user_id, limit=limit, before=cursor)
 
     page = with_runtime(work)
     if as_json:
@@ -71,10 +67,7 @@ def runs_show(run_id: str, as_json: JsonFlag = False) -> None:
 
     async def work(runtime: Runtime) -> history.RunDetail:
         async with runtime.db.transaction() as session:
-            run = await repo.get_run(session, run_id, user_id=None)
-            if run is None:
-                fail("Sync run not found")
-            return history.detail(run)
+            return await runs.get_run(session, run_id, user_id=None)
 
     run = with_runtime(work)
     if as_json:

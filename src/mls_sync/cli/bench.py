@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mls_sync.cli_support import err, out
+from mls_sync.cli.support import err, out
 from mls_sync.observability import configure_logging
 
 CASE_NAMES = {
@@ -107,7 +107,7 @@ def _run_apart(
 ) -> dict[str, Any]:
     if not quiet:
         err.print(f"[dim]{listings} listings x {connections} connections...[/dim]")
-    command = [sys.executable, "-m", "mls_sync.cli_bench", "--json"]
+    command = [sys.executable, "-m", "mls_sync.cli.bench", "--json"]
     command += ["--listings", str(listings), "--connections", str(connections)]
     for name, value in {**common, "profile": profile}.items():
         if value is not None:

@@ -1,0 +1,87 @@
+"""`mls-sync platforms`: a user's platform tokens (stored encrypted, never printed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from mls_sync.cli.support import (
+    JsonFlag,
+    UserOption,
+    fields_of,
+    print_json,
+    print_rows,
+    with_runtime,
+)
+from mls_sync.runtime import Runtime
+from mls_sync.services import platforms, users
+from mls_sync.services.platforms import Login, Platform
+
+platforms_app = typer.Typer(help="A user's platform tokens.", no_args_is_help=True)
+PLATFORM_FIELDS = ("id", "platform", "login", "state", "state_message", "expires_at")
+
+
+@platforms_app.command("set")
+def platforms_set(
+    user: UserOption,
+    platform: Platform,
+    access_token: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            envvar="PLATFORM_ACCESS_TOKEN",
+            help="or env PLATFORM_ACCESS_TOKEN",
+        ),
+    ],
+    refresh_token: Annotated[
+        str | None,
+        typer.Option(envvar="PLATFORM_REFRESH_TOKEN", help="or env PLATFORM_REFRESH_TOKEN"),
+    ] = None,
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%dT%H:%M:%S%z"], help="e.g. 2030-01-01T00:00:00+00:00"),
+    ] = None,
+    login: Annotated[
+        Login | None,
+        typer.Option(
+            help="Instagram only: facebook (a Page token: deletes work) or instagram (default)"
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Store (or replace) the user's tokens for a platform, encrypted."""
+
+    async def work(runtime: Runtime) -> dict[str, Any]:
+        async with runtime.db.transaction() as session:
+            owner = await users.find_user(session, user)
+            connection = await platforms.set_platform_connection(
+                session,
+                runtime.cipher,
+                user_id=owner.id,
+                platform=platform,
+                access_token=access_token,
+                refresh_token=refresh_token,
+                expires_at=expires_at,
+                login=login,
+            )
+            return fields_of(connection, PLATFORM_FIELDS)
+
+    row = with_runtime(work)
+    print_json(row) if as_json else print_rows("Platform connection", [row], PLATFORM_FIELDS)
+
+
+@platforms_app.command("list")
+def platforms_list(user: UserOption, as_json: JsonFlag = False) -> None:
+    """The user's platform connections (tokens are never shown)."""
+
+    async def work(runtime: Runtime) -> list[dict[str, Any]]:
+        async with runtime.db.transaction() as session:
+            owner = await users.find_user(session, user)
+            found = await platforms.list_platform_connections(session, owner.id)
+            return [fields_of(c, PLATFORM_FIELDS) for c in found]
+
+    rows = with_runtime(work)
+    print_json(rows) if as_json else print_rows("Platform connections", rows, PLATFORM_FIELDS)
