@@ -1,5 +1,8 @@
 """Shared fixtures: a migrated database per test (SQLite and PostgreSQL), the sandbox servers,
-and a runtime wired to both."""
+an HTTP client for the platform clients, the test's clock, and a runtime wired to all of it.
+
+Helpers live beside this file: `factories` (seeding, the `Clock`), `polling` (`eventually`),
+`api_support` and `worker_support`."""
 
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 import structlog
 
+from factories import Clock
 from mls_sync.config import Settings
 from mls_sync.runtime import Runtime, open_runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
@@ -208,6 +213,19 @@ def platforms() -> PlatformSandbox:
 def platforms_url(platforms: PlatformSandbox) -> Iterator[str]:
     with BackgroundServer(platforms.app) as server:
         yield server.url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP client a test hands to platform clients it builds itself."""
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        yield client
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Real time plus whatever the test moves it on by; code under test is handed it."""
+    return Clock()
 
 
 @pytest.fixture

@@ -212,7 +212,7 @@ async def publish(
 async def queue_unpublish(runtime: Runtime, listing_id: str) -> int:
     """The outbox rows a status change to sold writes, without the status change."""
     async with runtime.db.transaction() as session:
-        return await repo.enqueue_unpublish_jobs(session, listing_id)
+        return await session.outbox.enqueue(listing_id)
 
 
 def with_sandbox_platforms(settings: Settings, platforms_url: str) -> Settings:
@@ -230,8 +230,9 @@ class Clock:
     def __call__(self) -> datetime:
         return utcnow() + self.offset
 
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
+    def advance(self, by: timedelta = timedelta(), /, **delta: float) -> None:
+        """`clock.advance(TTL)` or `clock.advance(minutes=5)`."""
+        self.offset += by + timedelta(**delta)
 
 
 class AlertsSpy:
@@ -281,12 +282,12 @@ async def post_of(runtime: Runtime, post_id: str) -> Post:
 async def job_of(runtime: Runtime, post_id: str) -> UnpublishJob | None:
     # Through the repository (any storage backend): every job, due or deferred.
     async with runtime.db.transaction() as session:
-        jobs = await repo.due_unpublish_jobs(session, now=utcnow() + timedelta(days=3650))
+        jobs = await session.outbox.due(now=utcnow() + timedelta(days=3650))
         return next((job for job, post, _ in jobs if post.id == post_id), None)
 
 
 async def connection_of(runtime: Runtime, user_id: str, platform: str) -> PlatformConnection:
     async with runtime.db.transaction() as session:
-        connection = await repo.platform_connection(session, user_id, platform)
+        connection = await session.platforms.get(user_id, platform)
         assert connection is not None
         return connection

@@ -3,13 +3,10 @@ worker subprocesses, and reading run rows back."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +99,6 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float, what: str, step: float = 0.2
-) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(step)
 
 
 async def run_row(db: Database, run_id: str) -> SyncRun:

@@ -414,7 +414,7 @@ class Settings(BaseSettings):
             return None
         scheme = value.split("://", 1)[0]
         if scheme == "dynamodb":
-            from mls_sync.store.dynamo.url import parse_dynamodb_url
+            from mls_sync.database_url import parse_dynamodb_url
 
             parse_dynamodb_url(value)  # DynamoUrlError is a ValueError: one clear message
             return value

@@ -94,14 +94,12 @@ async def run_demo(*, work_dir: Path | None = None) -> DemoReport:
             try:
                 await upgrade(db)
                 async with open_runtime(settings, db=db) as runtime:
-                    connection_id = await _seed(
-                        runtime.db, runtime.cipher, mls, platforms, mls_server.url
-                    )
+                    connection_id = await _seed(db, runtime.cipher, mls, platforms, mls_server.url)
                     _change_statuses(mls)
                     response = await sync_mls_status(
                         connection_id, engine=runtime.engine, trigger="demo"
                     )
-                    posts = await _post_states(runtime.db)
+                    posts = await _post_states(db)
             finally:
                 await db.dispose()
         return DemoReport(response=response, posts=posts, platform_deletes=len(platforms.deletes))

@@ -5,23 +5,26 @@ Everything the CLI, the API and workers need is opened here once and closed toge
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
 from mls_sync.config import Settings
 from mls_sync.executors import SyncExecutor, open_executor
-from mls_sync.mls.shared_limits import budgets_for
 from mls_sync.mls.transport import RetryPolicy
 from mls_sync.observability.emf import EmfConfig, EmfWriter, emf_active
+from mls_sync.observability.metrics import StoreSnapshot
 from mls_sync.observability.monitor import run_monitor
+from mls_sync.services.monitoring import store_snapshot
 from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store.crypto import TokenCipher, cipher_from_settings
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.open import open_database
+from mls_sync.store.types import utcnow
+from mls_sync.sync.clients import budgets_for
 from mls_sync.sync.engine import SyncEngine
 from mls_sync.sync.guard import LeaseGuard
 from mls_sync.sync.unpublish import Unpublisher
@@ -30,17 +33,25 @@ from mls_sync.sync.unpublish import Unpublisher
 @dataclass
 class Runtime:
     settings: Settings
-    db: Database
+    db: Storage
     cipher: TokenCipher
     engine: SyncEngine
     # Who runs the syncs the edges ask for (executors/).
     executor: SyncExecutor
 
+    async def store_snapshot(self) -> StoreSnapshot:
+        """What the metrics gauges show of this runtime's database (GET /metrics)."""
+        return await store_snapshot(self.db)
+
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, db: Database | None = None) -> AsyncIterator[Runtime]:
+async def open_runtime(
+    settings: Settings, *, db: Storage | None = None, clock: Callable[[], datetime] = utcnow
+) -> AsyncIterator[Runtime]:
+    """Everything, opened from settings; `clock` is what the outbox (deferred and claimed
+    deletes) and the connection leases read (tests move it instead of sleeping)."""
     own_db = db is None
-    database = db or open_database(settings.async_database_url)
+    database: Storage = db or open_database(settings.async_database_url)
     cipher = cipher_from_settings(settings)
     mls_http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.mls_timeout_seconds),
@@ -58,6 +69,7 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
             per_platform_concurrency=settings.platform_concurrency,
             token_warn_within=timedelta(days=settings.platform_token_warn_days),
             token_check_every=timedelta(hours=settings.platform_token_check_hours),
+            clock=clock,
         )
         engine = SyncEngine(
             database,
@@ -79,6 +91,7 @@ async def open_runtime(settings: Settings, *, db: Database | None = None) -> Asy
                 database,
                 ttl=timedelta(seconds=settings.lease_ttl_seconds),
                 renew_every=timedelta(seconds=settings.lease_renew_seconds),
+                clock=clock,
             ),
         )
         # Metrics and alerts per connection run; the slow-run rule for each run over everyone.

@@ -70,10 +70,12 @@ class SessionCodec:
         data = self._load(self._sessions, cookie, self._max_age)
         if data is None:
             return None
-        fields = (data.get("u"), data.get("k"), data.get("c"))
-        if not all(isinstance(f, str) and f for f in fields):
+        user_id, key_hash, csrf = data.get("u"), data.get("k"), data.get("c")
+        if not (isinstance(user_id, str) and isinstance(key_hash, str) and isinstance(csrf, str)):
             return None
-        return WebSession(*fields)  # type: ignore[arg-type]
+        if not (user_id and key_hash and csrf):
+            return None
+        return WebSession(user_id, key_hash, csrf)
 
     def still_valid(self, session: WebSession, api_key_hash: str | None) -> bool:
         """False once the user's API key has been replaced (or revoked)."""

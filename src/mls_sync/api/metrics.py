@@ -20,7 +20,7 @@ async def metrics(runtime: RuntimeDep) -> Response:
     """Run, MLS and unpublish counters of this process, and connection states and the
     outbox read from the database now."""
     try:
-        await METRICS.store.refresh(runtime.db)
+        await METRICS.store.refresh(runtime.store_snapshot)
     except Exception as exc:  # the counters are still worth serving; the gauges go stale
         log.warning("metrics: database not readable", error=type(exc).__name__)
     return Response(METRICS.render(), media_type=CONTENT_TYPE_LATEST)

@@ -52,6 +52,8 @@ Secret = Annotated[str, _text(8192)]
 Url = Annotated[HttpUrl, Field(max_length=500)]
 Id = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="an id this service gave")]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_utc)]
+# A Literal of the profile names, read from the profiles at import (mypy wants literals
+# written out, but the list must follow the profiles): valid-type.
 Provider = Literal[PROVIDERS]  # type: ignore[valid-type]
 ProfileValue = str | int | float | bool | list[int] | None
 

@@ -14,13 +14,15 @@ from mls_sync.cli.support import (
     err,
     fail,
     fields_of,
-    print_json,
-    print_rows,
+    save_for_user,
+    show,
+    show_for_user,
     with_runtime,
 )
 from mls_sync.runtime import Runtime
-from mls_sync.services import connections, users
+from mls_sync.services import connections
 from mls_sync.services.connections import MlsCredentials
+from mls_sync.services.records import MlsConnection, UnitOfWork
 
 connections_app = typer.Typer(help="A user's MLS connections.", no_args_is_help=True)
 CONNECTION_FIELDS = (
@@ -109,38 +111,35 @@ def connections_add(
     )
     overrides = _profile(profile or [])
 
-    async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.db.transaction() as session:
-            owner = await users.find_user(session, user)
-            connection = await connections.create_connection(
-                session,
-                runtime.cipher,
-                user_id=owner.id,
-                base_url=base_url,
-                credentials=credentials,
-                name=name,
-                provider=provider,
-                key_field=key_field,
-                profile_overrides=overrides,
-            )
-            return fields_of(connection, CONNECTION_FIELDS)
+    async def connect(runtime: Runtime, session: UnitOfWork, user_id: str) -> MlsConnection:
+        return await connections.create_connection(
+            session,
+            runtime.cipher,
+            user_id=user_id,
+            base_url=base_url,
+            credentials=credentials,
+            name=name,
+            provider=provider,
+            key_field=key_field,
+            profile_overrides=overrides,
+        )
 
-    row = with_runtime(work)
-    print_json(row) if as_json else print_rows("MLS connection added", [row], CONNECTION_FIELDS)
+    save_for_user(
+        user, connect, title="MLS connection added", columns=CONNECTION_FIELDS, as_json=as_json
+    )
 
 
 @connections_app.command("list")
 def connections_list(user: UserOption, as_json: JsonFlag = False) -> None:
     """The user's MLS connections (credentials are never shown)."""
 
-    async def work(runtime: Runtime) -> list[dict[str, Any]]:
-        async with runtime.db.transaction() as session:
-            owner = await users.find_user(session, user)
-            found = await connections.list_connections(session, owner.id)
-            return [fields_of(c, CONNECTION_FIELDS) for c in found]
-
-    rows = with_runtime(work)
-    print_json(rows) if as_json else print_rows("MLS connections", rows, CONNECTION_FIELDS)
+    show_for_user(
+        user,
+        connections.list_connections,
+        title="MLS connections",
+        columns=CONNECTION_FIELDS,
+        as_json=as_json,
+    )
 
 
 @connections_app.command("update")
@@ -180,7 +179,7 @@ def connections_update(
             return fields_of(updated, CONNECTION_FIELDS)
 
     row = with_runtime(work)
-    print_json(row) if as_json else print_rows("MLS connection updated", [row], CONNECTION_FIELDS)
+    show("MLS connection updated", row, CONNECTION_FIELDS, as_json)
 
 
 @connections_app.command("remove")

@@ -16,11 +16,13 @@ from mls_sync.cli.support import (
     out,
     print_json,
     print_rows,
+    show,
+    show_for_user,
     with_runtime,
 )
 from mls_sync.domain.status import ListingStatus
 from mls_sync.runtime import Runtime
-from mls_sync.services import listings, users
+from mls_sync.services import listings
 
 listings_app = typer.Typer(help="A user's listings.", no_args_is_help=True)
 LISTING_FIELDS = ("id", "mls_connection_id", "listing_key", "mls_number", "status", "updated_at")
@@ -53,7 +55,7 @@ def listings_add(
         return fields_of(listing, LISTING_FIELDS)
 
     row = with_runtime(work)
-    print_json(row) if as_json else print_rows("Listing registered", [row], LISTING_FIELDS)
+    show("Listing registered", row, LISTING_FIELDS, as_json)
 
 
 @listings_app.command("import")
@@ -114,13 +116,12 @@ def listings_list(
 ) -> None:
     """The user's listings with their current status."""
 
-    async def work(runtime: Runtime) -> list[dict[str, Any]]:
-        async with runtime.db.transaction() as session:
-            owner = await users.find_user(session, user)
-            found = await listings.list_listings(
-                session, owner.id, connection_id=connection, status=status, limit=limit
-            )
-            return [fields_of(listing, LISTING_FIELDS) for listing in found]
-
-    rows = with_runtime(work)
-    print_json(rows) if as_json else print_rows("Listings", rows, LISTING_FIELDS)
+    show_for_user(
+        user,
+        lambda uow, user_id: listings.list_listings(
+            uow, user_id, connection_id=connection, status=status, limit=limit
+        ),
+        title="Listings",
+        columns=LISTING_FIELDS,
+        as_json=as_json,
+    )

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from mls_sync.cli.support import (
-    JsonFlag,
-    UserOption,
-    fields_of,
-    print_json,
-    print_rows,
-    with_runtime,
-)
+from mls_sync.cli.support import JsonFlag, UserOption, save_for_user, show_for_user
 from mls_sync.runtime import Runtime
-from mls_sync.services import platforms, users
+from mls_sync.services import platforms
 from mls_sync.services.platforms import Login, Platform
+from mls_sync.services.records import PlatformConnection, UnitOfWork
 
 platforms_app = typer.Typer(help="A user's platform tokens.", no_args_is_help=True)
 PLATFORM_FIELDS = ("id", "platform", "login", "state", "state_message", "expires_at")
@@ -54,34 +48,31 @@ def platforms_set(
 ) -> None:
     """Store (or replace) the user's tokens for a platform, encrypted."""
 
-    async def work(runtime: Runtime) -> dict[str, Any]:
-        async with runtime.db.transaction() as session:
-            owner = await users.find_user(session, user)
-            connection = await platforms.set_platform_connection(
-                session,
-                runtime.cipher,
-                user_id=owner.id,
-                platform=platform,
-                access_token=access_token,
-                refresh_token=refresh_token,
-                expires_at=expires_at,
-                login=login,
-            )
-            return fields_of(connection, PLATFORM_FIELDS)
+    async def store(runtime: Runtime, session: UnitOfWork, user_id: str) -> PlatformConnection:
+        return await platforms.set_platform_connection(
+            session,
+            runtime.cipher,
+            user_id=user_id,
+            platform=platform,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+            login=login,
+        )
 
-    row = with_runtime(work)
-    print_json(row) if as_json else print_rows("Platform connection", [row], PLATFORM_FIELDS)
+    save_for_user(
+        user, store, title="Platform connection", columns=PLATFORM_FIELDS, as_json=as_json
+    )
 
 
 @platforms_app.command("list")
 def platforms_list(user: UserOption, as_json: JsonFlag = False) -> None:
     """The user's platform connections (tokens are never shown)."""
 
-    async def work(runtime: Runtime) -> list[dict[str, Any]]:
-        async with runtime.db.transaction() as session:
-            owner = await users.find_user(session, user)
-            found = await platforms.list_platform_connections(session, owner.id)
-            return [fields_of(c, PLATFORM_FIELDS) for c in found]
-
-    rows = with_runtime(work)
-    print_json(rows) if as_json else print_rows("Platform connections", rows, PLATFORM_FIELDS)
+    show_for_user(
+        user,
+        platforms.list_platform_connections,
+        title="Platform connections",
+        columns=PLATFORM_FIELDS,
+        as_json=as_json,
+    )

@@ -10,12 +10,12 @@ from mls_sync.cli.support import (
     JsonFlag,
     UserOption,
     fields_of,
-    print_json,
-    print_rows,
+    show,
+    show_for_user,
     with_runtime,
 )
 from mls_sync.runtime import Runtime
-from mls_sync.services import posts, users
+from mls_sync.services import posts
 from mls_sync.services.platforms import Platform
 
 posts_app = typer.Typer(help="Published posts of listings.", no_args_is_help=True)
@@ -40,7 +40,7 @@ def posts_add(
             return fields_of(post, POST_FIELDS)
 
     row = with_runtime(work)
-    print_json(row) if as_json else print_rows("Post registered", [row], POST_FIELDS)
+    show("Post registered", row, POST_FIELDS, as_json)
 
 
 @posts_app.command("list")
@@ -52,11 +52,10 @@ def posts_list(
 ) -> None:
     """The user's posts and whether each is still published."""
 
-    async def work(runtime: Runtime) -> list[dict[str, Any]]:
-        async with runtime.db.transaction() as session:
-            owner = await users.find_user(session, user)
-            found = await posts.list_posts(session, owner.id, listing_id=listing, limit=limit)
-            return [fields_of(post, POST_FIELDS) for post in found]
-
-    rows = with_runtime(work)
-    print_json(rows) if as_json else print_rows("Posts", rows, POST_FIELDS)
+    show_for_user(
+        user,
+        lambda uow, user_id: posts.list_posts(uow, user_id, listing_id=listing, limit=limit),
+        title="Posts",
+        columns=POST_FIELDS,
+        as_json=as_json,
+    )

@@ -22,6 +22,8 @@ from mls_sync.config import Settings
 from mls_sync.domain.errors import InvalidInput, ServiceError
 from mls_sync.observability import configure_logging
 from mls_sync.runtime import Runtime, open_runtime
+from mls_sync.services import users
+from mls_sync.services.records import UnitOfWork, User
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
@@ -73,6 +75,48 @@ def with_runtime(work: Callable[[Runtime], Awaitable[T]], *, quiet: bool = True)
         raise
 
 
+def for_user(who: str, work: Callable[[Runtime, UnitOfWork, User], Awaitable[T]]) -> T:
+    """`work` in one unit of work, for the user `who` names (an id or an email)."""
+
+    async def go(runtime: Runtime) -> T:
+        async with runtime.db.transaction() as session:
+            return await work(runtime, session, await users.find_user(session, who))
+
+    return with_runtime(go)
+
+
+def show_for_user(
+    who: str,
+    fetch: Callable[[UnitOfWork, str], Awaitable[Sequence[Any]]],
+    *,
+    title: str,
+    columns: Sequence[str],
+    as_json: bool,
+) -> None:
+    """The rows `fetch(uow, user_id)` finds for the user `who` names, shown as `show` does."""
+
+    async def work(runtime: Runtime, session: UnitOfWork, owner: User) -> list[dict[str, Any]]:
+        return [fields_of(row, columns) for row in await fetch(session, owner.id)]
+
+    show(title, for_user(who, work), columns, as_json)
+
+
+def save_for_user(
+    who: str,
+    save: Callable[[Runtime, UnitOfWork, str], Awaitable[Any]],
+    *,
+    title: str,
+    columns: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Store what `save(runtime, uow, user_id)` makes for the user `who` names, and show it."""
+
+    async def work(runtime: Runtime, session: UnitOfWork, owner: User) -> dict[str, Any]:
+        return fields_of(await save(runtime, session, owner.id), columns)
+
+    show(title, for_user(who, work), columns, as_json)
+
+
 @contextmanager
 def sync_progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
     """A Rich progress bar on stderr (off with --json or without a terminal); yields the
@@ -121,6 +165,16 @@ def _json_default(value: Any) -> Any:
 def fields_of(row: Any, names: Sequence[str]) -> dict[str, Any]:
     """Public attributes of a stored row, by name (never a secret column)."""
     return {name: getattr(row, name) for name in names}
+
+
+def show(
+    title: str, rows: dict[str, Any] | list[dict[str, Any]], columns: Sequence[str], as_json: bool
+) -> None:
+    """One row or a list of rows: JSON with --json, else a table of `columns`."""
+    if as_json:
+        print_json(rows)
+    else:
+        print_rows(title, [rows] if isinstance(rows, dict) else rows, columns)
 
 
 def print_rows(title: str, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:

@@ -7,14 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mls_sync.cli.support import (
-    JsonFlag,
-    err,
-    fields_of,
-    print_json,
-    print_rows,
-    with_runtime,
-)
+from mls_sync.cli.support import JsonFlag, err, fields_of, print_json, show, with_runtime
 from mls_sync.runtime import Runtime
 from mls_sync.services import users
 
@@ -68,4 +61,4 @@ def users_list(as_json: JsonFlag = False) -> None:
             return [fields_of(u, USER_FIELDS) for u in await users.list_users(session)]
 
     rows = with_runtime(work)
-    print_json(rows) if as_json else print_rows("Users", rows, USER_FIELDS)
+    show("Users", rows, USER_FIELDS, as_json)

@@ -27,16 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import text
 
-from mls_sync.config import Settings
 from mls_sync.mls.errors import MlsBudgetExhausted
-from mls_sync.mls.limits import DAY, HOUR, Budgets, RateBudgets, quota_from_headers
-from mls_sync.store.database import Database
+from mls_sync.mls.limits import DAY, HOUR, RateBudgets, quota_from_headers
+from mls_sync.store.interface import RateBuckets
 
 log = structlog.get_logger(__name__)
-
-_NOW = "extract(epoch FROM clock_timestamp())::float8"
 
 
 @dataclass(frozen=True)
@@ -60,41 +56,13 @@ def windows(
     return found
 
 
-def _take_statement(count: int) -> str:
-    """One upsert over `count` windows; binds k{i} (key), t{i} (T) and u{i} (tau)."""
-    values = ", ".join(
-        f"(CAST(:k{i} AS varchar), {_NOW} + CAST(:t{i} AS float8))" for i in range(count)
-    )
-
-    def per_key(param: str) -> str:
-        cases = " ".join(
-            f"WHEN CAST(:k{i} AS varchar) THEN CAST(:{param}{i} AS float8)" for i in range(count)
-        )
-        return f"(CASE b.key {cases} END)"
-
-    return (
-        f"INSERT INTO rate_buckets AS b (key, tat) VALUES {values} "
-        "ON CONFLICT (key) DO UPDATE "
-        f"SET tat = GREATEST(b.tat, {_NOW}) + {per_key('t')} "
-        f"WHERE GREATEST(b.tat, {_NOW}) - {per_key('u')} - {_NOW} <= CAST(:max_wait AS float8) "
-        f"RETURNING b.key, b.tat, {_NOW} AS now"
-    )
-
-
-_PAUSE = text(
-    "INSERT INTO rate_buckets AS b (key, tat) "
-    f"VALUES (CAST(:key AS varchar), {_NOW} + CAST(:seconds AS float8)) "
-    "ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, EXCLUDED.tat)"
-)
-
-
 class SharedRequestBudget:
     """One credential's budget, shared through PostgreSQL; the same interface as
     mls.limits.RequestBudget."""
 
     def __init__(
         self,
-        db: Database,
+        buckets: RateBuckets,
         key: str,
         *,
         per_second: float,
@@ -102,7 +70,7 @@ class SharedRequestBudget:
         per_day: int | None = None,
         max_wait: float = 30.0,
     ) -> None:
-        self._db = db
+        self._buckets = buckets
         self._key = key
         self._per_second = per_second
         self._per_hour = per_hour
@@ -123,16 +91,12 @@ class SharedRequestBudget:
             raise MlsBudgetExhausted("minute")
         if local > 0:
             await asyncio.sleep(local)
-        params: dict[str, object] = {"max_wait": self._max_wait}
-        for i, window in enumerate(self._windows):
-            params |= {f"k{i}": window.key, f"t{i}": window.interval, f"u{i}": window.tolerance}
-        async with self._db.engine.begin() as conn:
-            rows = (await conn.execute(text(_take_statement(len(self._windows))), params)).all()
-        taken = {row.key: row.tat for row in rows}
+        taken, now = await self._buckets.take(
+            [(w.key, w.interval, w.tolerance) for w in self._windows], max_wait=self._max_wait
+        )
         refused = [w for w in self._windows if w.key not in taken]
         if refused:
             raise MlsBudgetExhausted(refused[0].name)
-        now = rows[0].now
         send_at = max(taken[w.key] - w.interval - w.tolerance for w in self._windows)
         if send_at > now:
             await asyncio.sleep(send_at - now)
@@ -152,8 +116,7 @@ class SharedRequestBudget:
 
     async def _write_pause(self, seconds: float) -> None:
         try:
-            async with self._db.engine.begin() as conn:
-                await conn.execute(_PAUSE, {"key": f"{self._key}:pause", "seconds": seconds})
+            await self._buckets.pause(f"{self._key}:pause", seconds)
         except Exception:  # the local pause still holds; others learn from their own 429
             log.warning("could not share an MLS budget pause", budget=self._key)
 
@@ -172,7 +135,7 @@ class SharedRateBudgets(RateBudgets):
 
     def __init__(
         self,
-        db: Database,
+        buckets: RateBuckets,
         requests_per_second: float,
         *,
         requests_per_hour: int | None = None,
@@ -185,30 +148,16 @@ class SharedRateBudgets(RateBudgets):
             requests_per_day=requests_per_day,
             max_wait=max_wait,
         )
-        self._db = db
+        self._buckets = buckets
 
     def _new_budget(
         self, key: str, *, per_second: float, per_hour: int | None, per_day: int | None
     ) -> SharedRequestBudget:
         return SharedRequestBudget(
-            self._db,
+            self._buckets,
             f"mls:{key}",
             per_second=per_second,
             per_hour=per_hour,
             per_day=per_day,
             max_wait=self._max_wait,
         )
-
-
-def budgets_for(settings: Settings, db: Database) -> Budgets:
-    """MLS request budgets in this process, or shared by every process through PostgreSQL
-    (workers on many machines: MLS_SYNC_SHARED_RATE_LIMITS, on with the procrastinate
-    executor)."""
-    kwargs = {
-        "requests_per_hour": settings.mls_requests_per_hour,
-        "requests_per_day": settings.mls_requests_per_day,
-        "max_wait": settings.mls_budget_max_wait_seconds,
-    }
-    if settings.uses_shared_rate_limits and not db.is_sqlite:
-        return SharedRateBudgets(db, settings.mls_requests_per_second, **kwargs)
-    return RateBudgets(settings.mls_requests_per_second, **kwargs)

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 from mls_sync.config import Settings
 from mls_sync.domain.results import SyncResult
-from mls_sync.sync.reports import RunReport
+from mls_sync.observability.reports import RunReport
 
 MAX_METRICS = 100
 MAX_DIMENSIONS = 30

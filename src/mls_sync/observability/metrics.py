@@ -2,8 +2,9 @@
 
 Counters and the run histogram are updated where things happen (the engine, the MLS transport,
 the unpublish drain). What lives in the database (connections by state, the outbox) is read at
-scrape time instead: `await METRICS.store.refresh(db)` just before rendering, so every process
-(and every replica) reports the same truth, not what it happened to see itself.
+scrape time instead: `await METRICS.store.refresh(read)` just before rendering, with the reader
+the runtime offers (services/monitoring.py), so every process (and every replica) reports the
+same truth, not what it happened to see itself, and this module never reaches the storage.
 
 One process-wide `METRICS`, like the logging configuration: the hooks sit deep in the MLS
 transport and the unpublish drain, and threading an object through every constructor for
@@ -12,7 +13,7 @@ counters would buy nothing. Tests read deltas with `METRICS.value(...)`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,9 +30,6 @@ from prometheus_client.registry import Collector
 
 from mls_sync.domain.results import SyncResult
 from mls_sync.domain.status import ConnectionState
-from mls_sync.store import repositories as repo
-from mls_sync.store.database import Database
-from mls_sync.store.types import utcnow
 
 # The 300 s bucket is the slow-run alert's threshold (deploy/prometheus/alerts.yml counts the
 # runs above it); keep a bucket at MLS_SYNC_ALERT_RUN_SECONDS when changing either.
@@ -68,13 +66,8 @@ class StoreCollector(Collector):
     def __init__(self) -> None:
         self.snapshot = StoreSnapshot()
 
-    async def refresh(self, db: Database) -> StoreSnapshot:
-        async with db.transaction() as session:
-            mls = await repo.mls_connection_state_counts(session)
-            platforms = await repo.platform_connection_state_counts(session)
-            depth, oldest = await repo.outbox_depth(session)
-        age = max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
-        self.snapshot = StoreSnapshot(mls, platforms, depth, age)
+    async def refresh(self, read: Callable[[], Awaitable[StoreSnapshot]]) -> StoreSnapshot:
+        self.snapshot = await read()
         return self.snapshot
 
     def collect(self) -> Iterable[Metric]:
@@ -91,8 +84,8 @@ class StoreCollector(Collector):
             "Social platform connections by platform and state",
             labels=["platform", "state"],
         )
-        for (platform, state), count in sorted(snap.platform_connections.items()):
-            platforms.add_metric([platform, state], count)
+        for (platform, platform_state), count in sorted(snap.platform_connections.items()):
+            platforms.add_metric([platform, platform_state], count)
         yield platforms
         yield GaugeMetricFamily(
             "mls_sync_outbox_jobs", "Unpublish jobs waiting in the outbox", value=snap.outbox_depth

@@ -18,7 +18,7 @@ from mls_sync.observability.alerts import (
     evaluate_duration,
 )
 from mls_sync.observability.metrics import METRICS, Metrics
-from mls_sync.sync.reports import RunReport
+from mls_sync.observability.reports import RunReport
 
 log = structlog.get_logger(__name__)
 

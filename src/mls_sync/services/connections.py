@@ -64,7 +64,7 @@ async def get_connection(
 
 
 async def list_connections(uow: UnitOfWork, user_id: str) -> Sequence[MlsConnection]:
-    return await repo.user_connections(uow, user_id)
+    return await uow.connections.of_user(user_id)
 
 
 async def create_connection(
@@ -148,7 +148,7 @@ async def remove_connection(engine: SyncEngine, connection_id: str, *, user_id: 
         if not held:
             raise SyncInProgressError()
         async with engine.db.transaction() as uow:
-            await repo.delete_mls_connection(uow, connection_id)
+            await uow.connections.delete(connection_id)
 
 
 def _check_url(url: str, field: str) -> str:

@@ -1,7 +1,7 @@
 """What the dashboard shows, read for one signed-in user and never for anyone else.
 
 Every query here filters on the user's id; the page renders only what these return. The runs
-themselves come from `repositories.list_runs`, shared with the run-history API.
+themselves come from `uow.runs.newest`, shared with the run-history API.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState
-from mls_sync.store import repositories as repo
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import (
     Listing,
     ListingStatusHistory,
@@ -24,7 +24,7 @@ from mls_sync.store.models import (
     SyncRun,
     UnpublishJob,
 )
-from mls_sync.store.open import require_sql
+from mls_sync.store.open import sql_session
 from mls_sync.store.types import utcnow
 
 RECENT_RUNS = 20
@@ -118,12 +118,12 @@ class DashboardData:
 
 
 async def dashboard_data(
-    session: AsyncSession, user_id: str, *, now: datetime | None = None
+    uow: UnitOfWork, user_id: str, *, now: datetime | None = None
 ) -> DashboardData:
-    require_sql(session, "The dashboard page")
-    connections = await _connections(session, user_id)
+    session = sql_session(uow, "The dashboard page")
+    connections = await _connections(uow, user_id)
     names = {c.id: c.name for c in connections}
-    runs = await repo.list_runs(session, user_id=user_id, limit=RECENT_RUNS)
+    runs = await uow.runs.newest(user_id=user_id, limit=RECENT_RUNS)
     return DashboardData(
         connections=connections,
         needs_reauth=[
@@ -141,7 +141,7 @@ async def dashboard_data(
     )
 
 
-async def _connections(session: AsyncSession, user_id: str) -> list[ConnectionRow]:
+async def _connections(uow: UnitOfWork, user_id: str) -> list[ConnectionRow]:
     return [
         ConnectionRow(
             id=c.id,
@@ -151,7 +151,7 @@ async def _connections(session: AsyncSession, user_id: str) -> list[ConnectionRo
             state_message=c.state_message,
             last_sync_at=c.last_sync_at,
         )
-        for c in await repo.user_connections(session, user_id)
+        for c in await uow.connections.of_user(user_id)
     ]
 
 

@@ -14,7 +14,7 @@ from mls_sync.store.crypto import (
     TokenCipher,
     cipher_from_settings,
 )
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.key_rotation import RotationReport, rotate_keys
 
 __all__ = ["RotationReport", "derived_secret", "new_key", "rotate"]
@@ -25,7 +25,7 @@ def new_key() -> str:
     return TokenCipher.generate_key()
 
 
-async def rotate(db: Database, cipher: TokenCipher) -> RotationReport:
+async def rotate(db: Storage, cipher: TokenCipher) -> RotationReport:
     """Re-encrypt every stored secret with the first key; a secret no key opens changes
     nothing (`Conflict`: what is stored clashes with the keys; an old key went too early)."""
     try:

@@ -49,6 +49,6 @@ async def list_listings(
     offset: int = 0,
 ) -> Sequence[Listing]:
     """The user's listings with their current status, oldest first."""
-    return await repo.user_listings(
-        uow, user_id, connection_id=connection_id, status=status, limit=limit, offset=offset
+    return await uow.listings.of_user(
+        user_id, connection_id=connection_id, status=status, limit=limit, offset=offset
     )

@@ -52,10 +52,10 @@ async def set_platform_connection(
 
 
 async def list_platform_connections(uow: UnitOfWork, user_id: str) -> Sequence[PlatformConnection]:
-    return await repo.user_platform_connections(uow, user_id)
+    return await uow.platforms.of_user(user_id)
 
 
 async def forget_platform_connection(uow: UnitOfWork, user_id: str, platform: Platform) -> None:
     """Forget the tokens: the platform's posts stay published until it is connected again."""
-    if not await repo.delete_platform_connection(uow, user_id, platform.value):
+    if not await uow.platforms.delete(user_id, platform.value):
         raise NotFound("Platform connection not found")

@@ -25,7 +25,7 @@ async def add_post(
 ) -> Post:
     """A post that is published on the platform, so the sync can take it down when sold."""
     listing = await get_listing(uow, listing_id, user_id=user_id)
-    for post in await repo.listing_posts(uow, listing.id):
+    for post in await uow.posts.of_listing(listing.id):
         if post.platform == platform.value and post.platform_post_id == platform_post_id:
             raise PostExistsError("This post is registered already")
     return await repo.add_post(
@@ -41,4 +41,4 @@ async def list_posts(
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[Post]:
-    return await repo.user_posts(uow, user_id, listing_id=listing_id, limit=limit, offset=offset)
+    return await uow.posts.of_user(user_id, listing_id=listing_id, limit=limit, offset=offset)

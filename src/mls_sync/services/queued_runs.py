@@ -91,7 +91,9 @@ async def queue_connection(
         return queued(run.id)
     # A sync of this connection is already waiting: point at it, and forget our row.
     async with engine.db.transaction() as session:
-        await session.delete(await session.get(SyncRun, run.id))
+        ours = await session.get(SyncRun, run.id)
+        if ours is not None:
+            await session.delete(ours)
         waiting = await deferred_runs.queued_run_of(session, "connection", connection_id)
     if waiting is None:  # it started meanwhile
         raise SyncInProgressError()
@@ -102,7 +104,7 @@ async def queue_user(
     engine: SyncEngine, defer: Deferrer, user_id: str, *, trigger: str
 ) -> SyncActionResponse[QueuedRun]:
     async with engine.db.transaction() as session:
-        if await repo.find_user(session, user_id) is None:
+        if await session.users.find(user_id) is None:
             raise NotFound("User not found")
         run = await deferred_runs.queue_run(
             session,
@@ -202,7 +204,7 @@ async def run_user(
     """Every connection of the user (expired ones too: they report that they need
     re-authentication), one job each."""
     async with engine.db.transaction() as session:
-        connection_ids = [c.id for c in await repo.user_connections(session, user_id)]
+        connection_ids = [c.id for c in await session.connections.of_user(user_id)]
     await fan_out(engine.db, run_id, connection_ids, defer)
 
 
@@ -217,7 +219,7 @@ async def run_everyone(
                 session, trigger=trigger, scope="all", scope_id=None, user_id=None, connections=0
             )
             run_id = parent.id
-        connection_ids: Sequence[str] = await repo.active_connection_ids(session)
+        connection_ids: Sequence[str] = await session.connections.active_ids()
     log.info("Starting MLS status sync job...", trigger=trigger, connections=len(connection_ids))
     await fan_out(engine.db, run_id, connection_ids, defer)
     return run_id

@@ -1,13 +1,13 @@
 """What the services hand to the edges, and what they take as a unit of work.
 
 The edges render these records (their public columns; secret columns are never rendered)
-and pass the unit of work they opened back in; they never reach the storage themselves.
+and pass the unit of work they opened (`runtime.db.transaction()`, a `UnitOfWork`) back in;
+they never reach the storage themselves.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import Listing, MlsConnection, PlatformConnection, Post, SyncRun, User
 
 __all__ = [
@@ -19,7 +19,3 @@ __all__ = [
     "UnitOfWork",
     "User",
 ]
-
-# One transaction (`runtime.db.transaction()`), committed when the caller's block ends. The
-# DynamoDB backend's session offers the same operations.
-UnitOfWork = AsyncSession

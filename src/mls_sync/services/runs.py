@@ -17,7 +17,7 @@ async def list_runs(
     uow: UnitOfWork, *, user_id: str | None, limit: int, before: datetime | None = None
 ) -> history.RunPage:
     """Newest first, `limit` at a time; `user_id=None`: every run (the operator)."""
-    runs = await repo.list_runs(uow, user_id=user_id, limit=limit, before=history.as_utc(before))
+    runs = await uow.runs.newest(user_id=user_id, limit=limit, before=history.as_utc(before))
     return history.page(runs, limit)
 
 

@@ -20,7 +20,7 @@ async def add_user(uow: UnitOfWork, email: str) -> tuple[User, str]:
     """A new user and their first API key (plaintext, shown once)."""
     if "@" not in email or any(c.isspace() for c in email) or len(email) > MAX_EMAIL:
         raise InvalidInput("email", f"{email!r} is not an email address")
-    if await repo.find_user(uow, email) is not None:
+    if await uow.users.find(email) is not None:
         raise UserExistsError(f"A user with email {email.strip().lower()} exists already")
     user = await repo.create_user(uow, email)
     return user, api_keys.issue(user)
@@ -28,7 +28,7 @@ async def add_user(uow: UnitOfWork, email: str) -> tuple[User, str]:
 
 async def find_user(uow: UnitOfWork, who: str) -> User:
     """The user with this id or email (the operator's commands name users either way)."""
-    user = await repo.find_user(uow, who)
+    user = await uow.users.find(who)
     if user is None:
         raise NotFound(f"No user {who!r}")
     return user
@@ -42,7 +42,7 @@ async def issue_api_key(uow: UnitOfWork, user: User) -> str:
 
 
 async def list_users(uow: UnitOfWork) -> Sequence[User]:
-    return await repo.list_users(uow)
+    return await uow.users.all()
 
 
 async def authenticate(uow: UnitOfWork, api_key: str) -> User | None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import ClassVar
 
 import httpx
 
@@ -164,3 +165,33 @@ def expires_at(expires_in: object, now: datetime) -> datetime | None:
     if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
         return None
     return now + timedelta(seconds=float(expires_in))
+
+
+class RefreshGrantClient:
+    """What a platform client with one REST host and one OAuth token endpoint keeps: its HTTP
+    client, the host, the clock, and the token endpoint it refreshes at (`refresh_token`).
+    Subclasses say which with `LABEL`, `BASE_URL`, `TOKEN_URL` and `CLIENT_AUTH`."""
+
+    LABEL: ClassVar[str]
+    BASE_URL: ClassVar[str]
+    TOKEN_URL: ClassVar[str]
+    CLIENT_AUTH: ClassVar[ClientAuth]
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str | None = None,
+        *,
+        token_url: str | None = None,
+        app: OAuthApp | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._http = http
+        self._base_url = (base_url or self.BASE_URL).rstrip("/")
+        self._clock = clock
+        self._token_endpoint = TokenEndpoint(
+            self.LABEL, token_url or self.TOKEN_URL, app or OAuthApp(), self.CLIENT_AUTH
+        )
+
+    async def refresh_token(self, tokens: Tokens) -> Tokens:
+        return await self._token_endpoint.refresh(self._http, tokens, clock=self._clock)

@@ -29,8 +29,6 @@ dead refresh token (porjo/youtubeuploader#181, googleapis/google-api-php-client#
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import datetime
 from urllib.parse import quote
 
 import httpx
@@ -43,8 +41,8 @@ from mls_sync.social._http import (
     server_error,
     unexpected_body,
 )
-from mls_sync.social._oauth import ClientAuth, OAuthApp, TokenEndpoint, utc_now
-from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, Tokens
+from mls_sync.social._oauth import ClientAuth, RefreshGrantClient
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform
 
 LABEL = "Google Business Profile"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -52,23 +50,13 @@ _POST_NAME = re.compile(r"accounts/[^/]+/locations/[^/]+/localPosts/[^/]+")
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
-class GoogleBusinessClient:
+class GoogleBusinessClient(RefreshGrantClient):
+    LABEL = LABEL
+    BASE_URL = "https://mybusiness.googleapis.com"
+    TOKEN_URL = TOKEN_URL
+    CLIENT_AUTH = ClientAuth.FORM
     platform = Platform.GOOGLE_BUSINESS
     supports_delete = True
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        base_url: str = "https://mybusiness.googleapis.com",
-        *,
-        token_url: str = TOKEN_URL,
-        app: OAuthApp | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._clock = clock
-        self._token_endpoint = TokenEndpoint(LABEL, token_url, app or OAuthApp(), ClientAuth.FORM)
 
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
         name = platform_post_id.strip("/")
@@ -84,9 +72,6 @@ class GoogleBusinessClient:
         headers = {"Authorization": f"Bearer {access_token}"}
         response = await send_delete(self._http, url, headers)
         return self._interpret(response, access_token)
-
-    async def refresh_token(self, tokens: Tokens) -> Tokens:
-        return await self._token_endpoint.refresh(self._http, tokens, clock=self._clock)
 
     def _interpret(self, response: httpx.Response, token: str) -> DeleteOutcome:
         status = response.status_code

@@ -26,8 +26,6 @@ exceeded."}`` without a documented Retry-After.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from urllib.parse import quote
 
 import httpx
@@ -40,39 +38,26 @@ from mls_sync.social._http import (
     server_error,
     unexpected_body,
 )
-from mls_sync.social._oauth import ClientAuth, OAuthApp, TokenEndpoint, utc_now
-from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform, Tokens
+from mls_sync.social._oauth import ClientAuth, RefreshGrantClient
+from mls_sync.social.base import DeleteOutcome, ErrorKind, Platform
 
 LABEL = "Pinterest"
 TOKEN_URL = "https://api.pinterest.com/v5/oauth/token"
 
 
-class PinterestClient:
+class PinterestClient(RefreshGrantClient):
+    LABEL = LABEL
+    BASE_URL = "https://api.pinterest.com"
+    TOKEN_URL = TOKEN_URL
+    CLIENT_AUTH = ClientAuth.BASIC
     platform = Platform.PINTEREST
     supports_delete = True
-
-    def __init__(
-        self,
-        http: httpx.AsyncClient,
-        base_url: str = "https://api.pinterest.com",
-        *,
-        token_url: str = TOKEN_URL,
-        app: OAuthApp | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._http = http
-        self._base_url = base_url.rstrip("/")
-        self._clock = clock
-        self._token_endpoint = TokenEndpoint(LABEL, token_url, app or OAuthApp(), ClientAuth.BASIC)
 
     async def delete_post(self, platform_post_id: str, access_token: str) -> DeleteOutcome:
         url = f"{self._base_url}/v5/pins/{quote(platform_post_id, safe='')}"
         headers = {"Authorization": f"Bearer {access_token}"}
         response = await send_delete(self._http, url, headers)
         return _interpret(response, access_token)
-
-    async def refresh_token(self, tokens: Tokens) -> Tokens:
-        return await self._token_endpoint.refresh(self._http, tokens, clock=self._clock)
 
 
 def _interpret(response: httpx.Response, token: str) -> DeleteOutcome:

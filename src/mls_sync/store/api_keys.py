@@ -11,9 +11,7 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from mls_sync.store import repositories as repo
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import User
 
 PREFIX = "mls_"
@@ -35,13 +33,13 @@ def issue(user: User) -> str:
     return key
 
 
-async def authenticate(session: AsyncSession, key: str) -> User | None:
+async def authenticate(session: UnitOfWork, key: str) -> User | None:
     """The key's user, or None. The lookup is by digest; the final comparison is constant
     time so that no timing difference says how much of a digest matched."""
     if not key.startswith(PREFIX):
         return None
     wanted = digest(key)
-    user = await repo.user_by_api_key_hash(session, wanted)
+    user = await session.users.by_api_key_hash(wanted)
     if user is None or user.api_key_hash is None:
         return None
     return user if hmac.compare_digest(user.api_key_hash, wanted) else None

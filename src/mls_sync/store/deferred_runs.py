@@ -10,18 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import SyncRun
+from mls_sync.store.open import sql_session
 from mls_sync.store.types import utcnow
 
 QUEUED = "queued"
 RUNNING = "running"
 FINISHED = "finished"
+# Runs deferred to workers exist only with them, on PostgreSQL (the settings insist).
+WORKERS = "Workers (MLS_SYNC_EXECUTOR=procrastinate)"
 
 
 async def queue_run(
-    session: AsyncSession,
+    session: UnitOfWork,
     *,
     trigger: str,
     scope: str,
@@ -47,7 +50,7 @@ async def queue_run(
     return run
 
 
-async def resume_run(session: AsyncSession, run_id: str) -> SyncRun | None:
+async def resume_run(session: UnitOfWork, run_id: str) -> SyncRun | None:
     """Mark a queued run (or one whose worker died mid-way) as running from now."""
     run = await session.get(SyncRun, run_id)
     if run is None:
@@ -59,7 +62,7 @@ async def resume_run(session: AsyncSession, run_id: str) -> SyncRun | None:
 
 
 async def finish_unrun(
-    session: AsyncSession, run_id: str, *, message: str, skipped: bool = False
+    session: UnitOfWork, run_id: str, *, message: str, skipped: bool = False
 ) -> None:
     """Finish a run whose sync never happened (refused, gave up, or left to another run)."""
     run = await session.get(SyncRun, run_id)
@@ -76,7 +79,7 @@ async def finish_unrun(
 
 
 async def start_fan_out(
-    session: AsyncSession, parent: SyncRun, connection_ids: Sequence[str]
+    session: UnitOfWork, parent: SyncRun, connection_ids: Sequence[str]
 ) -> list[SyncRun]:
     """The parent starts running with one queued child per connection (one transaction, so
     no child can finish before its siblings exist)."""
@@ -95,7 +98,8 @@ async def start_fan_out(
         )
         for connection_id in connection_ids
     ]
-    session.add_all(children)
+    for child in children:
+        session.add(child)
     parent.state = RUNNING
     parent.started_at = utcnow()
     parent.progress = {"connectionsDone": 0, "connectionsTotal": len(children)}
@@ -103,33 +107,32 @@ async def start_fan_out(
     return children
 
 
-async def lock_family(
-    session: AsyncSession, parent_id: str
-) -> tuple[SyncRun | None, list[SyncRun]]:
+async def lock_family(session: UnitOfWork, parent_id: str) -> tuple[SyncRun | None, list[SyncRun]]:
     """The parent row, locked until the transaction ends (two children finishing at once
     settle it one after the other), and its children."""
+    sql = sql_session(session, WORKERS)
     parent = (
-        await session.execute(select(SyncRun).where(SyncRun.id == parent_id).with_for_update())
+        await sql.execute(select(SyncRun).where(SyncRun.id == parent_id).with_for_update())
     ).scalar_one_or_none()
     if parent is None:
         return None, []
     children = (
-        await session.scalars(
+        await sql.scalars(
             select(SyncRun).where(SyncRun.parent_id == parent_id).order_by(SyncRun.id)
         )
     ).all()
     return parent, list(children)
 
 
-async def get_run(session: AsyncSession, run_id: str) -> SyncRun | None:
+async def get_run(session: UnitOfWork, run_id: str) -> SyncRun | None:
     return await session.get(SyncRun, run_id)
 
 
-async def queued_run_of(session: AsyncSession, scope: str, scope_id: str) -> SyncRun | None:
+async def queued_run_of(session: UnitOfWork, scope: str, scope_id: str) -> SyncRun | None:
     """The newest run of this scope still waiting for a worker (the one a refused duplicate
     request is pointed at)."""
     return (
-        await session.scalars(
+        await sql_session(session, WORKERS).scalars(
             select(SyncRun)
             .where(SyncRun.scope == scope, SyncRun.scope_id == scope_id, SyncRun.state == QUEUED)
             .order_by(SyncRun.started_at.desc())

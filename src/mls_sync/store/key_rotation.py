@@ -9,17 +9,18 @@ simply be run again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from mls_sync.store.crypto import TokenCipher
-from mls_sync.store.database import Database
-from mls_sync.store.models import MlsConnection, PlatformConnection
-from mls_sync.store.open import require_sql
+from mls_sync.store.interface import Storage
+from mls_sync.store.models import Base, MlsConnection, PlatformConnection
+from mls_sync.store.open import sql_database
 
 # Every column that holds a secret, by table: a new encrypted column must be added here.
-ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
+ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     MlsConnection: ("credentials_encrypted",),
     PlatformConnection: ("access_token_encrypted", "refresh_token_encrypted"),
 }
@@ -31,14 +32,16 @@ class RotationReport:
     secrets: int = 0
 
 
-async def rotate_keys(db: Database, cipher: TokenCipher) -> RotationReport:
+async def rotate_keys(db: Storage, cipher: TokenCipher) -> RotationReport:
     """Rewrite every encrypted value with the cipher's first key. Raises SecretDecryptError
     (and nothing changes) when a value does not decrypt with any configured key."""
-    require_sql(db, "mls-sync keys rotate")
+    sql = sql_database(db, "mls-sync keys rotate")
     report = RotationReport()
-    async with db.transaction() as session:
+    async with sql.transaction() as session:
         for model, columns in ENCRYPTED_COLUMNS.items():
-            rows = (await session.execute(select(model).with_for_update())).scalars().all()
+            rows: Sequence[Base] = (
+                (await session.execute(select(model).with_for_update())).scalars().all()
+            )
             for row in rows:
                 for column in columns:
                     value = getattr(row, column)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mls_sync.database_url import is_dynamodb_url
 from mls_sync.store.database import Database
-from mls_sync.store.dynamo.url import is_dynamodb_url
 from mls_sync.store.errors import SqlOnlyError
+from mls_sync.store.interface import Storage, UnitOfWork
 
 if TYPE_CHECKING:
     from mls_sync.store.dynamo.database import DynamoDatabase
@@ -36,7 +39,17 @@ def is_dynamodb(db_or_session: Any) -> bool:
     return getattr(type(db_or_session), "is_dynamodb", False) is True
 
 
-def require_sql(db_or_session: Any, feature: str) -> None:
-    """Refuse a SQL-only feature on DynamoDB with one clear message."""
-    if is_dynamodb(db_or_session):
+def sql_session(uow: UnitOfWork, feature: str) -> AsyncSession:
+    """The unit of work as the SQL session it is, for a SQL-only feature; `SqlOnlyError` (one
+    clear message) on DynamoDB."""
+    if not isinstance(uow, AsyncSession):
         raise SqlOnlyError(feature)
+    return uow
+
+
+def sql_database(db: Storage, feature: str) -> Database:
+    """The backend as the SQL database it is, for a SQL-only feature; `SqlOnlyError` on
+    DynamoDB."""
+    if not isinstance(db, Database):
+        raise SqlOnlyError(feature)
+    return db

@@ -1,23 +1,20 @@
-"""Queries, as small functions over an `AsyncSession`. They never commit: the caller owns the
-unit of work (`Database.transaction()`).
+"""What every backend does alike, written once over the `UnitOfWork` of store/interface.py:
+create a row, get one by key (None for another user's), change attributes. They never commit:
+the caller owns the unit of work (`Database.transaction()`).
 
-The functions marked `@singledispatch` dispatch on the session's type: the bodies here serve
-SQLAlchemy, and `store/dynamo/repositories.py` registers their twins for `DynamoSession`; the
-others only use what both sessions offer (`get`, `add`, `flush`, attribute changes)."""
+Queries that each backend answers its own way are the aggregates' repositories instead
+(`uow.listings.of_connection(...)`, store/sql/ and store/dynamo/)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from functools import singledispatch
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
+from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.store.crypto import TokenCipher
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import (
     Listing,
     ListingStatusHistory,
@@ -25,7 +22,6 @@ from mls_sync.store.models import (
     PlatformConnection,
     Post,
     SyncRun,
-    UnpublishJob,
     User,
 )
 from mls_sync.store.types import utcnow
@@ -33,26 +29,18 @@ from mls_sync.store.types import utcnow
 # users
 
 
-async def create_user(session: AsyncSession, email: str) -> User:
+async def create_user(session: UnitOfWork, email: str) -> User:
     user = User(email=email.strip().lower())
     session.add(user)
     await session.flush()
     return user
 
 
-@singledispatch
-async def find_user(session: AsyncSession, id_or_email: str) -> User | None:
-    if "@" in id_or_email:
-        stmt = select(User).where(User.email == id_or_email.strip().lower())
-        return (await session.execute(stmt)).scalar_one_or_none()
-    return await session.get(User, id_or_email)
-
-
 # MLS connections
 
 
 async def create_mls_connection(
-    session: AsyncSession,
+    session: UnitOfWork,
     cipher: TokenCipher,
     *,
     user_id: str,
@@ -90,7 +78,7 @@ async def create_mls_connection(
 
 
 async def get_mls_connection(
-    session: AsyncSession, connection_id: str, *, user_id: str | None = None
+    session: UnitOfWork, connection_id: str, *, user_id: str | None = None
 ) -> MlsConnection | None:
     """The connection, or None when it does not exist or belongs to another user (the two are
     indistinguishable on purpose)."""
@@ -100,18 +88,8 @@ async def get_mls_connection(
     return connection
 
 
-@singledispatch
-async def user_connections(session: AsyncSession, user_id: str) -> Sequence[MlsConnection]:
-    stmt = (
-        select(MlsConnection)
-        .where(MlsConnection.user_id == user_id)
-        .order_by(MlsConnection.created_at, MlsConnection.id)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
 async def mark_connection(
-    session: AsyncSession, connection_id: str, state: ConnectionState, message: str | None
+    session: UnitOfWork, connection_id: str, state: ConnectionState, message: str | None
 ) -> None:
     connection = await session.get(MlsConnection, connection_id)
     if connection is not None:
@@ -123,7 +101,7 @@ async def mark_connection(
 
 
 async def add_listing(
-    session: AsyncSession,
+    session: UnitOfWork,
     *,
     connection: MlsConnection,
     listing_key: str,
@@ -143,7 +121,7 @@ async def add_listing(
 
 
 async def get_listing(
-    session: AsyncSession, listing_id: str, *, user_id: str | None = None
+    session: UnitOfWork, listing_id: str, *, user_id: str | None = None
 ) -> Listing | None:
     listing = await session.get(Listing, listing_id)
     if listing is None or (user_id is not None and listing.user_id != user_id):
@@ -151,26 +129,8 @@ async def get_listing(
     return listing
 
 
-@singledispatch
-async def connection_listings(session: AsyncSession, connection_id: str) -> Sequence[Listing]:
-    stmt = (
-        select(Listing)
-        .where(Listing.mls_connection_id == connection_id)
-        .order_by(Listing.listing_key)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
-@singledispatch
-async def lock_listing(session: AsyncSession, listing_id: str) -> Listing | None:
-    """The listing row, locked until the transaction ends (PostgreSQL; SQLite serialises
-    writers anyway)."""
-    stmt = select(Listing).where(Listing.id == listing_id).with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def record_status_change(
-    session: AsyncSession,
+    session: UnitOfWork,
     listing: Listing,
     new_status: ListingStatus,
     *,
@@ -190,22 +150,11 @@ async def record_status_change(
         listing.mls_modified_at = mls_modified_at
 
 
-@singledispatch
-async def status_history(session: AsyncSession, listing_id: str) -> Sequence[ListingStatusHistory]:
-    stmt = (
-        select(ListingStatusHistory)
-        .where(ListingStatusHistory.listing_id == listing_id)
-        .order_by(ListingStatusHistory.id)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
 # platform connections and posts
 
 
-@singledispatch
 async def upsert_platform_connection(
-    session: AsyncSession,
+    session: UnitOfWork,
     cipher: TokenCipher,
     *,
     user_id: str,
@@ -215,37 +164,24 @@ async def upsert_platform_connection(
     expires_at: datetime | None = None,
     login: str | None = None,
 ) -> PlatformConnection:
-    stmt = select(PlatformConnection).where(
-        PlatformConnection.user_id == user_id, PlatformConnection.platform == platform
-    )
-    connection = (await session.execute(stmt)).scalar_one_or_none()
+    """Store (or replace) the tokens, encrypted; the connection becomes active and its token
+    checks start afresh."""
+    connection = await session.platforms.get(user_id, platform)
     if connection is None:
         connection = PlatformConnection(user_id=user_id, platform=platform)
         session.add(connection)
-    connection.access_token_encrypted = cipher.encrypt(access_token)
+    store_platform_tokens(
+        connection, cipher, access_token=access_token, refresh_token=None, expires_at=expires_at
+    )
     connection.refresh_token_encrypted = cipher.encrypt(refresh_token) if refresh_token else None
-    connection.expires_at = expires_at
     connection.login = login
-    connection.state = ConnectionState.ACTIVE
-    connection.state_message = None
     connection.tokens_checked_at = None
-    connection.expiry_warned_at = None
     await session.flush()
     return connection
 
 
-@singledispatch
-async def platform_connection(
-    session: AsyncSession, user_id: str, platform: str
-) -> PlatformConnection | None:
-    stmt = select(PlatformConnection).where(
-        PlatformConnection.user_id == user_id, PlatformConnection.platform == platform
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def add_post(
-    session: AsyncSession, *, listing: Listing, platform: str, platform_post_id: str
+    session: UnitOfWork, *, listing: Listing, platform: str, platform_post_id: str
 ) -> Post:
     post = Post(listing_id=listing.id, platform=platform, platform_post_id=platform_post_id)
     session.add(post)
@@ -253,50 +189,11 @@ async def add_post(
     return post
 
 
-@singledispatch
-async def listing_posts(session: AsyncSession, listing_id: str) -> Sequence[Post]:
-    stmt = select(Post).where(Post.listing_id == listing_id).order_by(Post.created_at, Post.id)
-    return (await session.execute(stmt)).scalars().all()
-
-
-# the unpublish outbox
-
-
-@singledispatch
-async def enqueue_unpublish_jobs(session: AsyncSession, listing_id: str) -> int:
-    """One job per published post of the listing that has none yet; returns how many."""
-    queued = select(UnpublishJob.post_id)
-    stmt = select(Post.id).where(
-        Post.listing_id == listing_id,
-        Post.status == PostStatus.PUBLISHED,
-        Post.id.not_in(queued),
-    )
-    post_ids = (await session.execute(stmt)).scalars().all()
-    session.add_all(UnpublishJob(post_id=post_id) for post_id in post_ids)
-    return len(post_ids)
-
-
-@singledispatch
-async def due_unpublish_jobs(
-    session: AsyncSession, *, now: datetime, listing_ids: Collection[str] | None = None
-) -> Sequence[tuple[UnpublishJob, Post, Listing]]:
-    stmt = (
-        select(UnpublishJob, Post, Listing)
-        .join(Post, Post.id == UnpublishJob.post_id)
-        .join(Listing, Listing.id == Post.listing_id)
-        .where(UnpublishJob.next_attempt_at <= now)
-        .order_by(UnpublishJob.next_attempt_at, UnpublishJob.id)
-    )
-    if listing_ids is not None:
-        stmt = stmt.where(Listing.id.in_(list(listing_ids)))
-    return [(job, post, listing) for job, post, listing in await session.execute(stmt)]
-
-
 # sync runs
 
 
 async def start_run(
-    session: AsyncSession, *, trigger: str, scope: str, scope_id: str | None, user_id: str | None
+    session: UnitOfWork, *, trigger: str, scope: str, scope_id: str | None, user_id: str | None
 ) -> SyncRun:
     run = SyncRun(
         trigger=trigger, scope=scope, scope_id=scope_id, user_id=user_id, totals={}, errors=[]
@@ -307,14 +204,14 @@ async def start_run(
 
 
 async def finish_run(
-    session: AsyncSession,
+    session: UnitOfWork,
     run_id: str,
     *,
     success: bool,
     message: str,
-    totals: dict,
-    errors: list,
-    status_changes: list | None = None,
+    totals: dict[str, Any],
+    errors: list[dict[str, Any]],
+    status_changes: list[dict[str, Any]] | None = None,
 ) -> None:
     run = await session.get(SyncRun, run_id)
     if run is None:
@@ -329,25 +226,7 @@ async def finish_run(
     run.state = "finished"
 
 
-@singledispatch
-async def list_runs(
-    session: AsyncSession,
-    *,
-    user_id: str | None,
-    limit: int = 50,
-    before: datetime | None = None,
-) -> list[SyncRun]:
-    """Newest first; `user_id=None` lists every user's runs (and system runs), `before` pages
-    on `started_at`."""
-    stmt = select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
-    if user_id is not None:
-        stmt = stmt.where(SyncRun.user_id == user_id)
-    if before is not None:
-        stmt = stmt.where(SyncRun.started_at < before)
-    return list((await session.scalars(stmt)).all())
-
-
-async def get_run(session: AsyncSession, run_id: str, *, user_id: str | None) -> SyncRun | None:
+async def get_run(session: UnitOfWork, run_id: str, *, user_id: str | None) -> SyncRun | None:
     """Another user's run answers None, exactly like a run that does not exist."""
     run = await session.get(SyncRun, run_id)
     if run is None or (user_id is not None and run.user_id != user_id):
@@ -355,44 +234,7 @@ async def get_run(session: AsyncSession, run_id: str, *, user_id: str | None) ->
     return run
 
 
-# monitoring (read at metrics scrape time)
-
-
-@singledispatch
-async def mls_connection_state_counts(session: AsyncSession) -> dict[str, int]:
-    stmt = select(MlsConnection.state, func.count()).group_by(MlsConnection.state)
-    return {state: count for state, count in await session.execute(stmt)}
-
-
-@singledispatch
-async def platform_connection_state_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
-    stmt = select(PlatformConnection.platform, PlatformConnection.state, func.count()).group_by(
-        PlatformConnection.platform, PlatformConnection.state
-    )
-    return {(platform, state): count for platform, state, count in await session.execute(stmt)}
-
-
-@singledispatch
-async def outbox_depth(session: AsyncSession) -> tuple[int, datetime | None]:
-    """How many unpublish jobs wait, and when the oldest was queued."""
-    stmt = select(func.count(), func.min(UnpublishJob.created_at))
-    count, oldest = (await session.execute(stmt)).one()
-    return count, oldest
-
-
-# platform tokens and outbox claims (the unpublish drain)
-
-
-@singledispatch
-async def lock_platform_connection(
-    session: AsyncSession, connection_id: str
-) -> PlatformConnection | None:
-    """The platform connection row, locked until the transaction ends (PostgreSQL; SQLite
-    serialises writers anyway): whoever holds it is the only one refreshing its tokens."""
-    stmt = (
-        select(PlatformConnection).where(PlatformConnection.id == connection_id).with_for_update()
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+# platform tokens (the unpublish drain)
 
 
 def store_platform_tokens(
@@ -414,27 +256,11 @@ def store_platform_tokens(
     connection.expiry_warned_at = None  # a new expiry is announced afresh
 
 
-@singledispatch
-async def claim_unpublish_job(
-    session: AsyncSession, job_id: str, *, now: datetime, until: datetime
-) -> bool:
-    """Take a due job for this worker until `until` (a lease). False when it is no longer due:
-    another drain claimed it first, and only one of them may call the platform."""
-    stmt = (
-        update(UnpublishJob)
-        .where(UnpublishJob.id == job_id, UnpublishJob.next_attempt_at <= now)
-        .values(next_attempt_at=until)
-        .execution_options(synchronize_session=False)
-    )
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0) == 1)
-
-
 # MLS replication state
 
 
 async def save_bookmark(
-    session: AsyncSession, connection_id: str, timestamp: datetime | None, keys: Sequence[str]
+    session: UnitOfWork, connection_id: str, timestamp: datetime | None, keys: Sequence[str]
 ) -> None:
     """The replication bookmark; written in the transaction that commits the changes it
     covers, never before."""
@@ -445,7 +271,7 @@ async def save_bookmark(
 
 
 async def finish_full_check(
-    session: AsyncSession,
+    session: UnitOfWork,
     connection_id: str,
     *,
     at: datetime,
@@ -465,7 +291,7 @@ async def finish_full_check(
 
 
 async def save_entity_event_sequence(
-    session: AsyncSession, connection_id: str, sequence: int
+    session: UnitOfWork, connection_id: str, sequence: int
 ) -> None:
     """The last EntityEventSequence applied; written in the transaction that commits the
     changes it covers, and never moved backwards."""
@@ -480,45 +306,14 @@ def _advance_sequence(connection: MlsConnection, sequence: int) -> None:
         connection.entity_event_sequence = sequence
 
 
-async def save_filter_style(session: AsyncSession, connection_id: str, style: str) -> None:
+async def save_filter_style(session: UnitOfWork, connection_id: str, style: str) -> None:
     """What the server was found to support (`in`, or only `or` chains), kept for next time."""
     connection = await session.get(MlsConnection, connection_id)
     if connection is not None:
         connection.filter_style = style
 
 
-# the service: API keys, scheduled runs and the management routes
-
-
-@singledispatch
-async def list_users(session: AsyncSession) -> Sequence[User]:
-    stmt = select(User).order_by(User.created_at, User.id)
-    return (await session.execute(stmt)).scalars().all()
-
-
-@singledispatch
-async def user_by_api_key_hash(session: AsyncSession, key_hash: str) -> User | None:
-    stmt = select(User).where(User.api_key_hash == key_hash)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-@singledispatch
-async def active_connection_ids(session: AsyncSession) -> list[str]:
-    """Every user's connections that may be synced now (expired and failed ones wait for
-    their owner to re-authenticate)."""
-    stmt = (
-        select(MlsConnection.id)
-        .where(MlsConnection.state == ConnectionState.ACTIVE)
-        .order_by(MlsConnection.created_at, MlsConnection.id)
-    )
-    return list((await session.execute(stmt)).scalars().all())
-
-
-@singledispatch
-async def delete_mls_connection(session: AsyncSession, connection_id: str) -> None:
-    """The connection with its listings, their history and posts (ON DELETE CASCADE does it in
-    the database: the ORM would try to orphan the listings instead)."""
-    await session.execute(delete(MlsConnection).where(MlsConnection.id == connection_id))
+# credentials
 
 
 def replace_mls_credentials(
@@ -529,91 +324,3 @@ def replace_mls_credentials(
     connection.auth_kind = auth_kind
     connection.state = ConnectionState.ACTIVE
     connection.state_message = None
-
-
-@singledispatch
-async def find_listing_by_key(
-    session: AsyncSession, connection_id: str, listing_key: str
-) -> Listing | None:
-    stmt = select(Listing).where(
-        Listing.mls_connection_id == connection_id, Listing.listing_key == listing_key
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-@singledispatch
-async def user_listings(
-    session: AsyncSession,
-    user_id: str,
-    *,
-    connection_id: str | None = None,
-    status: ListingStatus | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> Sequence[Listing]:
-    stmt = select(Listing).where(Listing.user_id == user_id)
-    if connection_id is not None:
-        stmt = stmt.where(Listing.mls_connection_id == connection_id)
-    if status is not None:
-        stmt = stmt.where(Listing.status == status)
-    stmt = stmt.order_by(Listing.created_at, Listing.id).limit(limit).offset(offset)
-    return (await session.execute(stmt)).scalars().all()
-
-
-@singledispatch
-async def user_posts(
-    session: AsyncSession,
-    user_id: str,
-    *,
-    listing_id: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> Sequence[Post]:
-    stmt = (
-        select(Post).join(Listing, Listing.id == Post.listing_id).where(Listing.user_id == user_id)
-    )
-    if listing_id is not None:
-        stmt = stmt.where(Post.listing_id == listing_id)
-    stmt = stmt.order_by(Post.created_at, Post.id).limit(limit).offset(offset)
-    return (await session.execute(stmt)).scalars().all()
-
-
-@singledispatch
-async def user_platform_connections(
-    session: AsyncSession, user_id: str
-) -> Sequence[PlatformConnection]:
-    stmt = (
-        select(PlatformConnection)
-        .where(PlatformConnection.user_id == user_id)
-        .order_by(PlatformConnection.platform)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
-@singledispatch
-async def platform_connections_due_for_care(
-    session: AsyncSession, checked_before: datetime
-) -> Sequence[PlatformConnection]:
-    """Active platform connections whose tokens were not refreshed, verified or judged since
-    `checked_before` (never, included): the token care's work for this run."""
-    stmt = (
-        select(PlatformConnection)
-        .where(
-            PlatformConnection.state == ConnectionState.ACTIVE,
-            or_(
-                PlatformConnection.tokens_checked_at.is_(None),
-                PlatformConnection.tokens_checked_at <= checked_before,
-            ),
-        )
-        .order_by(PlatformConnection.id)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
-@singledispatch
-async def delete_platform_connection(session: AsyncSession, user_id: str, platform: str) -> bool:
-    stmt = delete(PlatformConnection).where(
-        PlatformConnection.user_id == user_id, PlatformConnection.platform == platform
-    )
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.policy import TransitionPolicy
 from mls_sync.domain.reso import LISTING_NOT_FOUND, StatusMapper, StatusMappingError
@@ -20,12 +19,12 @@ from mls_sync.domain.status import ListingStatus
 from mls_sync.mls.client import MlsRecord
 from mls_sync.observability.metrics import METRICS, ErrorKind
 from mls_sync.store import repositories as repo
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage, UnitOfWork
 from mls_sync.store.models import Listing, MlsConnection
 
 Log = structlog.typing.FilteringBoundLogger
 # Writes a replication bookmark in the transaction of the page it covers.
-SaveState = Callable[[AsyncSession], Awaitable[None]]
+SaveState = Callable[[UnitOfWork], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ class _Change:
 
 
 class Applier:
-    def __init__(self, db: Database, policy: TransitionPolicy) -> None:
+    def __init__(self, db: Storage, policy: TransitionPolicy) -> None:
         self._db = db
         self._policy = policy
 
@@ -152,7 +151,7 @@ class Applier:
 
     async def _apply_in(
         self,
-        session: AsyncSession,
+        session: UnitOfWork,
         target: Target,
         new_status: ListingStatus,
         record: MlsRecord,
@@ -160,7 +159,7 @@ class Applier:
     ) -> _Change | None:
         """The status change with its history row and unpublish jobs, in the caller's
         transaction; None when the policy says nothing changes."""
-        listing = await repo.lock_listing(session, target.id)
+        listing = await session.listings.lock(target.id)
         if listing is None:
             return None  # deleted while we were asking the MLS
         old_status = ListingStatus(listing.status)
@@ -176,7 +175,7 @@ class Applier:
         )
         queued = 0
         if decision.unpublishes_posts:
-            queued = await repo.enqueue_unpublish_jobs(session, listing.id)
+            queued = await session.outbox.enqueue(listing.id)
         return _Change(
             target,
             old_status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from mls_sync.config import Settings
 from mls_sync.mls.auth import (
     Authenticator,
     OAuth2ClientCredentials,
@@ -12,11 +13,15 @@ from mls_sync.mls.auth import (
     parse_credentials,
 )
 from mls_sync.mls.client import ResoClient
-from mls_sync.mls.limits import Budgets
+from mls_sync.mls.limits import Budgets, RateBudgets
 from mls_sync.mls.profiles import VendorProfile, resolve_profile
+from mls_sync.mls.shared_limits import SharedRateBudgets
 from mls_sync.mls.transport import MlsTransport, RetryPolicy
 from mls_sync.store.crypto import TokenCipher
+from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.models import MlsConnection
+from mls_sync.store.sql.rate_buckets import SqlRateBuckets
 
 
 class ConnectionConfigError(ValueError):
@@ -86,3 +91,25 @@ class ClientFactory:
             )
         except (KeyError, ValueError) as exc:
             raise ConnectionConfigError(f"MLS connection misconfigured: missing {exc}") from None
+
+
+def budgets_for(settings: Settings, db: Storage) -> Budgets:
+    """MLS request budgets in this process, or shared by every process through PostgreSQL
+    (workers on many machines: MLS_SYNC_SHARED_RATE_LIMITS, on with the procrastinate
+    executor)."""
+    per_hour, per_day = settings.mls_requests_per_hour, settings.mls_requests_per_day
+    max_wait = settings.mls_budget_max_wait_seconds
+    if settings.uses_shared_rate_limits and isinstance(db, Database) and not db.is_sqlite:
+        return SharedRateBudgets(
+            SqlRateBuckets(db),
+            settings.mls_requests_per_second,
+            requests_per_hour=per_hour,
+            requests_per_day=per_day,
+            max_wait=max_wait,
+        )
+    return RateBudgets(
+        settings.mls_requests_per_second,
+        requests_per_hour=per_hour,
+        requests_per_day=per_day,
+        max_wait=max_wait,
+    )

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from mls_sync.domain.results import SyncResult
 from mls_sync.store import deferred_runs
 from mls_sync.store import repositories as repo
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.models import SyncRun
 from mls_sync.sync.guard import SYNC_IN_PROGRESS
 from mls_sync.sync.outcome import Outcome
@@ -25,7 +25,7 @@ DeferConnection = Callable[[str, str, str], Awaitable[bool]]  # (connection id, 
 
 
 async def fan_out(
-    db: Database, parent_id: str, connection_ids: Sequence[str], defer: DeferConnection
+    db: Storage, parent_id: str, connection_ids: Sequence[str], defer: DeferConnection
 ) -> None:
     """Start the parent run with one child run and one job per connection. A connection that
     already has a sync waiting is not queued twice: its child is finished as skipped."""
@@ -51,7 +51,7 @@ async def fan_out(
     await settle_parent(db, parent_id)
 
 
-async def settle_parent(db: Database, parent_id: str) -> None:
+async def settle_parent(db: Storage, parent_id: str) -> None:
     """Count the parent's finished children; when none is left, finish the parent with the
     summed result (the same answer an inline run over these connections gives)."""
     async with db.transaction() as session:

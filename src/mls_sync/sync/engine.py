@@ -36,10 +36,11 @@ from mls_sync.mls.transport import RetryPolicy
 from mls_sync.observability.alerts import FinishedRun
 from mls_sync.observability.metrics import METRICS
 from mls_sync.observability.monitor import RunMonitor
+from mls_sync.observability.reports import RunObserver
 from mls_sync.store import deferred_runs
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.models import MlsConnection
 from mls_sync.store.types import utcnow
 from mls_sync.sync.apply import Applier, Held, RunScope, Target
@@ -49,7 +50,6 @@ from mls_sync.sync.full_check import check_listings
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
 from mls_sync.sync.outcome import Outcome, ProgressCallback, summary
 from mls_sync.sync.replicate import replicate_timestamps
-from mls_sync.sync.reports import RunObserver
 from mls_sync.sync.unpublish import Unpublisher
 
 __all__ = ["Outcome", "ProgressCallback", "SyncEngine", "summary"]
@@ -60,7 +60,7 @@ log = structlog.get_logger(__name__)
 class SyncEngine:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         cipher: TokenCipher,
         http: httpx.AsyncClient,
         unpublisher: Unpublisher,
@@ -123,7 +123,7 @@ class SyncEngine:
             connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
             if connection is None:
                 raise NotFound("MLS connection not found")
-            listings = await repo.connection_listings(session, connection.id)
+            listings = await session.listings.of_connection(connection.id)
             targets = [Target.of(listing) for listing in listings]
         if full is None:
             full = self.full_check_due(connection)

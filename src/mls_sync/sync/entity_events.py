@@ -15,13 +15,12 @@ again rather than missed.
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from mls_sync.domain.reso import StatusMapper
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.errors import MlsRequestError
 from mls_sync.observability.metrics import METRICS
 from mls_sync.store import repositories as repo
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.sync.apply import Applier, Held, RunScope, SaveState, judge
 from mls_sync.sync.outcome import Outcome
 
@@ -62,7 +61,7 @@ async def starting_sequence(client: ResoClient, scope: RunScope) -> int | None:
 
 
 def _saver(connection_id: str, sequence: int) -> SaveState:
-    async def save(session: AsyncSession) -> None:
+    async def save(session: UnitOfWork) -> None:
         await repo.save_entity_event_sequence(session, connection_id, sequence)
 
     return save

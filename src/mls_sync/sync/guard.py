@@ -23,8 +23,7 @@ from typing import Protocol
 import structlog
 
 from mls_sync.domain.errors import Conflict
-from mls_sync.store import leases
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -100,7 +99,7 @@ class LeaseGuard:
 
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         *,
         ttl: timedelta = timedelta(seconds=60),
         renew_every: timedelta = timedelta(seconds=20),
@@ -135,8 +134,8 @@ class LeaseGuard:
             async with self._db.transaction() as session:
                 now = self._clock()
                 for connection_id in wanted:
-                    if await leases.take_lease(
-                        session, connection_id, self.holder, now=now, ttl=self._ttl
+                    if await session.leases.take(
+                        connection_id, self.holder, now=now, ttl=self._ttl
                     ):
                         taken.add(connection_id)
         except BaseException:
@@ -172,7 +171,7 @@ class LeaseGuard:
 
     async def _release_row(self, connection_id: str) -> None:
         async with self._db.transaction() as session:
-            await leases.release_lease(session, connection_id, self.holder)
+            await session.leases.release(connection_id, self.holder)
 
     def held(self) -> frozenset[str]:
         with self._lock:
@@ -193,9 +192,7 @@ class LeaseGuard:
                     lost = [
                         cid
                         for cid in due
-                        if not await leases.renew_lease(
-                            session, cid, self.holder, now=now, ttl=self._ttl
-                        )
+                        if not await session.leases.renew(cid, self.holder, now=now, ttl=self._ttl)
                     ]
             except Exception:  # a database hiccup: try again next time, the TTL has slack
                 log.warning("connection lease renewal failed", connections=len(due))

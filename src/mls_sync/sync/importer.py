@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.errors import Conflict, InvalidInput, NeedsReauth, NotFound, Unavailable
 from mls_sync.domain.reso import LISTING_NOT_FOUND, StatusMapper, StatusMappingError
@@ -20,6 +19,7 @@ from mls_sync.mls.client import MlsRecord
 from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError, MlsRequestError
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import Listing, MlsConnection
 from mls_sync.sync.clients import ConnectionConfigError
 from mls_sync.sync.engine import SyncEngine
@@ -67,8 +67,7 @@ async def import_listings(
     report = ImportReport()
     async with engine.db.transaction() as session:
         held = {
-            listing.listing_key
-            for listing in await repo.connection_listings(session, connection.id)
+            listing.listing_key for listing in await session.listings.of_connection(connection.id)
         }
         for record in records:
             if record.listing_key in held:
@@ -97,7 +96,7 @@ async def register_listing(
     MLS, which must then have the listing."""
     connection = await _owned_connection(engine, connection_id, user_id)
     async with engine.db.transaction() as session:
-        if await repo.find_listing_by_key(session, connection.id, listing_key) is not None:
+        if await session.listings.by_key(connection.id, listing_key) is not None:
             raise ListingExistsError("This MLS connection already has a listing with this key")
     if mls_number is None or status is None:
         records = await _search(engine, connection, {"ListingKey": listing_key})
@@ -161,7 +160,7 @@ def _status_of(record: MlsRecord, mapper: StatusMapper) -> ListingStatus:
 
 
 async def _add(
-    session: AsyncSession, connection: MlsConnection, record: MlsRecord, status: ListingStatus
+    session: UnitOfWork, connection: MlsConnection, record: MlsRecord, status: ListingStatus
 ) -> Listing:
     listing = await repo.add_listing(
         session,

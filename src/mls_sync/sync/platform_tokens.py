@@ -21,7 +21,7 @@ from mls_sync.domain.status import ConnectionState
 from mls_sync.social.base import ErrorKind, PlatformClient, PlatformError, Tokens
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.models import PlatformConnection
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ class ReauthNeeded(Exception):
 
 
 class PlatformTokens:
-    def __init__(self, db: Database, cipher: TokenCipher, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Storage, cipher: TokenCipher, *, clock: Callable[[], datetime]) -> None:
         self._db = db
         self._cipher = cipher
         self._clock = clock
@@ -73,7 +73,7 @@ class PlatformTokens:
             failure: PlatformError | None = None
             fresh: Tokens | None = None
             async with self._db.transaction() as session:
-                row = await repo.lock_platform_connection(session, connection_id)
+                row = await session.platforms.lock(connection_id)
                 if row is None or row.state != ConnectionState.ACTIVE:
                     # Expired (or removed) by whoever refreshed before us.
                     reason = row.state_message if row is not None else "connection removed"

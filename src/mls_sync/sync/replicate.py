@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from mls_sync.domain.reso import StatusMapper
 from mls_sync.mls.client import MlsRecord, ResoClient
 from mls_sync.mls.errors import MlsRequestError
 from mls_sync.mls.replication import Bookmark, advance, replication_cap, unseen
 from mls_sync.observability.metrics import METRICS
 from mls_sync.store import repositories as repo
+from mls_sync.store.interface import UnitOfWork
 from mls_sync.sync.apply import Applier, Held, RunScope, SaveState, Target, judge
 from mls_sync.sync.outcome import Outcome
 
@@ -61,7 +60,7 @@ def _ours(held: Held, records: Sequence[MlsRecord]) -> list[tuple[Target, MlsRec
 
 
 def _saver(connection_id: str, bookmark: Bookmark) -> SaveState:
-    async def save(session: AsyncSession) -> None:
+    async def save(session: UnitOfWork) -> None:
         await repo.save_bookmark(session, connection_id, bookmark.timestamp, sorted(bookmark.keys))
 
     return save

@@ -18,10 +18,10 @@ import structlog
 from mls_sync.domain.errors import NotFound
 from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncResult
 from mls_sync.observability.metrics import METRICS
+from mls_sync.observability.reports import RunReport, notify
 from mls_sync.store import repositories as repo
 from mls_sync.sync.engine import Outcome, ProgressCallback, SyncEngine, summary
 from mls_sync.sync.guard import SYNC_IN_PROGRESS, SyncInProgressError, acquire_many, hold
-from mls_sync.sync.reports import RunReport, notify
 
 log = structlog.get_logger(__name__)
 
@@ -70,9 +70,9 @@ async def sync_user(
     """Every connection of the user (expired ones too: they report that they need
     re-authentication); raises NotFound for an unknown user."""
     async with engine.db.transaction() as session:
-        if await repo.find_user(session, user_id) is None:
+        if await session.users.find(user_id) is None:
             raise NotFound("User not found")
-        connection_ids = [c.id for c in await repo.user_connections(session, user_id)]
+        connection_ids = [c.id for c in await session.connections.of_user(user_id)]
     return await sync_connections(engine, connection_ids, trigger=trigger, progress=progress)
 
 
@@ -84,7 +84,7 @@ async def sync_everyone(
 ) -> tuple[Outcome, AggregatedResult]:
     """Every active connection of every user: what the cron endpoint and the scheduler run."""
     async with engine.db.transaction() as session:
-        connection_ids = await repo.active_connection_ids(session)
+        connection_ids = await session.connections.active_ids()
     log.info("Starting MLS status sync job...", trigger=trigger, connections=len(connection_ids))
     started_at = datetime.now(UTC)
     outcome, aggregated = await sync_connections(

@@ -39,9 +39,8 @@ from mls_sync.social.base import (
     VerifiableClient,
 )
 from mls_sync.social.registry import client_for
-from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 from mls_sync.store.models import PlatformConnection
 from mls_sync.sync.platform_tokens import PlatformTokens, ReauthNeeded
 
@@ -71,7 +70,7 @@ class _Due:
 class TokenCare:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         tokens: PlatformTokens,
         clients: Mapping[str, PlatformClient],
         alerts: Callable[[PlatformAlert], Awaitable[None]],
@@ -111,9 +110,7 @@ class TokenCare:
 
     async def _due(self) -> list[_Due]:
         async with self._db.transaction() as session:
-            rows = await repo.platform_connections_due_for_care(
-                session, self._clock() - self.check_every
-            )
+            rows = await session.platforms.due_for_care(self._clock() - self.check_every)
             return [self._describe(row) for row in rows]
 
     def _describe(self, row: PlatformConnection) -> _Due:

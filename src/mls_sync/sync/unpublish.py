@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState, PostStatus
 from mls_sync.observability.alerts import PlatformAlert, version_retired_alert
@@ -50,10 +49,8 @@ from mls_sync.social.base import (
     label,
 )
 from mls_sync.social.registry import client_for
-from mls_sync.store import leases
-from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage, UnitOfWork
 from mls_sync.store.models import Listing, PlatformConnection, Post, UnpublishJob
 from mls_sync.store.types import utcnow
 from mls_sync.sync.platform_tokens import PlatformTokens, ReauthNeeded
@@ -143,7 +140,7 @@ async def _log_only(alert: PlatformAlert) -> None:
 class Unpublisher:
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         cipher: TokenCipher,
         clients: Mapping[str, PlatformClient],
         *,
@@ -182,9 +179,7 @@ class Unpublisher:
     async def drain(self, *, listing_ids: Collection[str] | None = None) -> DrainReport:
         """Attempt every due job (of these listings, or all); returns what happened."""
         async with self._db.transaction() as session:
-            rows = await repo.due_unpublish_jobs(
-                session, now=self._clock(), listing_ids=listing_ids
-            )
+            rows = await session.outbox.due(now=self._clock(), listing_ids=listing_ids)
             attempts = [_attempt(job, post, listing) for job, post, listing in rows]
         drain = _Drain()
 
@@ -221,15 +216,13 @@ class Unpublisher:
         )
         now = self._clock()
         async with self._db.transaction() as session:
-            if not await repo.claim_unpublish_job(
-                session, attempt.job_id, now=now, until=now + self._lease
-            ):
+            if not await session.outbox.claim(attempt.job_id, now=now, until=now + self._lease):
                 return  # another drain took it first
             post = await session.get(Post, attempt.post_id)
             if post is None or post.status != PostStatus.PUBLISHED:
                 await _delete_job(session, attempt.job_id)  # nothing left to take down
                 return
-            stored = await repo.platform_connection(session, attempt.user_id, attempt.platform)
+            stored = await session.platforms.get(attempt.user_id, attempt.platform)
             login = stored.login if stored is not None else None
             client = client_for(self._clients, attempt.platform, login)
             problem, connection = self._usable(attempt.platform, stored, client)
@@ -348,7 +341,7 @@ class Unpublisher:
         lapses, in the lease table: one atomic insert decides who was first)."""
         marker = "once:" + hashlib.sha256(key.encode()).hexdigest()[:27]
         async with self._db.transaction() as session:
-            return await leases.take_lease(session, marker, "alerts", now=self._clock(), ttl=ONCE)
+            return await session.leases.take(marker, "alerts", now=self._clock(), ttl=ONCE)
 
     async def _failed(
         self,
@@ -453,7 +446,7 @@ def _attempt(job: UnpublishJob, post: Post, listing: Listing) -> _Attempt:
     )
 
 
-async def _delete_job(session: AsyncSession, job_id: str) -> None:
+async def _delete_job(session: UnitOfWork, job_id: str) -> None:
     job = await session.get(UnpublishJob, job_id)
     if job is not None:
         await session.delete(job)

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
 from mls_sync.config import Settings
 from mls_sync.mls.client import ResoClient
-from mls_sync.mls.shared_limits import budgets_for
 from mls_sync.mls.transport import RetryPolicy
 from mls_sync.services.doctor._text import _one_line, _utc
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
@@ -61,10 +60,9 @@ from mls_sync.services.doctor.platforms import (
 from mls_sync.social.base import PlatformClient
 from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
-from mls_sync.store.database import Database
 from mls_sync.store.models import MlsConnection, User
 from mls_sync.store.open import open_database
-from mls_sync.sync.clients import ClientFactory
+from mls_sync.sync.clients import ClientFactory, budgets_for
 
 __all__ = [
     "DATABASE_TIMEOUT_SECONDS",
@@ -137,7 +135,7 @@ async def diagnose_deployment(
             ClientFactory(
                 mls_http,
                 key_cipher,
-                budgets_for(settings, cast(Database, db)),
+                budgets_for(settings, db),
                 # One attempt: a doctor asks once; the sync's retries are for the sync.
                 retry=RetryPolicy(attempts=1, max_retry_after=settings.mls_max_retry_after_seconds),
                 batch_size=1,

@@ -7,16 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
 
-from mls_sync.store.database import Database
+from mls_sync.store.interface import Storage
 
-if TYPE_CHECKING:
-    from mls_sync.store.dynamo.database import DynamoDatabase
-
-    AnyDatabase = Database | DynamoDatabase
-else:
-    AnyDatabase = Any
+AnyDatabase = Storage
 
 
 class Status(StrEnum):

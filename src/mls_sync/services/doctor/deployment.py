@@ -20,9 +20,9 @@ from mls_sync.services.doctor._text import _one_line
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
 from mls_sync.services.doctor.mls import Holdings
 from mls_sync.store.crypto import DEV_KEY_FILE, SecretDecryptError, TokenCipher
+from mls_sync.store.database import Database
 from mls_sync.store.errors import TablesMissingError
 from mls_sync.store.migrate import alembic_config, current_revision
-from mls_sync.store.open import is_dynamodb
 
 DATABASE_TIMEOUT_SECONDS = 10.0
 
@@ -50,7 +50,7 @@ def check_settings(load: Callable[[], Settings] = Settings) -> tuple[Settings | 
 
 async def check_database(db: AnyDatabase) -> Check:
     """Reachable, and on SQL at the newest migration this code knows."""
-    if is_dynamodb(db):
+    if not isinstance(db, Database):
         return await _check_dynamodb(db)
     kind = "SQLite" if db.is_sqlite else "PostgreSQL"
     try:

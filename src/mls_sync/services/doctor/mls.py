@@ -22,7 +22,6 @@ from mls_sync.mls.errors import (
 )
 from mls_sync.services.doctor._text import _clip
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
-from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
 from mls_sync.store.models import MlsConnection, PlatformConnection, User
 from mls_sync.sync.clients import ConnectionConfigError
@@ -55,17 +54,17 @@ async def load_holdings(db: AnyDatabase, user: str | None) -> Holdings | Check:
     user."""
     async with db.transaction() as session:
         if user is not None:
-            found = await repo.find_user(session, user)
+            found = await session.users.find(user)
             if found is None:
                 return Check("user", Status.FAIL, f"no user {user!r}")
             users: Sequence[User] = [found]
         else:
-            users = await repo.list_users(session)
+            users = await session.users.all()
         mls: list[MlsConnection] = []
         platforms: list[PlatformConnection] = []
         for each in users:
-            mls.extend(await repo.user_connections(session, each.id))
-            platforms.extend(await repo.user_platform_connections(session, each.id))
+            mls.extend(await session.connections.of_user(each.id))
+            platforms.extend(await session.platforms.of_user(each.id))
     return Holdings({u.id: u.email for u in users}, mls, platforms)
 
 

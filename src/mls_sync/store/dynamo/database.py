@@ -1,5 +1,5 @@
-"""`DynamoDatabase`: the DynamoDB twin of `store.database.Database` (what the runtime, the CLI
-and the sync use of it: `transaction()`, `ping()`, `dispose()`, `is_sqlite`)."""
+"""`DynamoDatabase`: the DynamoDB backend's `Storage` (store/interface.py), as
+`store.database.Database` is SQL's: `transaction()`, `ping()`, `dispose()`, `is_sqlite`."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-# Registers the DynamoDB twins of the repository functions (singledispatch on the session).
-from mls_sync.store.dynamo import leases as _leases  # noqa: F401
-from mls_sync.store.dynamo import repositories as _repositories  # noqa: F401
+from mls_sync.database_url import DynamoUrl, parse_dynamodb_url
 from mls_sync.store.dynamo.schema import create_tables
-from mls_sync.store.dynamo.session import DynamoSession
-from mls_sync.store.dynamo.url import DynamoUrl, parse_dynamodb_url
+from mls_sync.store.dynamo.unit_of_work import DynamoUnitOfWork
 from mls_sync.store.errors import TablesMissingError
 
 
@@ -42,7 +39,7 @@ class DynamoDatabase:
                         "dynamodb",
                         region_name=self.tables.region,
                         endpoint_url=self.tables.endpoint_url,
-                        config=Config(
+                        config=AioConfig(
                             retries={"max_attempts": 5, "mode": "standard"},
                             max_pool_connections=50,  # the sync runs many transactions at once
                         ),
@@ -52,9 +49,9 @@ class DynamoDatabase:
         return self._client
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DynamoSession]:
+    async def transaction(self) -> AsyncIterator[DynamoUnitOfWork]:
         """One unit of work: its writes are sent when the block ends without an exception."""
-        session = DynamoSession(await self.client(), self.tables)
+        session = DynamoUnitOfWork(await self.client(), self.tables)
         try:
             yield session
             await session.commit()

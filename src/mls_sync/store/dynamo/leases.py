@@ -1,5 +1,5 @@
 """Connection leases on DynamoDB: one item per connection in `PREFIX-coordination`, each
-change a single conditional write (the twins of store/leases.py).
+change a single conditional write (what store/sql/leases.py does with one statement).
 
 Taking succeeds only when there is no lease or it has expired; renewing and releasing only
 when the caller is still the holder. `expires_epoch` lets the table's TTL clear leases their
@@ -13,7 +13,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mls_sync.store import leases
 from mls_sync.store.dynamo.codec import iso, n, parse_iso, s
 from mls_sync.store.dynamo.session import DynamoSession
 from mls_sync.store.models import ConnectionLease
@@ -27,81 +26,78 @@ def _refused(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-@leases.take_lease.register
-async def take_lease(
-    session: DynamoSession, connection_id: str, holder: str, *, now: datetime, ttl: timedelta
-) -> bool:
-    expires = now + ttl
-    try:
-        await session.client.put_item(
-            TableName=session.tables.coordination_table,
-            Item={
-                **_key(connection_id),
-                "connection_id": s(connection_id),
-                "holder": s(holder),
-                "acquired_at": s(iso(now)),
-                "expires_at": s(iso(expires)),
-                "expires_epoch": n(int(expires.timestamp()) + 86400),
-            },
-            ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
-            ExpressionAttributeValues={":now": s(iso(now))},
-        )
-    except ClientError as exc:
-        if _refused(exc):
-            return False
-        raise
-    return True
+class DynamoLeases:
+    def __init__(self, session: DynamoSession) -> None:
+        self._session = session
 
-
-@leases.renew_lease.register
-async def renew_lease(
-    session: DynamoSession, connection_id: str, holder: str, *, now: datetime, ttl: timedelta
-) -> bool:
-    expires = now + ttl
-    try:
-        await session.client.update_item(
-            TableName=session.tables.coordination_table,
-            Key=_key(connection_id),
-            UpdateExpression="SET expires_at = :expires, expires_epoch = :epoch",
-            ConditionExpression="holder = :holder",
-            ExpressionAttributeValues={
-                ":expires": s(iso(expires)),
-                ":epoch": n(int(expires.timestamp()) + 86400),
-                ":holder": s(holder),
-            },
-        )
-    except ClientError as exc:
-        if _refused(exc):
-            return False
-        raise
-    return True
-
-
-@leases.release_lease.register
-async def release_lease(session: DynamoSession, connection_id: str, holder: str) -> None:
-    try:
-        await session.client.delete_item(
-            TableName=session.tables.coordination_table,
-            Key=_key(connection_id),
-            ConditionExpression="holder = :holder",
-            ExpressionAttributeValues={":holder": s(holder)},
-        )
-    except ClientError as exc:
-        if not _refused(exc):
+    async def take(self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        expires = now + ttl
+        try:
+            await self._session.client.put_item(
+                TableName=self._session.tables.coordination_table,
+                Item={
+                    **_key(connection_id),
+                    "connection_id": s(connection_id),
+                    "holder": s(holder),
+                    "acquired_at": s(iso(now)),
+                    "expires_at": s(iso(expires)),
+                    "expires_epoch": n(int(expires.timestamp()) + 86400),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": s(iso(now))},
+            )
+        except ClientError as exc:
+            if _refused(exc):
+                return False
             raise
+        return True
 
+    async def renew(
+        self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta
+    ) -> bool:
+        expires = now + ttl
+        try:
+            await self._session.client.update_item(
+                TableName=self._session.tables.coordination_table,
+                Key=_key(connection_id),
+                UpdateExpression="SET expires_at = :expires, expires_epoch = :epoch",
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={
+                    ":expires": s(iso(expires)),
+                    ":epoch": n(int(expires.timestamp()) + 86400),
+                    ":holder": s(holder),
+                },
+            )
+        except ClientError as exc:
+            if _refused(exc):
+                return False
+            raise
+        return True
 
-@leases.lease_of.register
-async def lease_of(session: DynamoSession, connection_id: str) -> ConnectionLease | None:
-    response = await session.client.get_item(
-        TableName=session.tables.coordination_table, Key=_key(connection_id), ConsistentRead=True
-    )
-    item = response.get("Item")
-    if item is None:
-        return None
-    return ConnectionLease(
-        connection_id=connection_id,
-        holder=item["holder"]["S"],
-        acquired_at=parse_iso(item["acquired_at"]["S"]),
-        expires_at=parse_iso(item["expires_at"]["S"]),
-    )
+    async def release(self, connection_id: str, holder: str) -> None:
+        try:
+            await self._session.client.delete_item(
+                TableName=self._session.tables.coordination_table,
+                Key=_key(connection_id),
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={":holder": s(holder)},
+            )
+        except ClientError as exc:
+            if not _refused(exc):
+                raise
+
+    async def of(self, connection_id: str) -> ConnectionLease | None:
+        response = await self._session.client.get_item(
+            TableName=self._session.tables.coordination_table,
+            Key=_key(connection_id),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        return ConnectionLease(
+            connection_id=connection_id,
+            holder=item["holder"]["S"],
+            acquired_at=parse_iso(item["acquired_at"]["S"]),
+            expires_at=parse_iso(item["expires_at"]["S"]),
+        )

@@ -126,7 +126,10 @@ def keys_of(obj: Base) -> dict[str, str]:
     model = type(obj)
     if model not in TYPES:
         raise TypeError(f"{model.__name__} is not stored in DynamoDB's data table")
-    pk, sk = primary_key(model, obj.id)
+    ident = getattr(obj, "id", None)  # every model in TYPES has a string id
+    if not isinstance(ident, str):
+        raise TypeError(f"{model.__name__} has no id yet")
+    pk, sk = primary_key(model, ident)
     keys = {"pk": pk, "sk": sk}
     keys.update({k: v for k, v in _INDEX_KEYS[model](obj).items() if v is not None})
     return keys

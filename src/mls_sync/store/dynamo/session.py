@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 from sqlalchemy import inspect
 
+from mls_sync.database_url import DynamoUrl
 from mls_sync.store.dynamo.codec import Item, columns_of, from_item, n
 from mls_sync.store.dynamo.schema import keys_of, primary_key
-from mls_sync.store.dynamo.url import DynamoUrl
 from mls_sync.store.models import Base, ListingStatusHistory
 
 M = TypeVar("M", bound=Base)
@@ -69,6 +69,7 @@ class DynamoSession:
         key = primary_key(model, ident)
         tracked = self._tracked.get(key)
         if tracked is not None:
+            # The key is the model's: what is tracked under it is an M.
             return None if tracked.deleted else tracked.obj  # type: ignore[return-value]
         response = await self.client.get_item(
             TableName=self.tables.data_table,
@@ -109,6 +110,7 @@ class DynamoSession:
         key = (item["pk"]["S"], item["sk"]["S"])
         tracked = self._tracked.get(key)
         if tracked is not None:
+            # The key is the model's: what is tracked under it is an M.
             return None if tracked.deleted else tracked.obj  # type: ignore[return-value]
         obj = from_item(model, item)
         self._tracked[key] = _Tracked(obj, columns_of(obj), int(item["version"]["N"]))

@@ -1,0 +1,41 @@
+"""MLS connections, on SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mls_sync.domain.status import ConnectionState
+from mls_sync.store.models import MlsConnection
+
+
+class SqlMlsConnections:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def of_user(self, user_id: str) -> Sequence[MlsConnection]:
+        stmt = (
+            select(MlsConnection)
+            .where(MlsConnection.user_id == user_id)
+            .order_by(MlsConnection.created_at, MlsConnection.id)
+        )
+        return (await self._session.execute(stmt)).scalars().all()
+
+    async def active_ids(self) -> list[str]:
+        stmt = (
+            select(MlsConnection.id)
+            .where(MlsConnection.state == ConnectionState.ACTIVE)
+            .order_by(MlsConnection.created_at, MlsConnection.id)
+        )
+        return list((await self._session.execute(stmt)).scalars().all())
+
+    async def delete(self, connection_id: str) -> None:
+        # ON DELETE CASCADE removes the listings, their history and posts in the database:
+        # the ORM would try to orphan the listings instead.
+        await self._session.execute(delete(MlsConnection).where(MlsConnection.id == connection_id))
+
+    async def state_counts(self) -> dict[str, int]:
+        stmt = select(MlsConnection.state, func.count()).group_by(MlsConnection.state)
+        return {state: count for state, count in await self._session.execute(stmt)}

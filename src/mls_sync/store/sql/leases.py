@@ -1,0 +1,77 @@
+"""Connection leases, on SQL: who syncs a connection right now, and until when.
+
+A lease is one `connection_leases` row. Taking one is a single statement (INSERT, or UPDATE of
+a row whose expiry has passed, with ON CONFLICT), so two processes racing for a connection
+can never both win, on SQLite and on PostgreSQL alike. A holder renews its lease while it
+works; a holder that dies stops renewing, its lease lapses and the next one to ask takes it
+over. Renewing and releasing name the holder, so nobody touches a lease that is not theirs.
+On DynamoDB the same operations are conditional writes (store/dynamo/leases.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mls_sync.store.models import ConnectionLease
+
+
+class SqlLeases:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def take(self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Take the connection's lease for `holder` until `now + ttl`: True when it was free (no
+        row, or an expired one). One atomic statement, so a concurrent taker sees our row."""
+        dialect = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
+        values = {
+            "connection_id": connection_id,
+            "holder": holder,
+            "acquired_at": now,
+            "expires_at": now + ttl,
+        }
+        insert = dialect.insert(ConnectionLease).values(**values)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[ConnectionLease.connection_id],
+            set_={
+                "holder": insert.excluded.holder,
+                "acquired_at": insert.excluded.acquired_at,
+                "expires_at": insert.excluded.expires_at,
+            },
+            where=ConnectionLease.expires_at <= now,
+        ).returning(ConnectionLease.holder)
+        taken = (await self._session.execute(stmt)).scalar_one_or_none()
+        return taken == holder
+
+    async def renew(
+        self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Push the holder's lease out to `now + ttl`; False when it is no longer theirs (it
+        lapsed and someone took it over)."""
+        stmt = (
+            update(ConnectionLease)
+            .where(ConnectionLease.connection_id == connection_id, ConnectionLease.holder == holder)
+            .values(expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self._session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def release(self, connection_id: str, holder: str) -> None:
+        """Give the lease back (a no-op when it is not the holder's any more)."""
+        await self._session.execute(
+            delete(ConnectionLease)
+            .where(ConnectionLease.connection_id == connection_id, ConnectionLease.holder == holder)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def of(self, connection_id: str) -> ConnectionLease | None:
+        """The connection's lease row as stored (expired or not), for tests and diagnostics."""
+        return (
+            await self._session.execute(
+                select(ConnectionLease).where(ConnectionLease.connection_id == connection_id)
+            )
+        ).scalar_one_or_none()

@@ -1,0 +1,60 @@
+"""Listings and their status history, on SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mls_sync.domain.status import ListingStatus
+from mls_sync.store.models import Listing, ListingStatusHistory
+
+
+class SqlListings:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def of_connection(self, connection_id: str) -> Sequence[Listing]:
+        stmt = (
+            select(Listing)
+            .where(Listing.mls_connection_id == connection_id)
+            .order_by(Listing.listing_key)
+        )
+        return (await self._session.execute(stmt)).scalars().all()
+
+    async def by_key(self, connection_id: str, listing_key: str) -> Listing | None:
+        stmt = select(Listing).where(
+            Listing.mls_connection_id == connection_id, Listing.listing_key == listing_key
+        )
+        return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    async def lock(self, listing_id: str) -> Listing | None:
+        # FOR UPDATE on PostgreSQL; SQLite serialises writers anyway.
+        stmt = select(Listing).where(Listing.id == listing_id).with_for_update()
+        return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    async def history(self, listing_id: str) -> Sequence[ListingStatusHistory]:
+        stmt = (
+            select(ListingStatusHistory)
+            .where(ListingStatusHistory.listing_id == listing_id)
+            .order_by(ListingStatusHistory.id)
+        )
+        return (await self._session.execute(stmt)).scalars().all()
+
+    async def of_user(
+        self,
+        user_id: str,
+        *,
+        connection_id: str | None = None,
+        status: ListingStatus | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Sequence[Listing]:
+        stmt = select(Listing).where(Listing.user_id == user_id)
+        if connection_id is not None:
+            stmt = stmt.where(Listing.mls_connection_id == connection_id)
+        if status is not None:
+            stmt = stmt.where(Listing.status == status)
+        stmt = stmt.order_by(Listing.created_at, Listing.id).limit(limit).offset(offset)
+        return (await self._session.execute(stmt)).scalars().all()

@@ -1,0 +1,37 @@
+"""The SQL unit of work: an `AsyncSession` that hands out the repositories of every aggregate
+(store/interface.py's `UnitOfWork`). `Database.transaction()` opens one per block."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mls_sync.store.interface import (
+    Leases,
+    Listings,
+    MlsConnections,
+    Outbox,
+    PlatformConnections,
+    Posts,
+    Repository,
+    Runs,
+    Users,
+)
+from mls_sync.store.sql.connections import SqlMlsConnections
+from mls_sync.store.sql.leases import SqlLeases
+from mls_sync.store.sql.listings import SqlListings
+from mls_sync.store.sql.outbox import SqlOutbox
+from mls_sync.store.sql.platforms import SqlPlatformConnections
+from mls_sync.store.sql.posts import SqlPosts
+from mls_sync.store.sql.runs import SqlRuns
+from mls_sync.store.sql.users import SqlUsers
+
+
+class SqlSession(AsyncSession):
+    users: Repository[Users] = Repository(SqlUsers)
+    connections: Repository[MlsConnections] = Repository(SqlMlsConnections)
+    listings: Repository[Listings] = Repository(SqlListings)
+    platforms: Repository[PlatformConnections] = Repository(SqlPlatformConnections)
+    posts: Repository[Posts] = Repository(SqlPosts)
+    outbox: Repository[Outbox] = Repository(SqlOutbox)
+    runs: Repository[Runs] = Repository(SqlRuns)
+    leases: Repository[Leases] = Repository(SqlLeases)
