@@ -49,6 +49,15 @@ ClientSecretOption = Annotated[
 ]
 
 
+NameOption = Annotated[str | None, typer.Option(help="a name to tell the connection by")]
+BaseUrlOption = Annotated[str | None, typer.Option(help="new RESO Web API root")]
+ClientIdOption = Annotated[str | None, typer.Option(help="OAuth2 client id (auth kind oauth2)")]
+TokenUrlOption = Annotated[
+    str | None, typer.Option(help="OAuth2 token endpoint, where the profile has none")
+]
+ScopeOption = Annotated[str | None, typer.Option(help="OAuth2 scope, when the MLS asks for one")]
+
+
 def _credentials(
     auth_kind: str,
     token: str | None,
@@ -91,16 +100,16 @@ def _profile(pairs: list[str]) -> dict[str, Any]:
 def connections_add(
     user: UserOption,
     base_url: Annotated[str, typer.Option(help="RESO Web API root (where /Property is)")],
-    name: str = "",
+    name: Annotated[str, typer.Option(help="a name to tell the connection by")] = "",
     provider: Annotated[
         str, typer.Option(help=f"one of {', '.join(connections.PROVIDERS)}")
     ] = "generic",
     auth_kind: Annotated[str, typer.Option(help="bearer or oauth2")] = "bearer",
     token: TokenOption = None,
-    client_id: str | None = None,
+    client_id: ClientIdOption = None,
     client_secret: ClientSecretOption = None,
-    token_url: str | None = None,
-    scope: str | None = None,
+    token_url: TokenUrlOption = None,
+    scope: ScopeOption = None,
     key_field: Annotated[str, typer.Option(help="ListingKey or ListingId")] = "ListingKey",
     profile: Annotated[list[str] | None, typer.Option(help="profile override KEY=VALUE")] = None,
     as_json: JsonFlag = False,
@@ -145,14 +154,14 @@ def connections_list(user: UserOption, as_json: JsonFlag = False) -> None:
 @connections_app.command("update")
 def connections_update(
     connection_id: str,
-    name: str | None = None,
-    base_url: str | None = None,
+    name: NameOption = None,
+    base_url: BaseUrlOption = None,
     auth_kind: Annotated[str | None, typer.Option(help="bearer or oauth2")] = None,
     token: TokenOption = None,
-    client_id: str | None = None,
+    client_id: ClientIdOption = None,
     client_secret: ClientSecretOption = None,
-    token_url: str | None = None,
-    scope: str | None = None,
+    token_url: TokenUrlOption = None,
+    scope: ScopeOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Rename, move, or re-authenticate (new credentials make the connection active again)."""

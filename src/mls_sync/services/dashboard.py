@@ -1,6 +1,7 @@
 """What the dashboard shows, read for one signed-in user and never for anyone else.
 
-Every query here filters on the user's id; the page renders only what these return. The runs
+Every query filters on the user's id (store/sql/dashboard.py holds the SQL-only ones); the
+page renders only what these rows say. The runs
 themselves come from `uow.runs.newest`, shared with the run-history API.
 """
 
@@ -11,20 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState
 from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import (
-    Listing,
-    ListingStatusHistory,
     PlatformConnection,
-    Post,
     SyncRun,
-    UnpublishJob,
 )
 from mls_sync.store.open import sql_session
+from mls_sync.store.sql import dashboard as queries
 from mls_sync.store.types import utcnow
 
 RECENT_RUNS = 20
@@ -158,18 +155,8 @@ async def _connections(uow: UnitOfWork, user_id: str) -> list[ConnectionRow]:
 async def _platforms_needing_reauth(session: AsyncSession, user_id: str) -> list[ReauthRow]:
     """Expired platform connections, and active ones whose token cannot be refreshed and was
     found expiring soon (the token care flags them days ahead, with the date)."""
-    stmt = (
-        select(PlatformConnection)
-        .where(PlatformConnection.user_id == user_id)
-        .where(
-            or_(
-                PlatformConnection.state.in_(NEEDS_REAUTH),
-                PlatformConnection.expiry_warned_at.is_not(None),
-            )
-        )
-        .order_by(PlatformConnection.platform)
-    )
-    return [_platform_reauth_row(p) for p in (await session.scalars(stmt)).all()]
+    found = await queries.platforms_to_reconnect(session, user_id, states=NEEDS_REAUTH)
+    return [_platform_reauth_row(p) for p in found]
 
 
 def _platform_reauth_row(connection: PlatformConnection) -> ReauthRow:
@@ -205,16 +192,11 @@ def _run_row(run: SyncRun, connection_names: dict[str, str]) -> RunRow:
 async def latest_status_changes(
     session: AsyncSession, user_id: str, *, limit: int = RECENT_CHANGES
 ) -> list[ChangeRow]:
-    stmt = (
-        select(ListingStatusHistory, Listing.mls_number, Listing.listing_key)
-        .join(Listing, Listing.id == ListingStatusHistory.listing_id)
-        .where(Listing.user_id == user_id)
-        .order_by(ListingStatusHistory.at.desc(), ListingStatusHistory.id.desc())
-        .limit(limit)
-    )
     return [
         ChangeRow(h.at, mls_number, listing_key, h.old_status, h.new_status, h.source)
-        for h, mls_number, listing_key in await session.execute(stmt)
+        for h, mls_number, listing_key in await queries.status_changes(
+            session, user_id, limit=limit
+        )
     ]
 
 
@@ -247,15 +229,7 @@ async def stuck_unpublish_jobs(
 ) -> list[StuckJobRow]:
     """Outbox jobs that already failed at least once, or have been due for a while."""
     due_before = (now or utcnow()) - STUCK_AFTER
-    stmt = (
-        select(UnpublishJob, Post.platform, Post.platform_post_id, Listing.mls_number)
-        .join(Post, Post.id == UnpublishJob.post_id)
-        .join(Listing, Listing.id == Post.listing_id)
-        .where(Listing.user_id == user_id)
-        .where(or_(UnpublishJob.attempts > 0, UnpublishJob.next_attempt_at < due_before))
-        .order_by(UnpublishJob.created_at, UnpublishJob.id)
-        .limit(limit)
-    )
+    jobs = await queries.stuck_jobs(session, user_id, due_before=due_before, limit=limit)
     return [
         StuckJobRow(
             mls_number=mls_number,
@@ -265,5 +239,5 @@ async def stuck_unpublish_jobs(
             next_attempt_at=job.next_attempt_at,
             last_error=job.last_error,
         )
-        for job, platform, post_id, mls_number in await session.execute(stmt)
+        for job, platform, post_id, mls_number in jobs
     ]

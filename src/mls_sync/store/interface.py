@@ -2,11 +2,11 @@
 
 Each backend implements every Protocol here: `store/sql/` (SQLAlchemy, for SQLite and
 PostgreSQL) and `store/dynamo/` (DynamoDB). Code above the storage types its unit of work as
-`UnitOfWork` and asks it, say, `uow.listings.of_connection(connection_id)`; mypy checks that
-both backends fit (the runtime holds either as a `Storage`, and each unit of work declares its
-repositories with these types: store/sql/session.py, store/dynamo/unit_of_work.py). A unit
-of work never commits by itself: whoever opened it (`Database.transaction()`) does, when its
-block ends without an exception.
+`UnitOfWork` and asks it, say, `uow.listings.of_connection(connection_id)`. mypy checks
+that both backends fit (store/open.py, where the backend is chosen, holds each database and
+unit of work as this module's types), so a missing or changed method fails `make test`. A
+unit of work never commits by itself: whoever opened it (`Database.transaction()`) does, when
+its block ends without an exception.
 
 What needs nothing backend-specific (get a row by key, add one, change attributes) is written
 once, over this interface, in `store/repositories.py`.

@@ -17,6 +17,16 @@ from mls_sync.store.interface import Storage, UnitOfWork
 
 if TYPE_CHECKING:
     from mls_sync.store.dynamo.database import DynamoDatabase
+    from mls_sync.store.dynamo.unit_of_work import DynamoUnitOfWork
+    from mls_sync.store.sql.session import SqlSession
+
+    # mypy checks both backends against store/interface.py here: a missing or changed method
+    # of either fails `make test`.
+    def _sql_fits(db: Database, uow: SqlSession) -> tuple[Storage, UnitOfWork]:
+        return db, uow
+
+    def _dynamodb_fits(db: DynamoDatabase, uow: DynamoUnitOfWork) -> tuple[Storage, UnitOfWork]:
+        return db, uow
 
 
 def open_database(url: str) -> Database | DynamoDatabase:

@@ -14,25 +14,15 @@ from mls_sync.store.dynamo.repositories import (
     DynamoUsers,
 )
 from mls_sync.store.dynamo.session import DynamoSession
-from mls_sync.store.interface import (
-    Leases,
-    Listings,
-    MlsConnections,
-    Outbox,
-    PlatformConnections,
-    Posts,
-    Repository,
-    Runs,
-    Users,
-)
+from mls_sync.store.interface import Repository
 
 
 class DynamoUnitOfWork(DynamoSession):
-    users: Repository[Users] = Repository(DynamoUsers)
-    connections: Repository[MlsConnections] = Repository(DynamoMlsConnections)
-    listings: Repository[Listings] = Repository(DynamoListings)
-    platforms: Repository[PlatformConnections] = Repository(DynamoPlatformConnections)
-    posts: Repository[Posts] = Repository(DynamoPosts)
-    outbox: Repository[Outbox] = Repository(DynamoOutbox)
-    runs: Repository[Runs] = Repository(DynamoRuns)
-    leases: Repository[Leases] = Repository(DynamoLeases)
+    users = Repository(DynamoUsers)
+    connections = Repository(DynamoMlsConnections)
+    listings = Repository(DynamoListings)
+    platforms = Repository(DynamoPlatformConnections)
+    posts = Repository(DynamoPosts)
+    outbox = Repository(DynamoOutbox)
+    runs = Repository(DynamoRuns)
+    leases = Repository(DynamoLeases)

@@ -5,17 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mls_sync.store.interface import (
-    Leases,
-    Listings,
-    MlsConnections,
-    Outbox,
-    PlatformConnections,
-    Posts,
-    Repository,
-    Runs,
-    Users,
-)
+from mls_sync.store.interface import Repository
 from mls_sync.store.sql.connections import SqlMlsConnections
 from mls_sync.store.sql.leases import SqlLeases
 from mls_sync.store.sql.listings import SqlListings
@@ -27,11 +17,11 @@ from mls_sync.store.sql.users import SqlUsers
 
 
 class SqlSession(AsyncSession):
-    users: Repository[Users] = Repository(SqlUsers)
-    connections: Repository[MlsConnections] = Repository(SqlMlsConnections)
-    listings: Repository[Listings] = Repository(SqlListings)
-    platforms: Repository[PlatformConnections] = Repository(SqlPlatformConnections)
-    posts: Repository[Posts] = Repository(SqlPosts)
-    outbox: Repository[Outbox] = Repository(SqlOutbox)
-    runs: Repository[Runs] = Repository(SqlRuns)
-    leases: Repository[Leases] = Repository(SqlLeases)
+    users = Repository(SqlUsers)
+    connections = Repository(SqlMlsConnections)
+    listings = Repository(SqlListings)
+    platforms = Repository(SqlPlatformConnections)
+    posts = Repository(SqlPosts)
+    outbox = Repository(SqlOutbox)
+    runs = Repository(SqlRuns)
+    leases = Repository(SqlLeases)
