@@ -7,12 +7,19 @@ import asyncio
 import typer
 
 from mls_sync.cli.support import err, fail_with, load_settings
+from mls_sync.config import Settings
 from mls_sync.domain.errors import ServiceError
 from mls_sync.observability import configure_logging
 from mls_sync.services.database import upgrade_schema
-from mls_sync.worker.schema import install_schema
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+async def _worker_schema(settings: Settings) -> bool:
+    # Imported here: procrastinate is loaded only when a PostgreSQL schema is upgraded.
+    from mls_sync.worker.schema import install_schema
+
+    return await install_schema(settings)
 
 
 @db_app.command("upgrade")
@@ -23,7 +30,7 @@ def db_upgrade(revision: str = "head") -> None:
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     try:
-        report = asyncio.run(upgrade_schema(settings, revision, worker_schema=install_schema))
+        report = asyncio.run(upgrade_schema(settings, revision, worker_schema=_worker_schema))
     except ServiceError as exc:
         fail_with(exc)
     if report.on_dynamodb:
