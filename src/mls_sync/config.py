@@ -137,10 +137,7 @@ class Settings(BaseSettings):
         pattern=r"^\d{6}(\.\d{2})?$",
         description="LinkedIn-Version header (YYYYMM); each is served about one year",
     )
-    x_api_url: str = Field(
-        default="https://api.x.com",
-        description="X API host",
-    )
+    x_api_url: str = Field(default="https://api.x.com", description="X API host")
     # Token endpoints and this application's OAuth clients, per platform (docs/platforms.md).
     # A platform without a client id cannot refresh tokens; its jobs wait, connections stay.
     facebook_app_id: str | None = Field(
@@ -227,10 +224,7 @@ class Settings(BaseSettings):
         default=None,
         description="this application's TikTok client key",
     )
-    tiktok_client_secret: SecretStr | None = Field(
-        default=None,
-        description="TikTok client secret",
-    )
+    tiktok_client_secret: SecretStr | None = Field(default=None, description="TikTok client secret")
     platform_concurrency: int = Field(
         default=4, ge=1, description="deletes in flight per platform (each platform's own cap)"
     )

@@ -14,9 +14,9 @@ from mls_sync.cli.support import (
     err,
     fail,
     fields_of,
+    list_command,
     save_for_user,
     show,
-    show_for_user,
     with_runtime,
 )
 from mls_sync.runtime import Runtime
@@ -138,17 +138,13 @@ def connections_add(
     )
 
 
-@connections_app.command("list")
-def connections_list(user: UserOption, as_json: JsonFlag = False) -> None:
-    """The user's MLS connections (credentials are never shown)."""
-
-    show_for_user(
-        user,
-        connections.list_connections,
-        title="MLS connections",
-        columns=CONNECTION_FIELDS,
-        as_json=as_json,
-    )
+list_command(
+    connections_app,
+    connections.list_connections,
+    title="MLS connections",
+    columns=CONNECTION_FIELDS,
+    help="The user's MLS connections (credentials are never shown).",
+)
 
 
 @connections_app.command("update")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mls_sync.cli.support import JsonFlag, UserOption, save_for_user, show_for_user
+from mls_sync.cli.support import JsonFlag, UserOption, list_command, save_for_user
 from mls_sync.runtime import Runtime
 from mls_sync.services import platforms
 from mls_sync.services.platforms import Login, Platform
@@ -65,14 +65,10 @@ def platforms_set(
     )
 
 
-@platforms_app.command("list")
-def platforms_list(user: UserOption, as_json: JsonFlag = False) -> None:
-    """The user's platform connections (tokens are never shown)."""
-
-    show_for_user(
-        user,
-        platforms.list_platform_connections,
-        title="Platform connections",
-        columns=PLATFORM_FIELDS,
-        as_json=as_json,
-    )
+list_command(
+    platforms_app,
+    platforms.list_platform_connections,
+    title="Platform connections",
+    columns=PLATFORM_FIELDS,
+    help="The user's platform connections (tokens are never shown).",
+)

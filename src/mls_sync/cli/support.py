@@ -101,6 +101,22 @@ def show_for_user(
     show(title, for_user(who, work), columns, as_json)
 
 
+def list_command(
+    app: typer.Typer,
+    fetch: Callable[[UnitOfWork, str], Awaitable[Sequence[Any]]],
+    *,
+    title: str,
+    columns: Sequence[str],
+    help: str,
+) -> None:
+    """`mls-sync <group> list --user WHO [--json]`: the rows `fetch` finds for that user."""
+
+    def list_rows(user: UserOption, as_json: JsonFlag = False) -> None:
+        show_for_user(user, fetch, title=title, columns=columns, as_json=as_json)
+
+    app.command("list", help=help)(list_rows)
+
+
 def save_for_user(
     who: str,
     save: Callable[[Runtime, UnitOfWork, str], Awaitable[Any]],
