@@ -61,23 +61,34 @@ def sync_listing(listing_id: str, as_json: JsonFlag = False) -> None:
 
 
 def _sync_with_progress(
-    call: Callable[[Any, Any], Awaitable[SyncActionResponse[Any]]], as_json: bool
+    call: Callable[[Any, Any], Awaitable[SyncActionResponse[Any]]],
+    as_json: bool,
+    *,
+    label: str = "Checking listings",
+    show: Callable[[SyncActionResponse[Any]], None] | None = None,
 ) -> None:
+    """Run `call(engine, advance)` under a progress bar, print its answer (the response JSON
+    with --json, else `show`'s tables) and exit 0 or 1 as the answer succeeded."""
+
     async def work(runtime: Runtime) -> SyncActionResponse[Any]:
-        with sync_progress("Checking listings", quiet=as_json) as advance:
+        with sync_progress(label, quiet=as_json) as advance:
             return await call(runtime.engine, advance)
 
     response = with_runtime(work, quiet=as_json)
     if as_json:
         print_json(response.to_wire())
     else:
-        print_response(response)
+        (show or print_response)(response)
     raise typer.Exit(0 if response.success else 1)
 
 
-def print_response(response: SyncActionResponse[Any]) -> None:
+def _headline(response: SyncActionResponse[Any]) -> None:
     colour = "green" if response.success else "red"
     out.print(f"[{colour}]{'OK' if response.success else 'FAILED'}[/{colour}] {response.message}")
+
+
+def print_response(response: SyncActionResponse[Any]) -> None:
+    _headline(response)
     data = response.data
     if not isinstance(data, SyncResult):
         return
@@ -111,24 +122,19 @@ def print_response(response: SyncActionResponse[Any]) -> None:
 def sync_all(as_json: JsonFlag = False) -> None:
     """Sync every active MLS connection of every user (what the cron endpoint does)."""
 
-    async def work(runtime: Runtime) -> SyncActionResponse[AggregatedResult]:
-        with sync_progress("Syncing MLS connections", quiet=as_json) as advance:
-            return await actions.sync_all_users(
-                engine=runtime.engine, trigger="cli", on_connection_done=advance
-            )
-
-    response = with_runtime(work, quiet=as_json)
-    if as_json:
-        print_json(response.to_wire())
-    else:
-        _print_connections(response)
-    raise typer.Exit(0 if response.success else 1)
+    _sync_with_progress(
+        lambda engine, advance: actions.sync_all_users(
+            engine=engine, trigger="cli", on_connection_done=advance
+        ),
+        as_json,
+        label="Syncing MLS connections",
+        show=_print_connections,
+    )
 
 
-def _print_connections(response: SyncActionResponse[AggregatedResult]) -> None:
-    colour = "green" if response.success else "red"
-    out.print(f"[{colour}]{'OK' if response.success else 'FAILED'}[/{colour}] {response.message}")
-    if response.data is None or not response.data.connections:
+def _print_connections(response: SyncActionResponse[Any]) -> None:
+    _headline(response)
+    if not isinstance(response.data, AggregatedResult) or not response.data.connections:
         return
     table = Table(title="MLS connections")
     for column in ("connection", "listings", "updated", "unpublished", "restored", "errors", ""):

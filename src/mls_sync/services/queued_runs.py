@@ -22,8 +22,9 @@ import structlog
 
 from mls_sync.domain.errors import NotFound
 from mls_sync.domain.results import QueuedRun, SyncActionResponse
+from mls_sync.services.connections import get_connection
+from mls_sync.services.listings import get_listing
 from mls_sync.store import deferred_runs
-from mls_sync.store import repositories as repo
 from mls_sync.store.models import SyncRun
 from mls_sync.sync import runs
 from mls_sync.sync.deferred import DeferConnection, fan_out, settle_parent
@@ -77,9 +78,7 @@ async def queue_connection(
     engine: SyncEngine, defer: Deferrer, connection_id: str, *, user_id: str | None, trigger: str
 ) -> SyncActionResponse[QueuedRun]:
     async with engine.db.transaction() as session:
-        connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
-        if connection is None:
-            raise NotFound("MLS connection not found")
+        connection = await get_connection(session, connection_id, user_id=user_id)
         run = await deferred_runs.queue_run(
             session,
             trigger=trigger,
@@ -122,9 +121,7 @@ async def queue_listing(
     engine: SyncEngine, defer: Deferrer, listing_id: str, *, user_id: str | None, trigger: str
 ) -> SyncActionResponse[QueuedRun]:
     async with engine.db.transaction() as session:
-        listing = await repo.get_listing(session, listing_id, user_id=user_id)
-        if listing is None:
-            raise NotFound("Listing not found")
+        listing = await get_listing(session, listing_id, user_id=user_id)
         run = await deferred_runs.queue_run(
             session, trigger=trigger, scope="listing", scope_id=listing.id, user_id=listing.user_id
         )
