@@ -34,6 +34,7 @@ RESO_STATUS = {
 class Seeded:
     user_id: str
     connection_id: str
+    feed_id: str = ""  # the connection's private feed
     listings: dict[str, Listing] = field(default_factory=dict)  # by listing key
 
 
@@ -50,7 +51,7 @@ async def seed_connection(
     *,
     user_id: str | None = None,
     token: str = "mls-token",
-    key_field: str = "ListingKey",
+    key_field: str | None = "ListingKey",
     in_mls: bool = True,
 ) -> Seeded:
     """A connection holding one listing per key, each present in the MLS with the same status."""
@@ -64,7 +65,7 @@ async def seed_connection(
             token=token,
             key_field=key_field,
         )
-        seeded = Seeded(user_id=user_id, connection_id=connection.id)
+        seeded = Seeded(user_id=user_id, connection_id=connection.id, feed_id=connection.feed_id)
         for key, status in statuses.items():
             mls_number = f"MLS-{key}"
             if in_mls:
@@ -74,6 +75,52 @@ async def seed_connection(
                 connection=connection,
                 listing_key=key,
                 mls_number=mls_number,
+                status=status,
+            )
+    return seeded
+
+
+async def seed_shared_feed(
+    runtime: Runtime, reso_url: str, *, token: str = "vendor-token", name: str = "Shared MLS"
+) -> str:
+    """An operator's shared feed over the sandbox MLS; returns its id."""
+    async with runtime.db.transaction() as session:
+        feed = await repo.create_feed(
+            session,
+            runtime.cipher,
+            owner_user_id=None,
+            base_url=reso_url,
+            secret=token,
+            name=name,
+            key_field="ListingKey",
+        )
+        return feed.id
+
+
+async def join(
+    runtime: Runtime,
+    feed_id: str,
+    *,
+    user_id: str | None = None,
+    email: str = "member@example.com",
+    agent_mls_id: str | None = None,
+    holding: dict[str, ListingStatus] | None = None,
+) -> Seeded:
+    """A user's membership of a feed, holding these listings (already in the MLS)."""
+    user_id = user_id or await seed_user(runtime, email)
+    async with runtime.db.transaction() as session:
+        feed = await repo.get_feed(session, feed_id)
+        assert feed is not None
+        connection = await repo.join_feed(
+            session, user_id=user_id, feed=feed, agent_mls_id=agent_mls_id
+        )
+        seeded = Seeded(user_id=user_id, connection_id=connection.id, feed_id=feed.id)
+        for key, status in (holding or {}).items():
+            seeded.listings[key] = await repo.add_listing(
+                session,
+                connection=connection,
+                listing_key=key,
+                mls_number=f"MLS-{key}",
                 status=status,
             )
     return seeded

@@ -57,7 +57,6 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "lease_ttl_seconds",
         "lease_renew_seconds",
         "log_format",
-        "mls_concurrency",
     )
     for name in names:
         env[f"MLS_SYNC_{name.upper()}"] = str(getattr(settings, name))

@@ -64,11 +64,15 @@ async def sync_all_users(
     engine: SyncEngine,
     trigger: str = "cron",
     on_connection_done: ConnectionProgress | None = None,
+    due_only: bool = False,
 ) -> SyncActionResponse[AggregatedResult]:
-    """Sync every active MLS connection of every user (the cron endpoint, the scheduler and
-    `mls-sync sync all`): summed totals plus one result per connection. Connections that are
-    being synced already are skipped and listed with `skipped: true`."""
-    return await sync.sync_everyone(engine, trigger=trigger, on_connection_done=on_connection_done)
+    """Sync every active MLS feed once, for every connection in it (the cron endpoint, the
+    scheduler and `mls-sync sync all`): summed totals plus one result per connection.
+    Connections whose feed is being synced already are skipped and listed with `skipped:
+    true`. `due_only` (the scheduler): only feeds whose cadence has come."""
+    return await sync.sync_everyone(
+        engine, trigger=trigger, on_connection_done=on_connection_done, due_only=due_only
+    )
 
 
 async def _answer(call: Awaitable[SyncActionResponse[R]]) -> SyncActionResponse[R]:

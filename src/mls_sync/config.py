@@ -58,13 +58,19 @@ class Settings(BaseSettings):
         "time; unset: the cron endpoint answers 503",
     )
 
+    admin_api_key: SecretStr | None = Field(
+        default=None,
+        description="the operator's bearer key for /api/admin/* (the shared MLS feeds), "
+        "compared in constant time; unset: those routes answer 503",
+    )
+
     # MLS side
     mls_batch_size: int = Field(
         default=50,
         ge=1,
         le=500,
-        description="listings per MLS request in a full check (a profile's batch_size may "
-        "lower it)",
+        description="keys per MLS lookup request (a reconciliation's refetch of records the "
+        "local copy lacks; a profile's batch_size may lower it)",
     )
     mls_timeout_seconds: float = Field(
         default=30.0,
@@ -77,9 +83,6 @@ class Settings(BaseSettings):
         gt=0,
         description="MLS requests per second per credential (spaced, no burst); MLS Grid "
         "suspends tokens above 2/s",
-    )
-    mls_concurrency: int = Field(
-        default=4, ge=1, description="MLS requests in flight per connection (within the budget)"
     )
     mls_requests_per_hour: int | None = Field(
         default=7200,
@@ -95,7 +98,10 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="longer waits for a budget slot fail the request"
     )
     mls_full_check_hours: float = Field(
-        default=24.0, gt=0, description="a full check of every listing this often"
+        default=24.0,
+        gt=0,
+        description="a reconciliation of each feed this often (a key-only pull of the feed, "
+        "then a local comparison of held listings: no per-listing requests)",
     )
     mls_clock_skew_seconds: float = Field(
         default=300.0, ge=0, description="the replication bookmark stays this far behind"
@@ -328,7 +334,7 @@ class Settings(BaseSettings):
     dashboard_refresh_seconds: float = Field(
         default=10.0, gt=0, description="an open dashboard reloads its data this often"
     )
-    # One sync per connection across processes: a lease row in the database (sync/guard.py).
+    # One run per feed across processes: a lease row in the database (sync/guard.py).
     lease_ttl_seconds: float = Field(
         default=60.0, gt=0, description="a dead holder's lease is taken over after this long"
     )

@@ -61,6 +61,13 @@ async def open_runtime(
     alert_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.alert_webhook_timeout_seconds))
     try:
         clients = build_platform_clients(platform_http, platform_configs(settings))
+        # One sync per feed across every process on this database.
+        guard = LeaseGuard(
+            database,
+            ttl=timedelta(seconds=settings.lease_ttl_seconds),
+            renew_every=timedelta(seconds=settings.lease_renew_seconds),
+            clock=clock,
+        )
         unpublisher = Unpublisher(
             database,
             cipher,
@@ -70,6 +77,7 @@ async def open_runtime(
             token_warn_within=timedelta(days=settings.platform_token_warn_days),
             token_check_every=timedelta(hours=settings.platform_token_check_hours),
             clock=clock,
+            claimer=guard.holder,
         )
         engine = SyncEngine(
             database,
@@ -78,7 +86,6 @@ async def open_runtime(
             unpublisher,
             budgets=budgets_for(settings, database),
             batch_size=settings.mls_batch_size,
-            concurrency=settings.mls_concurrency,
             full_check_every=timedelta(hours=settings.mls_full_check_hours),
             clock_skew=timedelta(seconds=settings.mls_clock_skew_seconds),
             retry=RetryPolicy(
@@ -86,13 +93,7 @@ async def open_runtime(
                 backoff=settings.mls_retry_backoff_seconds,
                 max_retry_after=settings.mls_max_retry_after_seconds,
             ),
-            # One sync per connection across every process on this database.
-            guard=LeaseGuard(
-                database,
-                ttl=timedelta(seconds=settings.lease_ttl_seconds),
-                renew_every=timedelta(seconds=settings.lease_renew_seconds),
-                clock=clock,
-            ),
+            guard=guard,
         )
         # Metrics and alerts per connection run; the slow-run rule for each run over everyone.
         engine.run_monitor = run_monitor(settings, alert_http)

@@ -1,4 +1,6 @@
-"""The embedded scheduler of `mls-sync serve`: sync every active connection on a cron schedule.
+"""The embedded scheduler of `mls-sync serve`: on a cron schedule, run every active MLS feed
+whose own cadence has come (default 15 minutes; a feed may run as often as every minute, with
+the schedule ticking as often).
 
 APScheduler 3 (`AsyncIOScheduler`) runs one job on the server's event loop with
 `max_instances=1` and `coalesce=True`: a tick that comes while a run is still going is skipped
@@ -63,7 +65,7 @@ class SyncScheduler:
         self._trigger = trigger
         self._grace = grace_seconds
         self._job: SyncJob = job or (
-            lambda: actions.sync_all_users(engine=engine, trigger="schedule")
+            lambda: actions.sync_all_users(engine=engine, trigger="schedule", due_only=True)
         )
         self._scheduler: AsyncIOScheduler | None = None
         self._current: asyncio.Task[SyncActionResponse[AggregatedResult]] | None = None

@@ -63,9 +63,11 @@ def test_users_add_prints_the_key_once_and_a_new_key_replaces_it(cli: CliRunner)
 
 
 @pytest.mark.parametrize("database_url", ALL_BACKENDS, indirect=True)
-def test_a_person_sets_up_a_user_and_the_sync_all_command_syncs_it(
+def test_a_person_sets_up_a_feed_and_a_user_and_the_sync_all_command_syncs_it(
     cli: CliRunner, reso: ResoSandbox, reso_url: str, platforms: PlatformSandbox
 ) -> None:
+    """The operator adds the MLS as a feed and loads it; the agent joins it and imports their
+    listings from the local copy; a sale comes down with the next run over everyone."""
     for key, agent in [("K1", "A1"), ("K2", "A1"), ("K3", "A2")]:
         reso.add_listing(key, f"MLS-{key}", "Active", list_agent_mls_id=agent)
     platforms.add_token("facebook", "fb-secret-token")
@@ -73,10 +75,14 @@ def test_a_person_sets_up_a_user_and_the_sync_all_command_syncs_it(
     run(cli, "users", "add", EMAIL)
     outputs: list[str] = []
 
+    feed = as_json(cli, "feeds", "add", "--base-url", reso_url, "--token", "mls-token")
+    loaded = as_json(cli, "feeds", "sync", feed["id"])
+    assert loaded["success"] is True and loaded["message"].startswith("3 MLS records read")
     connection = as_json(
-        cli, "connections", "add", "-u", EMAIL, "--base-url", reso_url, "--token", "mls-token"
+        cli, "connections", "add", "-u", EMAIL, "--feed", feed["id"], "--agent", "A1"
     )
-    imported = as_json(cli, "listings", "import", connection["id"], "--agent", "A1")
+    assert (connection["feed_id"], connection["shared_feed"]) == (feed["id"], True)
+    imported = as_json(cli, "listings", "import", connection["id"])  # the member's own agent
     assert imported["imported"] == 2
     added = as_json(cli, "listings", "add", connection["id"], "K3")
     assert (added["mls_number"], added["status"]) == ("MLS-K3", "active")
@@ -97,10 +103,30 @@ def test_a_person_sets_up_a_user_and_the_sync_all_command_syncs_it(
     assert [(p["platform_post_id"], p["status"]) for p in posts] == [("555_1", "unpublished")]
     listings = as_json(cli, "listings", "list", "-u", EMAIL, "--status", "sold")
     assert [x["listing_key"] for x in listings] == ["K1"]
-    outputs += [json.dumps(x) for x in (connection, imported, platform, posts, listings)]
+    outputs += [json.dumps(x) for x in (feed, connection, imported, platform, posts, listings)]
+    outputs.append(run(cli, "feeds", "list").stdout)
     outputs.append(run(cli, "connections", "list", "-u", EMAIL).stdout)
     outputs.append(run(cli, "platforms", "list", "-u", EMAIL).stdout)
     assert not [s for s in ("mls-token", "fb-secret-token") if any(s in o for o in outputs)]
+
+
+def test_importing_before_the_feeds_first_load_says_to_sync_first(
+    cli: CliRunner, reso: ResoSandbox, reso_url: str
+) -> None:
+    """A connection with the user's own credentials (a private feed) imports from its feed's
+    copy too, once the feed is loaded: before, a clear message, and nothing is imported."""
+    reso.add_listing("K1", "MLS-K1", "Active", list_agent_mls_id="A1")
+    run(cli, "users", "add", EMAIL)
+    connection = as_json(
+        cli, "connections", "add", "-u", EMAIL, "--base-url", reso_url, "--token", "mls-token"
+    )
+    refused = run(cli, "listings", "import", connection["id"], "--agent", "A1", code=1)
+    assert "has not finished its first load yet" in refused.stderr
+    assert as_json(cli, "listings", "list", "-u", EMAIL) == []
+
+    as_json(cli, "sync", "connection", connection["id"])
+    imported = as_json(cli, "listings", "import", connection["id"], "--agent", "A1")
+    assert [x["listing_key"] for x in imported["listings"]] == ["K1"]
 
 
 @pytest.mark.parametrize("database_url", ALL_BACKENDS, indirect=True)

@@ -50,8 +50,8 @@ def test_db_upgrade_creates_the_tables_once_and_the_commands_then_work(
     first = run(cli, "db", "upgrade")
     second = run(cli, "db", "upgrade")
 
-    assert f"created now: {prefix}-data, {prefix}-coordination" in first.stderr
-    assert "created now: none" in second.stderr
+    assert f"done now: {prefix}-data, {prefix}-coordination" in first.stderr
+    assert "done now: nothing" in second.stderr
     key = run(cli, "users", "add", "agent@example.com").stdout.strip()
     assert key.startswith("mls_")
     assert "agent@example.com" in run(cli, "users", "list").stdout

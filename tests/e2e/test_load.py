@@ -24,7 +24,7 @@ from factories import seed_connection
 from mls_sync.domain.status import ListingStatus as S
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
-from mls_sync.store.models import MlsConnection, SyncRun
+from mls_sync.store.models import MlsFeed, SyncRun
 from polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -91,8 +91,11 @@ async def service(runtime: Runtime, database_url: str, tmp_path: Path) -> AsyncI
 async def test_the_service_keeps_answering_and_syncs_each_connection_once_at_a_time(
     runtime: Runtime, reso: ResoSandbox, reso_url: str, service: str
 ) -> None:
+    """Users' syncs and cron calls at once: every answer 200 or 409, never a 5xx, the health
+    check answering throughout, and each connection's feed replicated one run at a time."""
     keys: list[str] = []
     connections: dict[str, str] = {}  # connection id -> its owner's API key
+    feeds: set[str] = set()  # each connection's private feed
     for u in range(USERS):
         user_id, key = await new_user(runtime, f"agent{u}@example.com")
         keys.append(key)
@@ -100,8 +103,9 @@ async def test_the_service_keeps_answering_and_syncs_each_connection_once_at_a_t
             statuses = {f"U{u}C{c}L{n}": S.ACTIVE for n in range(3)}
             seeded = await seed_connection(runtime, reso, reso_url, statuses, user_id=user_id)
             connections[seeded.connection_id] = key
+            feeds.add(seeded.feed_id)
     async with runtime.db.transaction() as session:  # the generic profile's 2/s is for real MLSs
-        for row in (await session.execute(select(MlsConnection))).scalars():
+        for row in (await session.execute(select(MlsFeed))).scalars():
             row.profile_overrides = {"requests_per_second": 100}
     reso.latency = 0.2  # slow enough that the calls overlap
     rng = random.Random(5)
@@ -144,13 +148,14 @@ async def test_the_service_keeps_answering_and_syncs_each_connection_once_at_a_t
     assert all(body["success"] for body in cron)
     async with runtime.db.transaction() as session:
         runs = (await session.execute(select(SyncRun))).scalars().all()
-    per_connection: dict[str, list[SyncRun]] = defaultdict(list)
+    per_feed: dict[str, list[SyncRun]] = defaultdict(list)
     for run in runs:
         assert run.finished_at is not None  # nothing was left hanging
-        per_connection[run.scope_id or ""].append(run)
-    assert set(per_connection) == set(connections)  # every connection was synced
-    for cid, sequence in per_connection.items():
+        if run.scope == "feed":
+            per_feed[run.scope_id or ""].append(run)
+    assert set(per_feed) == feeds  # every connection's feed was replicated
+    for feed_id, sequence in per_feed.items():
         sequence.sort(key=lambda r: r.started_at)
         for before, after in itertools.pairwise(sequence):
             assert before.finished_at is not None
-            assert before.finished_at <= after.started_at, f"{cid} synced twice at once"
+            assert before.finished_at <= after.started_at, f"{feed_id} replicated twice at once"

@@ -1,6 +1,7 @@
 """Scale-out with real `mls-sync worker` processes on the machine's PostgreSQL, against the
-sandbox MLS over real HTTP: many workers, one sync per connection at a time, one request
-budget per MLS credential, a killed worker's job retried, and one schedule for everyone."""
+sandbox MLS over real HTTP: many workers, one run per feed at a time (one `sync_feed` job per
+feed for a run over everyone), one request budget per MLS credential, a killed worker's job
+retried, and one schedule for everyone that runs each feed on its cadence."""
 
 from __future__ import annotations
 
@@ -73,11 +74,17 @@ def start_worker(started: list[WorkerProcess], settings: Settings, tmp_path: Pat
 
 
 async def seed_many(
-    runtime: Runtime, mls: ResoSandbox, mls_url: str, count: int
+    runtime: Runtime,
+    mls: ResoSandbox,
+    mls_url: str,
+    count: int,
+    feeds: dict[str, str] | None = None,
 ) -> dict[str, tuple[str, str]]:
-    """`count` connections over the credentials, two listings each, one of which has sold in
-    the MLS; returns {connection id: (credential, sold listing id)}. Consecutive connections
-    share a credential, so the jobs running at once on both workers draw on one budget."""
+    """`count` connections (each its own private feed) over the credentials, two listings
+    each, one of which has sold in the MLS; returns {connection id: (credential, sold listing
+    id)}. Consecutive connections share a credential, so the jobs running at once on both
+    workers draw on one budget. `feeds` is filled with {connection id: its feed id}."""
+    feeds = {} if feeds is None else feeds
     user_id = await seed_user(runtime)
     seeded = {}
     per_credential = max(count // len(CREDENTIALS), 1)
@@ -93,11 +100,12 @@ async def seed_many(
         )
         mls.set_status(f"C{n:02d}-A", "Closed")
         seeded[connection.connection_id] = (token, connection.listings[f"C{n:02d}-A"].id)
+        feeds[connection.connection_id] = connection.feed_id
     return seeded
 
 
 def assert_no_overlap(runs: list[SyncRun]) -> None:
-    """No connection's runs overlap in time: never two syncs of one connection at once."""
+    """No feed's runs overlap in time: never two runs of one feed at once."""
     by_connection: dict[str, list[SyncRun]] = defaultdict(list)
     for run in runs:
         if run.finished_at is not None and not (run.totals or {}).get("skipped"):
@@ -139,14 +147,14 @@ async def test_two_workers_drain_fifty_connections_within_one_budget_per_credent
             await conn.execute(
                 text(
                     "SELECT count(DISTINCT worker_id) FROM procrastinate_jobs "
-                    "WHERE task_name = 'sync_connection'"
+                    "WHERE task_name = 'sync_feed'"
                 )
             )
         ).scalar_one()
     assert workers_used == 2
 
-    # Each connection's sold listing changed exactly once, in whichever run synced it first;
-    # a connection whose sync was still waiting was left to that sync (skipped), not queued
+    # Each connection's sold listing changed exactly once, in whichever run synced its feed
+    # first; a feed whose run was still waiting was left to that run (skipped), not queued
     # twice.
     runs = await runs_where(runtime.db, SyncRun.id.in_([run_id, second.data.run_id]))  # type: ignore[union-attr]
     for run in runs:
@@ -160,7 +168,7 @@ async def test_two_workers_drain_fifty_connections_within_one_budget_per_credent
             listing = await repo.get_listing(session, sold_listing)
             assert listing is not None and listing.status == ListingStatus.SOLD
 
-    assert_no_overlap(await runs_where(runtime.db, SyncRun.scope == "connection"))
+    assert_no_overlap(await runs_where(runtime.db, SyncRun.scope == "feed"))
 
     # The sandbox saw each credential's requests spaced by one shared budget: never more
     # than RATE in any 0.9 s (a little slack for the sleeper that wakes a few ms late).
@@ -221,7 +229,7 @@ async def test_a_job_of_a_killed_worker_is_retried_and_its_connection_converges(
     assert attempts >= 1  # the killed worker's attempt, then the retry
 
 
-async def test_the_schedule_defers_one_sync_per_connection_per_tick_with_three_workers(
+async def test_the_schedule_runs_each_feed_on_its_cadence_once_per_tick_with_three_workers(
     runtime: Runtime,
     mls: ResoSandbox,
     mls_url: str,
@@ -229,7 +237,8 @@ async def test_the_schedule_defers_one_sync_per_connection_per_tick_with_three_w
     workers: list[WorkerProcess],
     tmp_path: Path,
 ) -> None:
-    seeded = await seed_many(runtime, mls, mls_url, 5)
+    feeds: dict[str, str] = {}
+    seeded = await seed_many(runtime, mls, mls_url, 5, feeds)
     every_two_seconds = scale_settings.model_copy(update={"schedule_cron": "*/2 * * * * *"})
     for _ in range(3):
         start_worker(workers, every_two_seconds, tmp_path)
@@ -263,7 +272,13 @@ async def test_the_schedule_defers_one_sync_per_connection_per_tick_with_three_w
     # stopped may still be waiting: only the ones that ran count).
     assert len(ticks) == len(set(ticks)) == len(parents) >= 3
     assert all(b - a == 2 for a, b in itertools.pairwise(ticks))
-    for parent in parents:
-        children = await runs_where(runtime.db, SyncRun.parent_id == parent.id)
-        assert sorted(c.scope_id for c in children) == sorted(seeded)
-    assert_no_overlap(await runs_where(runtime.db, SyncRun.scope == "connection"))
+    # The first tick runs every feed (never run); the feeds' cadence (15 minutes) has not come
+    # again within the test, so the later ticks find nothing due and ask the MLS nothing.
+    parents.sort(key=lambda p: p.started_at)
+    first, *later = [
+        sorted(c.scope_id or "" for c in await runs_where(runtime.db, SyncRun.parent_id == p.id))
+        for p in parents
+    ]
+    assert first == sorted(feeds[cid] for cid in seeded)
+    assert later and all(children == [] for children in later)
+    assert_no_overlap(await runs_where(runtime.db, SyncRun.scope == "feed"))

@@ -36,6 +36,7 @@ from mls_sync.runtime import Runtime, open_runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.sandbox.standalone import MLS_TOKEN, Sandbox, build_sandbox
+from mls_sync.store import repositories as repo
 from mls_sync.store.database import Database
 from mls_sync.sync.runs import sync_everyone
 
@@ -175,7 +176,7 @@ def alert_events(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [event for event in logs if "alert" in event and event["event"].startswith("Alert ")]
 
 
-async def test_a_failing_mls_raises_an_alert_to_the_webhook_and_the_log(
+async def test_a_failing_mls_raises_one_alert_for_the_feed_to_the_webhook_and_the_log(
     alerting: Runtime, sandbox: tuple[Sandbox, str], webhook: Webhook
 ) -> None:
     built, mls_url = sandbox
@@ -192,23 +193,33 @@ async def test_a_failing_mls_raises_an_alert_to_the_webhook_and_the_log(
 
     assert not outcome.success and "HTTP 500" in outcome.message
     async with alerting.db.transaction() as session:
+        # The connection asked, so it has its row (the only one in its user's history); the
+        # failure is the feed's, on the feed's run, which is the operator's (no user).
         [run] = await session.runs.newest(user_id=seeded.user_id)
+        assert run.feed_run_id is not None
+        feed_run = await repo.get_run(session, run.feed_run_id, user_id=None)
+    assert feed_run is not None
+    assert (run.scope, feed_run.scope, feed_run.scope_id) == ("connection", "feed", seeded.feed_id)
+    assert feed_run.user_id is None
+    assert (run.success, feed_run.success, run.message) == (False, False, outcome.message)
     [posted] = webhook.received
     assert posted["alert"] == RUN_FAILED and posted["severity"] == "critical"
-    assert posted["text"].startswith("*MlsSyncRunFailed* (critical) MLS connection ")
+    # A private feed without a name is named by its URL.
+    assert posted["text"].startswith(f"*MlsSyncRunFailed* (critical) MLS feed {mls_url}: ")
     assert outcome.message in posted["text"]
-    assert (posted["runId"], posted["connectionId"], posted["userId"]) == (
-        run.id,
-        seeded.connection_id,
-        seeded.user_id,
+    assert (posted["runId"], posted["connectionId"], posted["userId"], posted["scope"]) == (
+        feed_run.id,
+        seeded.feed_id,
+        seeded.user_id,  # the private feed's owner, although its run row has no user
+        "feed",
     )
     assert (posted["success"], posted["trigger"]) == (False, "schedule")
-    # Every listing errored with the failure: one alert says so, not an error rate too.
+    # The feed failed: one alert says so, not one per member, nor an error rate too.
     events = alert_events(logs)
     assert [e["alert"] for e in events] == [RUN_FAILED]
     assert events[0]["log_level"] == "error"
-    assert events[0]["connection_id"] == seeded.connection_id
-    assert events[0]["sync_run_id"] == run.id
+    assert (events[0]["connection_id"], events[0]["scope"]) == (seeded.feed_id, "feed")
+    assert events[0]["sync_run_id"] == feed_run.id
     assert [p["alert"] for p in webhook.received] == [RUN_FAILED]
     assert METRICS.value("mls_sync_alerts_fired_total", {"rule": RUN_FAILED}) == fired_before + 1
 
@@ -271,21 +282,27 @@ async def test_a_run_over_the_time_limit_alerts_in_the_log_without_a_webhook(
 async def test_a_whole_cron_run_over_the_time_limit_alerts_once_for_the_run(
     settings: Settings, db: Database, reso: ResoSandbox, reso_url: str
 ) -> None:
-    # The 5-minute budget is the whole job's: a run over every connection can be slow while
-    # each connection was quick, so the run over all of them is judged too (only by its length:
-    # its connections' failures and error rates alerted one by one).
+    # The 5-minute budget is the whole job's: a run over every feed can be slow while each
+    # connection was quick, so the run over all of them is judged too (only by its length:
+    # its connections' failures and error rates alerted one by one). A cron run reports a
+    # member only when something happened to its listings; an idle member has no run row and
+    # no alert of its own.
     quick = settings.model_copy(update={"alert_run_seconds": 1e-6})
     async with open_runtime(quick, db=db) as runtime:
-        seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+        changed = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+        await seed_connection(runtime, reso, reso_url, {"K2": S.ACTIVE}, user_id=changed.user_id)
+        reso.set_status("K1", "Pending")
         with capture_logs() as logs:
             outcome, _ = await sync_everyone(runtime.engine, trigger="cron")
             assert outcome.success
 
-    by_scope = {event["scope"]: event for event in alert_events(logs)}
-    assert set(by_scope) == {"connection", "all"}
-    assert by_scope["connection"]["connection_id"] == seeded.connection_id
-    whole = by_scope["all"]
-    assert (whole["alert"], whole["trigger"], whole["connection_id"]) == (RUN_SLOW, "cron", "")
+    events = alert_events(logs)
+    assert sorted((e["scope"], e["connection_id"]) for e in events) == [
+        ("all", ""),
+        ("connection", changed.connection_id),
+    ]
+    [whole] = [event for event in events if event["scope"] == "all"]
+    assert (whole["alert"], whole["trigger"]) == (RUN_SLOW, "cron")
 
 
 async def test_the_sandbox_control_api_refuses_nonsense_and_clears_failures(

@@ -14,6 +14,7 @@ from mls_sync.domain.status import ListingStatus as S
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.store import repositories as repo
 
 MLS_TOKEN = "mls-token"  # the `reso` fixture's
 
@@ -65,6 +66,11 @@ async def test_a_user_sets_everything_up_and_the_sync_uses_it(
     connection = created.json()
     assert connection["state"] == "active"
     assert connection["baseUrl"] == reso_url
+    assert (connection["sharedFeed"], connection["keyField"]) == (False, "ListingKey")
+    # Imports read the feed's replica: the connection's first sync loads it.
+    first = await me("POST", f"/api/mls-connections/{connection['id']}/sync")
+    assert (first.status_code, first.json()["success"]) == (200, True)
+    loaded = reso.request_count
 
     imported = await me(
         "POST",
@@ -89,6 +95,7 @@ async def test_a_user_sets_everything_up_and_the_sync_uses_it(
     )
     assert registered.status_code == 201
     assert (registered.json()["mlsNumber"], registered.json()["status"]) == ("MLS-4", "active")
+    assert reso.request_count == loaded  # imported and registered without asking the MLS
 
     platform = await me(
         "PUT",
@@ -120,11 +127,15 @@ async def test_a_user_sets_everything_up_and_the_sync_uses_it(
     assert me.leaked(MLS_TOKEN, "fb-access", "fb-refresh") == []
 
 
-async def test_mls_connection_crud(me: Recorder, reso_url: str) -> None:
+async def test_mls_connection_crud(me: Recorder, runtime: Runtime, reso_url: str) -> None:
     created = (
         await me("POST", "/api/mls-connections", json={"baseUrl": reso_url, "token": "first-token"})
     ).json()
     path = f"/api/mls-connections/{created['id']}"
+    # Credentials of one's own make a private feed, of which the connection is the member.
+    assert created["sharedFeed"] is False
+    assert created["feedId"] not in ("", created["id"])
+    assert (created["agentMlsId"], created["officeMlsId"]) == (None, None)
 
     listed = (await me("GET", "/api/mls-connections")).json()
     assert [c["id"] for c in listed] == [created["id"]]
@@ -151,9 +162,15 @@ async def test_mls_connection_crud(me: Recorder, reso_url: str) -> None:
     assert oauth.status_code == 200
     assert oauth.json()["authKind"] == "oauth2"
 
+    agent = await me("PATCH", path, json={"agentMlsId": "A1", "officeMlsId": "O1"})
+    assert (agent.json()["agentMlsId"], agent.json()["officeMlsId"]) == ("A1", "O1")
+    assert agent.json()["feedId"] == created["feedId"]
+
     assert (await me("DELETE", path)).status_code == 204
     assert (await me("GET", path)).status_code == 404
     assert (await me("GET", "/api/mls-connections")).json() == []
+    async with runtime.db.transaction() as session:  # its private feed went with it
+        assert await repo.get_feed(session, created["feedId"]) is None
     assert me.leaked("first-token", "second-token", "client-secret-value") == []
 
 
@@ -187,13 +204,13 @@ async def test_deleting_a_connection_takes_its_listings_and_posts(
     assert (await me("GET", "/api/posts")).json() == []
 
 
-async def test_a_connection_being_synced_cannot_be_deleted(
+async def test_a_connection_whose_feed_is_being_synced_cannot_be_deleted(
     me: Recorder, runtime: Runtime, reso_url: str
 ) -> None:
     connection = (
         await me("POST", "/api/mls-connections", json={"baseUrl": reso_url, "token": MLS_TOKEN})
     ).json()
-    await runtime.engine.guard.try_acquire(connection["id"])
+    assert await runtime.engine.guard.try_acquire(connection["feedId"])  # a run holds the feed
 
     response = await me("DELETE", f"/api/mls-connections/{connection['id']}")
 
@@ -201,19 +218,23 @@ async def test_a_connection_being_synced_cannot_be_deleted(
     assert (await me("GET", f"/api/mls-connections/{connection['id']}")).status_code == 200
 
 
-async def test_registering_a_listing_the_mls_does_not_have_is_a_422_on_listing_key(
-    me: Recorder, reso_url: str
+async def test_registering_a_listing_the_feed_does_not_have_is_a_422_on_listing_key(
+    me: Recorder, reso: ResoSandbox, reso_url: str
 ) -> None:
+    reso.add_listing("K1", "MLS-1", "Active")
     connection = (
         await me("POST", "/api/mls-connections", json={"baseUrl": reso_url, "token": MLS_TOKEN})
     ).json()
+    assert (await me("POST", f"/api/mls-connections/{connection['id']}/sync")).status_code == 200
     body = {"mlsConnectionId": connection["id"], "listingKey": "NOPE"}
+    loaded = reso.request_count
 
     response = await me("POST", "/api/listings", json=body)
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "listingKey"]
     assert response.json()["detail"][0]["msg"] == "Listing not found in MLS"
+    assert reso.request_count == loaded  # the loaded replica answered, not the MLS
 
 
 async def test_registering_the_same_listing_twice_is_409(me: Recorder, reso_url: str) -> None:
@@ -230,12 +251,17 @@ async def test_registering_the_same_listing_twice_is_409(me: Recorder, reso_url:
     assert (await me("POST", "/api/listings", json=body)).status_code == 409
 
 
-async def test_an_import_the_mls_refuses_is_502_with_the_reason(
+async def test_an_import_on_a_connection_the_mls_refused_is_502_with_the_reason(
     me: Recorder, reso: ResoSandbox, reso_url: str
 ) -> None:
     connection = (
         await me("POST", "/api/mls-connections", json={"baseUrl": reso_url, "token": "revoked"})
     ).json()
+    # The first sync (the feed's load) is where the MLS refuses the credentials.
+    synced = await me("POST", f"/api/mls-connections/{connection['id']}/sync")
+    assert (synced.status_code, synced.json()["success"]) == (200, False)
+    assert synced.json()["message"] == "MLS connection expired. Please re-authenticate."
+    asked = reso.request_count
 
     response = await me(
         "POST",
@@ -247,6 +273,28 @@ async def test_an_import_the_mls_refuses_is_502_with_the_reason(
     assert response.json() == {"detail": "MLS connection expired. Please re-authenticate."}
     state = (await me("GET", f"/api/mls-connections/{connection['id']}")).json()["state"]
     assert state == "expired"
+    assert reso.request_count == asked  # known-bad credentials are not tried again
+
+
+async def test_an_import_naming_no_agent_on_a_connection_without_one_is_422(
+    me: Recorder, reso: ResoSandbox, reso_url: str
+) -> None:
+    reso.add_listing("K1", "MLS-1", "Active", list_agent_mls_id="A1")
+    connection = (
+        await me("POST", "/api/mls-connections", json={"baseUrl": reso_url, "token": MLS_TOKEN})
+    ).json()
+    assert (await me("POST", f"/api/mls-connections/{connection['id']}/sync")).status_code == 200
+
+    response = await me("POST", f"/api/mls-connections/{connection['id']}/listings/import", json={})
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "loc": ["body", "agentMlsId"],
+            "msg": "agentMlsId or officeMlsId is needed",
+            "type": "value_error",
+        }
+    ]
 
 
 async def test_platform_connections_list_and_delete(me: Recorder) -> None:
@@ -277,6 +325,14 @@ async def test_platform_connections_list_and_delete(me: Recorder) -> None:
             ["body", "baseUrl"],
         ),
         ("POST", "/api/mls-connections", {"baseUrl": "http://mls"}, ["body", "token"]),
+        ("POST", "/api/mls-connections", {"token": "t"}, ["body", "baseUrl"]),
+        ("POST", "/api/mls-connections", {"feedId": "not-an-id"}, ["body", "feedId"]),
+        (
+            "POST",
+            "/api/mls-connections",
+            {"baseUrl": "http://mls", "token": "t", "keyField": "MlsNumber"},
+            ["body", "keyField"],
+        ),
         (
             "POST",
             "/api/mls-connections",
@@ -333,7 +389,6 @@ async def test_platform_connections_list_and_delete(me: Recorder) -> None:
             {"mlsConnectionId": MISSING_ID, "listingKey": "K", "status": "gone"},
             ["body", "status"],
         ),
-        ("POST", f"/api/mls-connections/{MISSING_ID}/listings/import", {}, ["body", "agentMlsId"]),
         ("GET", "/api/listings?status=gone", None, ["query", "status"]),
         ("GET", "/api/listings?limit=0", None, ["query", "limit"]),
     ],

@@ -1,6 +1,7 @@
 """The service as `mls-sync serve` runs it: uvicorn on a socket, the app opening its own
-runtime and scheduler in its lifespan. Health probes; a user sets up over HTTP and the next
-scheduled run syncs; a schemathesis run over the OpenAPI schema finds no 500."""
+runtime and scheduler in its lifespan. Health probes; a user sets up over HTTP, the scheduler
+loads the new feed and keeps its cadence, the cron endpoint syncs the change; a schemathesis run
+over the OpenAPI schema finds no 500."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
+from pydantic import SecretStr
 
 from api_support import CRON_SECRET, api_client, bearer, migrated_with_user, service_settings
 from mls_sync.api import create_app
@@ -64,6 +66,9 @@ async def test_the_openapi_document_describes_every_route(api: httpx.AsyncClient
         "/api/listings",
         "/api/platform-connections/{platform}",
         "/api/posts",
+        "/api/admin/feeds",
+        "/api/admin/feeds/{feed_id}",
+        "/api/admin/feeds/{feed_id}/sync",
         "/healthz",
         "/readyz",
     } <= set(schema["paths"])
@@ -91,12 +96,15 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, str, Setti
         yield server.url, key, app_settings
 
 
-async def test_set_up_over_http_and_the_next_scheduled_run_syncs(
+async def test_set_up_over_http_the_schedule_loads_the_feed_once_and_cron_syncs_the_change(
     served: tuple[str, str, Settings],
     reso: ResoSandbox,
     reso_url: str,
     platforms: PlatformSandbox,
 ) -> None:
+    """The scheduler ticks every second, but runs a feed only when its cadence (15 minutes
+    by default) has come: a new feed at once (its first load), then not again in the test.
+    The cron endpoint runs every active feed whatever its cadence."""
     url, key, _ = served
     reso.add_listing("K1", "MLS-1", "Active")
     platforms.add_token("facebook", "fb-token")
@@ -105,44 +113,64 @@ async def test_set_up_over_http_and_the_next_scheduled_run_syncs(
         connection = (
             await api.post("/api/mls-connections", json={"baseUrl": reso_url, "token": "mls-token"})
         ).json()
-        listing = (
-            await api.post(
-                "/api/listings", json={"mlsConnectionId": connection["id"], "listingKey": "K1"}
-            )
-        ).json()
+        path = f"/api/mls-connections/{connection['id']}"
+
+        async def loaded() -> bool:  # the first scheduled run loads the connection's feed
+            return (await api.get(path)).json()["lastSyncAt"] is not None
+
+        await eventually(loaded, within=10, what="a scheduled run to load the MLS feed")
+        after_load = reso.request_count
+        registered = await api.post(  # from the replica the load filled
+            "/api/listings", json={"mlsConnectionId": connection["id"], "listingKey": "K1"}
+        )
+        assert registered.status_code == 201, registered.text
+        listing = registered.json()
+        assert (listing["mlsNumber"], listing["status"]) == ("MLS-1", "active")
         await api.put("/api/platform-connections/facebook", json={"accessToken": "fb-token"})
         await api.post(
             "/api/posts",
             json={"listingId": listing["id"], "platform": "facebook", "platformPostId": "10_20"},
         )
-
         reso.set_status("K1", "Closed")
 
-        async def sold_and_taken_down() -> bool:
-            posts = (await api.get("/api/posts")).json()
-            return posts[0]["status"] == "unpublished"
+        await asyncio.sleep(2.5)  # two ticks and more: the feed is not due again yet
+        assert reso.request_count == after_load
+        assert (await api.get("/api/posts")).json()[0]["status"] == "published"
 
-        await eventually(sold_and_taken_down, within=10, what="a scheduled run to take it down")
+        cron = await api.post("/api/cron/sync-mls-status", headers=bearer(CRON_SECRET))
+
+        assert cron.status_code == 200
+        assert (
+            cron.json()["data"]["updatedListings"],
+            cron.json()["data"]["unpublishedPosts"],
+        ) == (
+            1,
+            1,
+        )
+        assert (await api.get("/api/posts")).json()[0]["status"] == "unpublished"
         listings = (await api.get("/api/listings")).json()
         assert listings[0]["status"] == "sold"
         assert not platforms.has_post("facebook", "10_20")
-        cron = await api.post("/api/cron/sync-mls-status", headers=bearer(CRON_SECRET))
-        assert cron.status_code == 200
 
 
 # schemathesis
 
 
 OPERATIONS_THAT_SYNC_EVERYTHING = {"POST /api/sync", "POST /api/cron/sync-mls-status"}
+ADMIN_KEY = "test-admin-key"
 
 
 def test_schemathesis_finds_no_server_error(settings: Settings, tmp_path: Path) -> None:
-    """Generated requests, with and without a valid API key, against the real server on
-    SQLite. Syncs of everything are left out of the keyed pass: the connections it creates
-    point at generated hosts, and a test must not reach out to them."""
+    """Generated requests, with no key, a user's API key and the operator's admin key,
+    against the real server on SQLite (the admin routes enabled, so that they are exercised
+    rather than answering 503). Syncs of everything are left out of the keyed passes: the
+    connections and feeds they create point at generated hosts, and a test must not reach out
+    to them."""
     import schemathesis
 
-    app_settings = served_settings(settings, tmp_path, mls_timeout_seconds=0.5)
+    app_settings = served_settings(
+        settings, tmp_path, mls_timeout_seconds=0.5, admin_api_key=SecretStr(ADMIN_KEY)
+    )
     key = asyncio.run(migrated_with_user(app_settings))
     failures: list[str] = []
     with BackgroundServer(create_app(app_settings), lifespan="on") as server:
@@ -150,7 +178,7 @@ def test_schemathesis_finds_no_server_error(settings: Settings, tmp_path: Path) 
         for result in schema.get_all_operations():
             operation = result.ok()
             label = f"{operation.method.upper()} {operation.path}"
-            for headers in ({}, bearer(key)):
+            for headers in ({}, bearer(key), bearer(ADMIN_KEY)):
                 if headers and label in OPERATIONS_THAT_SYNC_EVERYTHING:
                     continue
                 check_operation(operation, server.url, headers, failures, label)

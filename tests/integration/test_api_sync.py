@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from api_support import CRON_SECRET, MISSING_ID, api_client, bearer, new_user
-from factories import seed_connection, seed_posts
+from factories import join, seed_connection, seed_posts, seed_shared_feed
 from mls_sync.domain.status import ConnectionState
 from mls_sync.domain.status import ListingStatus as S
 from mls_sync.runtime import Runtime
@@ -35,10 +35,10 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def runs_with_trigger(runtime: Runtime, trigger: str) -> int:
+async def runs_with_trigger(runtime: Runtime, trigger: str, scope: str | None = None) -> int:
     async with runtime.db.transaction() as session:
         runs = await session.runs.newest(user_id=None, limit=10_000)
-    return sum(r.trigger == trigger for r in runs)
+    return sum(r.trigger == trigger and scope in (None, r.scope) for r in runs)
 
 
 # the cron endpoint
@@ -59,7 +59,7 @@ async def test_cron_syncs_every_active_connection_of_every_user(
     )
     expired = await seed_connection(runtime, reso, reso_url, {"C1": S.ACTIVE}, user_id=bob)
     async with runtime.db.transaction() as session:
-        await repo.mark_connection(session, expired.connection_id, ConnectionState.EXPIRED, "x")
+        await repo.mark_feed(session, expired.feed_id, ConnectionState.EXPIRED, "x")
     await seed_posts(runtime, platforms, a.listings["A1"], ("facebook",))
     reso.set_status("A1", "Closed")
     reso.set_status("B1", "Active")
@@ -159,16 +159,19 @@ async def test_a_second_cron_call_during_a_run_skips_its_connections(
         second.connection_id,
     }
     assert all(c["skipped"] and c["totalListings"] == 0 for c in skipped["data"]["connections"])
-    # Each connection was synced once: one recorded run each.
+    # Each connection's feed was run once: one feed run row each, and no connection rows (an
+    # idle cron run reports its members in the feed's row only).
     assert await runs_with_trigger(runtime, "cron") == 2
+    assert await runs_with_trigger(runtime, "cron", scope="feed") == 2
 
 
-async def test_cron_skips_only_the_connection_someone_else_is_syncing(
+async def test_cron_skips_only_the_connection_whose_feed_someone_else_is_syncing(
     api: httpx.AsyncClient, runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     busy = await seed_connection(runtime, reso, reso_url, {"A1": S.ACTIVE})
     free = await seed_connection(runtime, reso, reso_url, {"B1": S.ACTIVE}, user_id=busy.user_id)
-    assert await runtime.engine.guard.try_acquire(busy.connection_id)  # e.g. a user's sync
+    # The guard is per feed: e.g. a user's sync of the busy connection holds its feed.
+    assert await runtime.engine.guard.try_acquire(busy.feed_id)
 
     body = (await api.post(CRON, headers=bearer(CRON_SECRET))).json()
 
@@ -266,12 +269,12 @@ async def test_another_users_ids_answer_404_exactly_like_missing_ones(
     assert reso.request_count == 0  # nothing ran on the intruder's behalf
 
 
-async def test_a_connection_being_synced_answers_409_and_runs_nothing(
+async def test_a_connection_whose_feed_is_being_synced_answers_409_and_runs_nothing(
     api: httpx.AsyncClient, runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     user_id, key = await new_user(runtime)
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE}, user_id=user_id)
-    assert await runtime.engine.guard.try_acquire(seeded.connection_id)
+    assert await runtime.engine.guard.try_acquire(seeded.feed_id)
 
     response = await api.post(
         f"/api/mls-connections/{seeded.connection_id}/sync", headers=bearer(key)
@@ -287,9 +290,39 @@ async def test_a_connection_being_synced_answers_409_and_runs_nothing(
     assert everything.status_code == 200
     assert everything.json()["data"]["connections"][0]["skipped"] is True
     assert reso.request_count == 0
-    await runtime.engine.guard.release(seeded.connection_id)
+    await runtime.engine.guard.release(seeded.feed_id)
     again = await api.post(f"/api/mls-connections/{seeded.connection_id}/sync", headers=bearer(key))
     assert again.status_code == 200
+
+
+async def test_members_of_one_shared_feed_syncing_at_once_share_one_run(
+    api: httpx.AsyncClient, runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    """A connection's sync is its feed's run: while one member's runs, another member's
+    answers 409 (it would replicate the same feed twice) and asks the MLS nothing."""
+    reso.add_listing("A1", "MLS-A1", "Active")
+    reso.add_listing("B1", "MLS-B1", "Active")
+    feed_id = await seed_shared_feed(runtime, reso_url, token="mls-token")
+    alice_id, alice_key = await new_user(runtime, "alice@example.com")
+    bob_id, bob_key = await new_user(runtime, "bob@example.com")
+    alice = await join(runtime, feed_id, user_id=alice_id, holding={"A1": S.ACTIVE})
+    bob = await join(runtime, feed_id, user_id=bob_id, holding={"B1": S.ACTIVE})
+    reso.set_status("B1", "Pending")
+    reso.latency = 0.3  # the MLS is slow: the two calls overlap
+
+    answers = await asyncio.gather(
+        api.post(f"/api/mls-connections/{alice.connection_id}/sync", headers=bearer(alice_key)),
+        api.post(f"/api/mls-connections/{bob.connection_id}/sync", headers=bearer(bob_key)),
+    )
+
+    ran, refused = sorted(answers, key=lambda r: r.status_code)
+    assert (ran.status_code, refused.status_code) == (200, 409)
+    assert refused.json()["message"] == "A sync of this MLS connection is already in progress"
+    assert reso.request_count == 1  # one load of the feed, for both
+    # Whoever ran it, Bob's listing changed: the one run served both members.
+    async with runtime.db.transaction() as session:
+        listing = await session.listings.by_key(bob.connection_id, "B1")
+    assert listing is not None and listing.status == S.PENDING
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,14 @@ from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.sandbox.reso_vendors import Fault
 from mls_sync.store.crypto import TokenCipher
-from mls_sync.store.models import Listing, ListingStatusHistory, MlsConnection, UnpublishJob
+from mls_sync.store.models import (
+    FeedRecord,
+    Listing,
+    ListingStatusHistory,
+    MlsConnection,
+    MlsFeed,
+    UnpublishJob,
+)
 
 
 async def nothing_changed(runtime: Runtime) -> None:
@@ -46,28 +53,48 @@ def record(key: Any = "K1", status: Any = "Closed", **more: Any) -> dict[str, An
         ({"value": record()}, "Malformed MLS response: 'value' is not an array"),
         ({"value": ["K1"]}, "Malformed MLS response: a record is not an object"),
         ({"value": [record(key=1)]}, "Malformed MLS response: a record has no ListingKey"),
-        ({"value": [record(status=5)]}, "MLS StandardStatus is not text: 5"),
-        ({"value": [record(status=None)]}, "MLS record has no StandardStatus"),
-        ({"value": [record(status="Sold-ish")]}, "Sold-ish"),
-        (
-            {"value": [record(), record(status="Active")]},
-            "Malformed MLS response: ListingKey 'K1' comes twice, differently",
-        ),
     ],
-    ids=[
-        "list-body",
-        "null-body",
-        "value-object",
-        "record-string",
-        "key-number",
-        "status-number",
-        "status-missing",
-        "status-unknown",
-        "duplicate-key",
-    ],
+    ids=["list-body", "null-body", "value-object", "record-string", "key-number"],
 )
-async def test_an_mls_answer_of_the_wrong_shape_is_an_error_and_changes_nothing(
+async def test_an_mls_page_of_the_wrong_shape_stops_the_feed_run_and_changes_nothing(
     body: Any,
+    error: str,
+    runtime: Runtime,
+    reso: ResoSandbox,
+    reso_url: str,
+    platforms: PlatformSandbox,
+) -> None:
+    """A page that cannot be read is the feed's failure, not a listing's: the run stops
+    before writing anything (no replica row, no bookmark, still not loaded), and the next run
+    asks again from where it stood."""
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    await publish(runtime, platforms, seeded.listings["K1"], "facebook")
+    reso.fail_next.append(Fault(status=200, body=body))
+
+    outcome = await runtime.engine.sync_connection(seeded.connection_id)
+
+    assert (outcome.success, outcome.message) == (False, f"MLS replication stopped: {error}")
+    assert outcome.result.errors == []
+    await nothing_changed(runtime)
+    async with runtime.db.transaction() as session:
+        feed = await session.get(MlsFeed, seeded.feed_id)
+        assert feed is not None
+        assert (feed.loaded_at, feed.bookmark_timestamp, feed.bookmark_keys) == (None, None, [])
+        assert await session.scalar(select(func.count()).select_from(FeedRecord)) == 0
+    assert (await runtime.engine.sync_connection(seeded.connection_id)).success  # asked again
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (5, "MLS StandardStatus is not text: 5"),
+        (None, "MLS record has no StandardStatus"),
+        ("Sold-ish", "Sold-ish"),
+    ],
+    ids=["status-number", "status-missing", "status-unknown"],
+)
+async def test_an_mls_record_with_a_status_we_cannot_read_is_its_listings_error(
+    status: Any,
     error: str,
     runtime: Runtime,
     reso: ResoSandbox,
@@ -76,12 +103,33 @@ async def test_an_mls_answer_of_the_wrong_shape_is_an_error_and_changes_nothing(
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
     await publish(runtime, platforms, seeded.listings["K1"], "facebook")
-    reso.fail_next.append(Fault(status=200, body=body))
+    reso.fail_next.append(Fault(status=200, body={"value": [record(status=status)]}))
 
     outcome = await runtime.engine.sync_connection(seeded.connection_id)
 
+    assert outcome.success is True  # the feed was read; one listing could not be judged
     [reported] = outcome.result.errors
     assert reported.mls_number == "MLS-K1" and error in reported.error
+    await nothing_changed(runtime)
+
+
+async def test_a_lookup_answered_twice_differently_trusts_neither_and_changes_nothing(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str, platforms: PlatformSandbox
+) -> None:
+    """A direct lookup (one listing's sync) asks for one key: two different answers for it
+    leave the listing as it was. (Replication reads a stream ordered by timestamp, where a
+    record met again is simply its newer version.)"""
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    assert (await runtime.engine.sync_connection(seeded.connection_id)).success  # the load
+    await publish(runtime, platforms, seeded.listings["K1"], "facebook")
+    reso.fail_next.append(Fault(status=200, body={"value": [record(), record(status="Active")]}))
+
+    outcome = await runtime.engine.sync_listing(seeded.listings["K1"].id)
+
+    error = "Malformed MLS response: ListingKey 'K1' comes twice, differently"
+    assert (outcome.success, outcome.message) == (False, f"MLS unreachable: {error}")
+    [reported] = outcome.result.errors
+    assert (reported.mls_number, reported.error) == ("MLS-K1", error)
     await nothing_changed(runtime)
 
 

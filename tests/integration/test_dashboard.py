@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from api_support import api_client, bearer, new_user
-from factories import publish, seed_connection
+from factories import join, publish, seed_connection, seed_shared_feed
 from mls_sync.api.dashboard_session import FLASH_COOKIE, SESSION_COOKIE, SessionCodec
+from mls_sync.domain.replica import ReplicaRow
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
@@ -168,6 +169,61 @@ async def test_a_user_sees_only_their_own_connections_runs_and_changes(
     assert their_runs and all(run.id not in html for run in their_runs)
 
 
+async def test_members_of_one_shared_feed_see_only_their_own_listings_and_runs(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str, web: httpx.AsyncClient
+) -> None:
+    alice_id, alice_key = await new_user(runtime, "alice@example.com")
+    bob_id, _ = await new_user(runtime, "bob@example.com")
+    reso.add_listing("A1", "MLS-A1", "Active")
+    reso.add_listing("B1", "MLS-B1", "Active")
+    feed_id = await seed_shared_feed(runtime, reso_url, token="mls-token")
+    alice = await join(runtime, feed_id, user_id=alice_id, holding={"A1": ListingStatus.ACTIVE})
+    bob = await join(runtime, feed_id, user_id=bob_id, holding={"B1": ListingStatus.ACTIVE})
+    reso.set_status("A1", "Pending")
+    reso.set_status("B1", "Closed")
+
+    # Alice's sync runs the feed for both: Bob's listing changed, so he gets a row too.
+    await runtime.engine.sync_connection(alice.connection_id)
+
+    await sign_in(web, alice_key)
+    html = await page(web)
+    assert "MLS-A1" in html and alice.connection_id in html
+    assert "MLS-B1" not in html and bob.connection_id not in html
+    async with runtime.db.transaction() as session:
+        every_run = await session.runs.newest(user_id=None)
+    feed_rows = [r for r in every_run if r.scope == "feed"]
+    bobs_rows = [r for r in every_run if r.user_id == bob_id]
+    assert (len(feed_rows), len(bobs_rows)) == (1, 1)
+    # Neither Bob's row nor the feed's (totals over every member) is shown to Alice.
+    assert all(run.id not in html for run in feed_rows + bobs_rows)
+
+
+async def test_a_connection_whose_feed_is_still_loading_says_how_far_it_got(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str, web: httpx.AsyncClient
+) -> None:
+    user_id, key = await new_user(runtime)
+    seeded = await seed_connection(
+        runtime, reso, reso_url, {"K1": ListingStatus.ACTIVE}, user_id=user_id
+    )
+    for n in (2, 3):
+        reso.add_listing(f"K{n}", f"MLS-K{n}", "Active")
+    async with runtime.db.transaction() as session:  # what an interrupted first load leaves
+        await session.replica.upsert(
+            seeded.feed_id,
+            [
+                ReplicaRow(f"K{n}", f"MLS-K{n}", "Active", None, utcnow(), None, None)
+                for n in (1, 2)
+            ],
+            seen_at=utcnow(),
+        )
+    await sign_in(web, key)
+
+    assert "loading the MLS feed: 2 records so far" in await page(web)
+
+    assert (await runtime.engine.sync_connection(seeded.connection_id)).success  # loaded
+    assert "loading the MLS feed" not in await page(web)
+
+
 async def test_mls_data_is_escaped_on_the_page(
     runtime: Runtime, reso: ResoSandbox, reso_url: str, web: httpx.AsyncClient
 ) -> None:
@@ -209,9 +265,7 @@ async def test_connections_needing_reauthentication_and_stuck_jobs_are_listed(
     )
     await publish(runtime, platforms, seeded.listings["K2"], "facebook", post_id="2_22")
     async with runtime.db.transaction() as session:
-        await repo.mark_connection(
-            session, seeded.connection_id, ConnectionState.EXPIRED, "MLS said 401"
-        )
+        await repo.mark_feed(session, seeded.feed_id, ConnectionState.EXPIRED, "MLS said 401")
         for listing in seeded.listings.values():
             await session.outbox.enqueue(listing.id)
         await session.flush()

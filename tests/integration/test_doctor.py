@@ -1,6 +1,7 @@
 """`mls-sync doctor` and `GET /api/doctor`, over real HTTP against the sandbox MLS and platforms:
-one line per check (pass, warn or fail), exit 1 when any line fails, one request per MLS
-connection, never a secret, and a user's report holds only that user's connections."""
+one line per check (pass, warn or fail), exit 1 when any line fails, one request per MLS feed
+(however many connections read it), never a secret, and a user's report holds only that user's
+connections' feeds."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from api_support import api_client, bearer, new_user
 from conftest import ALL_BACKENDS
-from factories import connect_platform, seed_connection, seed_user
+from factories import connect_platform, join, seed_connection, seed_shared_feed, seed_user
 from mls_sync.api import doctor as doctor_route
 from mls_sync.cli import app
 from mls_sync.cli import doctor as cli_doctor
@@ -267,7 +268,8 @@ async def test_an_mls_connection_with_a_bad_secret_fails_only_its_own_line(
             token="t",
             name="Down MLS",
         )
-        named = await repo.get_mls_connection(session, good.connection_id)
+        # A line names the feed it asked (a private feed is named after its connection).
+        named = await repo.get_feed(session, good.feed_id)
         assert named is not None
         named.name = "Main MLS"
     asked = reso.request_count
@@ -281,24 +283,57 @@ async def test_an_mls_connection_with_a_bad_secret_fails_only_its_own_line(
     assert status == "fail" and "Network error" in detail
     assert reso.request_count - asked == 2  # one each; the one that is down was tried once
     assert "stale-secret-token" not in json.dumps(found)
-    # The doctor reports; it does not mark the connection expired (a sync does that).
+    # The doctor reports; it does not mark the feed or its connection expired (a sync does).
     async with runtime.db.transaction() as session:
         kept = await repo.get_mls_connection(session, stale.connection_id)
+        kept_feed = await repo.get_feed(session, stale.feed_id)
     assert kept is not None and kept.state == ConnectionState.ACTIVE
+    assert kept_feed is not None and kept_feed.state == ConnectionState.ACTIVE
 
 
-async def test_a_connection_known_to_be_expired_fails_without_asking_the_mls(
+async def test_a_feed_known_to_be_expired_fails_without_asking_the_mls(
     runtime: Runtime, deployment: Settings, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
     async with runtime.db.transaction() as session:
-        await repo.mark_connection(session, seeded.connection_id, ConnectionState.EXPIRED, "401")
+        await repo.mark_feed(session, seeded.feed_id, ConnectionState.EXPIRED, "401")
     asked = reso.request_count
 
     status, detail = (await diagnose(deployment))[f"MLS 127.0.0.1 ({EMAIL})"]
 
-    assert status == "fail" and detail.startswith(MLS_CONNECTION_EXPIRED)
+    assert (status, detail) == (
+        "fail",
+        f"{MLS_CONNECTION_EXPIRED} (not asked: marked expired) [connection {seeded.connection_id}]",
+    )
     assert reso.request_count == asked
+
+
+async def test_a_shared_feed_is_asked_once_however_many_connections_read_it(
+    runtime: Runtime, deployment: Settings, reso: ResoSandbox, reso_url: str
+) -> None:
+    shared = await seed_shared_feed(runtime, reso_url, token="mls-token", name="Shared MLS")
+    spare = await seed_shared_feed(runtime, reso_url, token="unknown-token", name="Spare MLS")
+    await join(runtime, shared, email=EMAIL)
+    await join(runtime, shared, email="other@example.com")
+    asked = reso.request_count
+
+    everyone = await diagnose(deployment)
+    asked_for_everyone = reso.request_count - asked
+    mine = await diagnose(deployment, user=EMAIL)
+
+    assert everyone["MLS Shared MLS (shared)"] == (
+        "pass",
+        "127.0.0.1 answered with its credentials",
+    )
+    # The operator's report holds every feed, members or not; a failing shared feed is named
+    # by its id (the connections reading it are many).
+    assert everyone["MLS Spare MLS (shared)"] == (
+        "fail",
+        f"{MLS_CONNECTION_EXPIRED} [feed {spare}]",
+    )
+    assert asked_for_everyone == 2  # one per feed, not one per connection
+    assert [n for n in mine if n.startswith("MLS")] == ["MLS Shared MLS (shared)"]
+    assert reso.request_count - asked == 3
 
 
 async def test_a_token_expiring_in_3_days_warns_with_its_date(

@@ -3,6 +3,8 @@ PostgreSQL and DynamoDB (moto's local server): every storage backend must pass e
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from structlog.testing import capture_logs
 
@@ -14,9 +16,23 @@ from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, NETWORK_TIMEOUT
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
-from mls_sync.store.models import Listing, MlsConnection
+from mls_sync.sandbox.reso_vendors import Fault
+from mls_sync.store.models import Listing, MlsConnection, MlsFeed
 
 pytestmark = pytest.mark.parametrize("database_url", ALL_BACKENDS, indirect=True)
+
+# What every record request asks for: the keys, the statuses and who lists it.
+SELECT = ",".join(
+    (
+        "ListingKey",
+        "ListingId",
+        "StandardStatus",
+        "MlsStatus",
+        "ModificationTimestamp",
+        "ListAgentMlsId",
+        "ListOfficeMlsId",
+    )
+)
 
 
 async def listing_status(runtime: Runtime, listing_id: str) -> str:
@@ -199,9 +215,11 @@ async def test_rejected_token_expires_the_connection_with_the_reauthenticate_mes
     assert await listing_status(runtime, seeded.listings["K1"].id) == S.ACTIVE
     async with runtime.db.transaction() as session:
         connection = await session.get(MlsConnection, seeded.connection_id)
-        assert connection is not None
+        feed = await session.get(MlsFeed, seeded.feed_id)
+        assert connection is not None and feed is not None
         assert connection.state == ConnectionState.EXPIRED
         assert connection.state_message == MLS_CONNECTION_EXPIRED
+        assert (feed.state, feed.state_message) == (ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED)
 
 
 async def test_expired_connection_is_not_retried_against_the_mls(
@@ -218,30 +236,47 @@ async def test_expired_connection_is_not_retried_against_the_mls(
     assert reso.request_count == requests_before
 
 
-async def test_timeout_is_a_network_error_for_that_batch_and_other_batches_still_sync(
+async def test_a_timeout_stops_the_load_after_its_committed_page_and_the_next_run_finishes(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
-    # 120 listings, 50 a request: three batches; the batch holding K000 times out.
+    # 120 records, 50 a page: a load of three pages; the MLS stops answering in time once the
+    # first page is committed.
     statuses = {f"K{n:03d}": S.ACTIVE for n in range(120)}
     seeded = await seed_connection(runtime, reso, reso_url, statuses)
     for key in statuses:
         reso.set_status(key, "Pending")
-    reso.slow_keys["K000"] = 5.0  # the client gives up after 2 s
+    reso.max_page_size = 50
+    pages_done = 0
 
-    outcome = await runtime.engine.sync_connection(seeded.connection_id)
+    def slow_after_the_first_page(_records: int, _total: int) -> None:
+        nonlocal pages_done
+        pages_done += 1
+        if pages_done == 1:
+            reso.fail_next.append(Fault(delay=5.0))  # the client gives up after 2 s
 
-    assert outcome.success
-    assert len(outcome.result.errors) == 50
-    assert {e.error for e in outcome.result.errors} == {NETWORK_TIMEOUT}
-    assert outcome.result.updated_listings == 70
-    timed_out = {e.listing_id for e in outcome.result.errors}
-    assert seeded.listings["K000"].id in timed_out
-    for listing in seeded.listings.values():
-        expected = S.ACTIVE if listing.id in timed_out else S.PENDING
+    outcome = await runtime.engine.sync_connection(
+        seeded.connection_id, progress=slow_after_the_first_page
+    )
+
+    assert not outcome.success
+    assert outcome.message == f"MLS replication stopped: {NETWORK_TIMEOUT}"
+    assert outcome.result.errors == []  # the feed stopped; no listing is at fault
+    assert outcome.result.updated_listings == 50
+    assert reso.request_count == 2  # a timeout is not retried within the run
+    first_page = {f"K{n:03d}" for n in range(50)}
+    for key, listing in seeded.listings.items():
+        expected = S.PENDING if key in first_page else S.ACTIVE
         assert await listing_status(runtime, listing.id) == expected
 
+    resumed = await runtime.engine.sync_connection(seeded.connection_id)
 
-async def test_listings_are_asked_for_fifty_a_request_with_filter_and_select(
+    assert resumed.success
+    assert resumed.result.updated_listings == 70  # none of the first 50 again
+    for listing in seeded.listings.values():
+        assert await listing_status(runtime, listing.id) == S.PENDING
+
+
+async def test_the_first_load_asks_for_every_record_oldest_first_with_the_select(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(
@@ -250,11 +285,43 @@ async def test_listings_are_asked_for_fifty_a_request_with_filter_and_select(
 
     await runtime.engine.sync_connection(seeded.connection_id)
 
-    assert reso.request_count == 3
-    first = reso.requests[0]
-    assert first.token == "mls-token"
-    assert first.params["$filter"].startswith("ListingKey in ('K")
-    assert first.params["$select"] == "ListingKey,ListingId,StandardStatus,ModificationTimestamp"
+    [request] = reso.requests  # the server's page (200) holds the whole feed
+    assert request.token == "mls-token"
+    assert request.params == {
+        "$filter": "ModificationTimestamp ge 1970-01-01T00:00:00.000Z",
+        "$orderby": "ModificationTimestamp asc",
+        "$select": SELECT,
+    }
+
+
+async def test_records_the_replica_lacks_are_fetched_fifty_a_request_with_filter_and_select(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    await runtime.engine.sync_connection(seeded.connection_id)  # the load
+    # Records replication cannot see: stamped before the bookmark (a vendor's backfill).
+    backdated = datetime.now(UTC) - timedelta(days=1)
+    missed = [f"N{n:03d}" for n in range(120)]
+    for key in missed:
+        reso.add_listing(key, f"MLS-{key}", "Active", modification_timestamp=backdated)
+    before = reso.request_count
+
+    outcome = await runtime.engine.sync_connection(seeded.connection_id, full=True)
+
+    assert outcome.success
+    replication, pull, *lookups = reso.requests[before:]
+    assert replication.params["$filter"].startswith("ModificationTimestamp ge ")
+    assert pull.params == {"$select": "ListingKey,ListingId,ModificationTimestamp"}
+    assert len(lookups) == 3  # 50, 50 and 20 keys
+    assert lookups[0].token == "mls-token"
+    assert lookups[0].params == {
+        "$filter": "ListingKey in (" + ",".join(f"'{key}'" for key in missed[:50]) + ")",
+        "$select": SELECT,
+        "$top": "50",
+    }
+    assert lookups[2].params["$filter"].count("'N") == 20
+    async with runtime.db.transaction() as session:
+        assert await session.replica.count(seeded.feed_id) == 121
 
 
 async def test_server_paging_is_followed_through_next_links(
@@ -270,34 +337,39 @@ async def test_server_paging_is_followed_through_next_links(
 
     assert outcome.result.updated_listings == 30
     assert outcome.result.errors == []
-    assert reso.request_count == 5  # ceil(30 / 7) pages of one batch
+    assert reso.request_count == 5  # ceil(30 / 7) pages of the feed's load
 
 
-async def test_listings_can_be_looked_up_by_listing_id(
+async def test_a_feed_keyed_by_listing_id_looks_listings_up_by_listing_id(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE}, key_field="ListingId")
     reso.set_status("K1", "Closed")
 
-    outcome = await runtime.engine.sync_connection(seeded.connection_id)
+    outcome = await runtime.engine.sync_listing(seeded.listings["K1"].id)
 
     assert outcome.result.updated_listings == 1
-    assert reso.requests[0].params["$filter"] == "ListingId in ('MLS-K1')"
+    [request] = reso.requests
+    assert request.params["$filter"] == "ListingId in ('MLS-K1')"
 
 
-async def test_server_error_fails_that_batch_and_the_next_run_retries_it(
+async def test_a_server_error_stops_the_run_and_the_next_run_retries_it(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
     reso.set_status("K1", "Closed")
-    # Each request is tried mls_retry_attempts (3) times before the batch counts as failed.
+    # Each request is tried mls_retry_attempts (3) times before the run counts it as failed.
     reso.fail_next.extend([503, 503, 503])
 
     failed = await runtime.engine.sync_connection(seeded.connection_id)
-    retried = await runtime.engine.sync_connection(seeded.connection_id)
 
     assert not failed.success
-    assert failed.result.errors[0].error.startswith("MLS error: HTTP 503")
+    assert failed.message.startswith("MLS replication stopped: MLS error: HTTP 503")
+    assert failed.result.errors == []  # the feed could not be read; no listing is at fault
+    assert await listing_status(runtime, seeded.listings["K1"].id) == S.ACTIVE
+
+    retried = await runtime.engine.sync_connection(seeded.connection_id)
+
     assert retried.success
     assert retried.result.updated_listings == 1
 
@@ -317,7 +389,7 @@ async def test_single_listing_sync_asks_only_for_that_listing(
     assert await listing_status(runtime, seeded.listings["K2"].id) == S.ACTIVE
 
 
-async def test_every_run_is_recorded_with_its_totals(
+async def test_a_run_is_recorded_for_the_feed_and_for_the_connection_that_asked(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE, "K2": S.ACTIVE})
@@ -327,22 +399,35 @@ async def test_every_run_is_recorded_with_its_totals(
     await runtime.engine.sync_connection(seeded.connection_id, trigger="cron")
 
     async with runtime.db.transaction() as session:
-        [run] = await session.runs.newest(user_id=None)
-    assert (run.trigger, run.scope, run.scope_id, run.success) == (
+        rows = await session.runs.newest(user_id=None)
+    assert sorted(run.scope for run in rows) == ["connection", "feed"]
+    feed_run = next(run for run in rows if run.scope == "feed")
+    run = next(run for run in rows if run.scope == "connection")
+    assert (feed_run.trigger, feed_run.scope_id, feed_run.user_id, feed_run.success) == (
         "cron",
-        "connection",
-        seeded.connection_id,
+        seeded.feed_id,
+        None,
         True,
     )
-    assert run.finished_at is not None
-    assert run.totals["updatedListings"] == 1
-    assert run.errors == [
+    assert (run.trigger, run.scope_id, run.user_id, run.success, run.feed_run_id) == (
+        "cron",
+        seeded.connection_id,
+        seeded.user_id,
+        True,
+        feed_run.id,
+    )
+    not_found = [
         {
             "listingId": seeded.listings["K2"].id,
             "mlsNumber": "MLS-K2",
             "error": "Listing not found in MLS",
         }
     ]
+    for row in (feed_run, run):  # the feed's totals are its only member's
+        assert row.finished_at is not None
+        assert row.totals["totalListings"] == 2
+        assert row.totals["updatedListings"] == 1
+        assert row.errors == not_found
 
 
 async def test_tokens_are_stored_encrypted(
@@ -352,12 +437,12 @@ async def test_tokens_are_stored_encrypted(
     await seed_posts(runtime, platforms, seeded.listings["K1"], ("facebook",))
 
     async with runtime.db.transaction() as session:
-        connection = await session.get(MlsConnection, seeded.connection_id)
+        feed = await session.get(MlsFeed, seeded.feed_id)
         platform = await session.platforms.get(seeded.user_id, "facebook")
-    assert connection is not None and platform is not None
-    assert "mls-token" not in connection.credentials_encrypted
+    assert feed is not None and platform is not None
+    assert "mls-token" not in feed.credentials_encrypted
     assert "facebook-token" not in platform.access_token_encrypted
-    assert runtime.cipher.decrypt(connection.credentials_encrypted) == "mls-token"
+    assert runtime.cipher.decrypt(feed.credentials_encrypted) == "mls-token"
 
 
 async def test_a_post_already_gone_on_the_platform_counts_as_unpublished(

@@ -1,6 +1,7 @@
-"""One sync per connection across processes: the lease row, renewed while its holder works and
-taken over once its holder died; on SQLite and PostgreSQL, in one process and across two.
-Time passes on the test's clock: a lease outlives its TTL only because it was renewed."""
+"""One run per feed across processes: the lease row (keyed by the feed's id), renewed while its
+holder works and taken over once its holder died; on SQLite and PostgreSQL, in one process and
+across two. Time passes on the test's clock: a lease outlives its TTL only because it was
+renewed."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ TTL = timedelta(seconds=60)
 RENEW_EVERY = timedelta(seconds=0.02)
 
 
-async def expiry(db: Database, connection_id: str) -> datetime:
+async def expiry(db: Database, feed_id: str) -> datetime:
     async with db.transaction() as session:
-        lease = await session.leases.of(connection_id)
+        lease = await session.leases.of(feed_id)
     assert lease is not None
     return lease.expires_at
 
@@ -44,7 +45,7 @@ async def more_than_a_ttl_passes(db: Database, clock: Clock, *held: str) -> None
     moved = clock()
 
     async def renewed_since_the_clock_moved() -> bool:
-        return all([await expiry(db, cid) >= moved + TTL for cid in held])
+        return all([await expiry(db, fid) >= moved + TTL for fid in held])
 
     await eventually(renewed_since_the_clock_moved, within=5, what=f"renewals of {held}")
     clock.advance(step)  # past every expiry set before the first step
@@ -53,30 +54,30 @@ async def more_than_a_ttl_passes(db: Database, clock: Clock, *held: str) -> None
 async def test_a_lease_is_taken_once_until_released(db: Database) -> None:
     first, second = LeaseGuard(db), LeaseGuard(db)  # two processes, as far as leases go
 
-    assert await first.try_acquire("c1")
-    assert not await second.try_acquire("c1")
-    assert not await first.try_acquire("c1")  # the holder itself does not take it twice
-    assert await second.try_acquire("c2")  # other connections are unaffected
+    assert await first.try_acquire("f1")
+    assert not await second.try_acquire("f1")
+    assert not await first.try_acquire("f1")  # the holder itself does not take it twice
+    assert await second.try_acquire("f2")  # other feeds are unaffected
 
-    await first.release("c1")
-    assert await second.try_acquire("c1")
-    await second.release("c1")
-    await second.release("c2")
+    await first.release("f1")
+    assert await second.try_acquire("f1")
+    await second.release("f1")
+    await second.release("f2")
     async with db.transaction() as session:
-        assert await session.leases.of("c1") is None
+        assert await session.leases.of("f1") is None
 
 
 async def test_many_concurrent_claims_have_exactly_one_winner(db: Database) -> None:
     guards = [LeaseGuard(db) for _ in range(8)]
 
-    won = await asyncio.gather(*(g.try_acquire("c1") for g in guards))
+    won = await asyncio.gather(*(g.try_acquire("f1") for g in guards))
 
     assert sum(won) == 1
     winner = guards[won.index(True)]
     async with db.transaction() as session:
-        lease = await session.leases.of("c1")
+        lease = await session.leases.of("f1")
     assert lease is not None and lease.holder == winner.holder
-    await winner.release("c1")
+    await winner.release("f1")
 
 
 async def test_an_expired_lease_is_taken_over_and_the_dead_holder_cannot_renew_it(
@@ -84,26 +85,26 @@ async def test_an_expired_lease_is_taken_over_and_the_dead_holder_cannot_renew_i
 ) -> None:
     now = utcnow()
     async with db.transaction() as session:  # a holder that died a while ago
-        assert await session.leases.take("c1", "dead-host:1:abc", now=now - 2 * TTL, ttl=TTL)
+        assert await session.leases.take("f1", "dead-host:1:abc", now=now - 2 * TTL, ttl=TTL)
     guard = LeaseGuard(db)
 
-    assert await guard.try_acquire("c1")
+    assert await guard.try_acquire("f1")
 
     async with db.transaction() as session:
-        lease = await session.leases.of("c1")
+        lease = await session.leases.of("f1")
         assert lease is not None and lease.holder == guard.holder
         assert lease.expires_at > now
-        assert not await session.leases.renew("c1", "dead-host:1:abc", now=now, ttl=TTL)
-        await session.leases.release("c1", "dead-host:1:abc")  # not theirs: a no-op
-        assert await session.leases.of("c1") is not None
-    await guard.release("c1")
+        assert not await session.leases.renew("f1", "dead-host:1:abc", now=now, ttl=TTL)
+        await session.leases.release("f1", "dead-host:1:abc")  # not theirs: a no-op
+        assert await session.leases.of("f1") is not None
+    await guard.release("f1")
 
 
 async def test_a_live_lease_is_not_taken_over(db: Database) -> None:
     async with db.transaction() as session:
-        assert await session.leases.take("c1", "alive:1:abc", now=utcnow(), ttl=TTL)
-        assert not await session.leases.take("c1", "other:2:def", now=utcnow(), ttl=TTL)
-        lease = await session.leases.of("c1")
+        assert await session.leases.take("f1", "alive:1:abc", now=utcnow(), ttl=TTL)
+        assert not await session.leases.take("f1", "other:2:def", now=utcnow(), ttl=TTL)
+        lease = await session.leases.of("f1")
     assert lease is not None and lease.holder == "alive:1:abc"
 
 
@@ -111,21 +112,21 @@ async def test_a_holder_renews_its_lease_while_it_works(db: Database, clock: Clo
     guard = LeaseGuard(db, ttl=TTL, renew_every=RENEW_EVERY, clock=clock)
     rival = LeaseGuard(db, ttl=TTL, renew_every=RENEW_EVERY, clock=clock)
 
-    async with hold(guard, "c1") as held:
+    async with hold(guard, "f1") as held:
         assert held
         async with db.transaction() as session:
-            lease = await session.leases.of("c1")
+            lease = await session.leases.of("f1")
         assert lease is not None
         first_expiry = lease.expires_at
-        await more_than_a_ttl_passes(db, clock, "c1")  # only renewal keeps it
-        assert not await rival.try_acquire("c1")
+        await more_than_a_ttl_passes(db, clock, "f1")  # only renewal keeps it
+        assert not await rival.try_acquire("f1")
         async with db.transaction() as session:
-            lease = await session.leases.of("c1")
+            lease = await session.leases.of("f1")
         assert lease is not None and lease.expires_at > first_expiry
 
     assert guard.held() == frozenset()
-    assert await rival.try_acquire("c1")  # released on the way out
-    await rival.release("c1")
+    assert await rival.try_acquire("f1")  # released on the way out
+    await rival.release("f1")
 
 
 async def test_every_lease_a_run_holds_is_renewed_until_each_is_released(
@@ -134,20 +135,20 @@ async def test_every_lease_a_run_holds_is_renewed_until_each_is_released(
     guard = LeaseGuard(db, ttl=TTL, renew_every=RENEW_EVERY, clock=clock)
     rival = LeaseGuard(db, ttl=TTL, renew_every=RENEW_EVERY, clock=clock)
 
-    assert await guard.try_acquire_many(["c1", "c2", "c3"]) == {"c1", "c2", "c3"}
-    await more_than_a_ttl_passes(db, clock, "c1", "c2", "c3")  # only renewal keeps them
-    assert await rival.try_acquire_many(["c1", "c2", "c3"]) == set()
+    assert await guard.try_acquire_many(["f1", "f2", "f3"]) == {"f1", "f2", "f3"}
+    await more_than_a_ttl_passes(db, clock, "f1", "f2", "f3")  # only renewal keeps them
+    assert await rival.try_acquire_many(["f1", "f2", "f3"]) == set()
 
-    await guard.release("c1")  # the others are still renewed
-    await more_than_a_ttl_passes(db, clock, "c2", "c3")
-    assert await rival.try_acquire_many(["c1", "c2", "c3"]) == {"c1"}
+    await guard.release("f1")  # the others are still renewed
+    await more_than_a_ttl_passes(db, clock, "f2", "f3")
+    assert await rival.try_acquire_many(["f1", "f2", "f3"]) == {"f1"}
 
-    await guard.release("c2")
-    await guard.release("c3")
+    await guard.release("f2")
+    await guard.release("f3")
     assert guard.held() == frozenset()
-    assert await rival.try_acquire_many(["c2", "c3"]) == {"c2", "c3"}
-    for connection_id in ("c1", "c2", "c3"):
-        await rival.release(connection_id)
+    assert await rival.try_acquire_many(["f2", "f3"]) == {"f2", "f3"}
+    for feed_id in ("f1", "f2", "f3"):
+        await rival.release(feed_id)
 
 
 def test_the_renewal_interval_must_be_shorter_than_the_ttl(tmp_path: Path) -> None:
@@ -157,7 +158,7 @@ def test_the_renewal_interval_must_be_shorter_than_the_ttl(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-async def test_two_processes_racing_for_one_connection_never_both_sync_it(
+async def test_two_processes_racing_for_one_feed_never_both_replicate_it(
     runtime: Runtime, reso: ResoSandbox, reso_url: str, database_url: str, tmp_path: Path
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE, "K2": S.PENDING})
@@ -197,5 +198,9 @@ async def test_two_processes_racing_for_one_connection_never_both_sync_it(
     assert "A sync of this MLS connection is already in progress" in messages
     async with runtime.db.transaction() as session:
         runs = (await session.execute(SyncRun.__table__.select())).all()
-        assert len(runs) == 1  # the loser never started a run
-        assert await session.leases.of(seeded.connection_id) is None  # released
+        # The winner's feed run and its connection's row; the loser never started a run.
+        assert sorted((r.scope, r.scope_id) for r in runs) == [
+            ("connection", seeded.connection_id),
+            ("feed", seeded.feed_id),
+        ]
+        assert await session.leases.of(seeded.feed_id) is None  # released

@@ -63,10 +63,14 @@ async def test_a_run_shows_in_the_run_listing_change_unpublish_and_error_metrics
         after = await scrape(api)
 
     assert outcome.success and outcome.result.unpublished_posts == 2
-    run = {"trigger": "api", "scope": "connection", "outcome": "success"}
+    # The feed's run is measured once, with every member's listings; the connection's own
+    # row is not measured again (nothing counts twice).
+    run = {"trigger": "api", "scope": "feed", "outcome": "success"}
     assert delta(before, after, "mls_sync_run_duration_seconds_count", **run) == 1
     assert delta(before, after, "mls_sync_run_duration_seconds_bucket", le="+Inf", **run) == 1
     assert delta(before, after, "mls_sync_run_duration_seconds_sum", **run) > 0
+    member = {"trigger": "api", "scope": "connection", "outcome": "success"}
+    assert delta(before, after, "mls_sync_run_duration_seconds_count", **member) == 0
     assert delta(before, after, "mls_sync_listings_checked_total", trigger="api") == 3
     changes = "mls_sync_status_changes_total"
     assert delta(before, after, changes, old_status="active", new_status="sold") == 1
@@ -100,11 +104,17 @@ async def test_mls_failures_count_by_kind_and_429s_by_host(
     assert not failed.success and not expired.success
     assert delta(before, after, "mls_sync_mls_rate_limited_total", host=host) == 1
     assert delta(before, after, "mls_sync_mls_requests_total", host=host) == len(reso.requests)
-    # Both listings of the failed request, then the refused credentials.
-    assert delta(before, after, "mls_sync_errors_total", kind="mls_request") == 2
+    # The feed's failed replication request (once, however many listings it holds), then
+    # the refused credentials.
+    assert delta(before, after, "mls_sync_errors_total", kind="mls_request") == 1
     assert delta(before, after, "mls_sync_errors_total", kind="mls_auth") == 1
-    failure = {"trigger": "manual", "scope": "connection", "outcome": "failure"}
-    assert delta(before, after, "mls_sync_run_duration_seconds_count", **failure) == 2
+    # Both failures are the feed's: its run is observed, not its member connection's.
+    failure = {"trigger": "manual", "outcome": "failure"}
+    assert delta(before, after, "mls_sync_run_duration_seconds_count", scope="feed", **failure) == 2
+    assert (
+        delta(before, after, "mls_sync_run_duration_seconds_count", scope="connection", **failure)
+        == 0
+    )
 
 
 async def test_connections_by_state_and_the_outbox_are_read_from_the_database(
@@ -119,9 +129,8 @@ async def test_connections_by_state_and_the_outbox_are_read_from_the_database(
         listing = await seed_listing(runtime, key="SOLD")
         await seed_posts(runtime, platforms, listing, ("facebook", "x"), connect=False)
         async with runtime.db.transaction() as session:
-            await repo.mark_connection(
-                session, expired.connection_id, ConnectionState.EXPIRED, "expired"
-            )
+            # The feed's credentials were refused: every member of it is expired.
+            await repo.mark_feed(session, expired.feed_id, ConnectionState.EXPIRED, "expired")
             await repo.upsert_platform_connection(
                 session,
                 runtime.cipher,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -28,7 +29,11 @@ from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.sandbox.reso_vendors import Fault
 from mls_sync.store import repositories as repo
-from mls_sync.store.models import MlsConnection
+from mls_sync.store.models import MlsConnection, MlsFeed
+
+NOT_FOUND = "Listing not found in MLS"
+# A record stamped before any bookmark: replication cannot see it, a reconciliation finds it.
+BACKDATED = datetime.now(UTC) - timedelta(days=1)
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff=0.01)
 
@@ -84,7 +89,6 @@ async def seed(
             token=token,
             provider=provider,
             key_field=key_field,
-            filter_style=resolve_profile(provider, overrides or {}).filter_style,
             auth_kind=auth_kind,
             credentials=credentials,
             profile_overrides=overrides,
@@ -102,6 +106,28 @@ async def stored(runtime: Runtime, connection_id: str) -> MlsConnection:
         connection = await session.get(MlsConnection, connection_id)
         assert connection is not None
         return connection
+
+
+async def stored_feed(runtime: Runtime, connection_id: str) -> MlsFeed:
+    """The connection's (private) feed: credentials, key field, filter style, replica state."""
+    async with runtime.db.transaction() as session:
+        connection = await session.get(MlsConnection, connection_id)
+        assert connection is not None
+        return await repo.feed_of(session, connection)
+
+
+async def listing_of(runtime: Runtime, connection_id: str, key: str) -> str:
+    async with runtime.db.transaction() as session:
+        listing = await session.listings.by_key(connection_id, key)
+        assert listing is not None
+        return listing.id
+
+
+async def replica_statuses(runtime: Runtime, connection_id: str) -> dict[str, str | None]:
+    feed = await stored_feed(runtime, connection_id)
+    async with runtime.db.transaction() as session:
+        rows = await session.replica.find(feed.id)
+    return {row.listing_key: None if row.gone else row.standard_status for row in rows}
 
 
 # 1. auth: static bearer or OAuth2 client credentials, refetched once on 401
@@ -133,7 +159,7 @@ async def test_oauth2_token_is_fetched_once_and_cached_across_runs(
     assert first.success and second.success
     assert first.result.updated_listings == 1
     assert reso.oauth.issued == 1
-    assert "s3cret" not in (await stored(runtime, connection_id)).credentials_encrypted
+    assert "s3cret" not in (await stored_feed(runtime, connection_id)).credentials_encrypted
 
 
 async def test_an_expired_oauth2_token_is_fetched_again_once_on_401(
@@ -186,28 +212,36 @@ async def test_spark_auth_codes_are_auth_failures(
 # 2. batching: `in`, falling back to `or` on 400 and remembered; MLS Grid's rules
 
 
-async def test_in_falls_back_to_or_chains_and_the_connection_remembers(
+async def test_in_falls_back_to_or_chains_and_the_feed_remembers(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     reso.supports_in = False
-    connection_id = await seed(runtime, reso, reso_url, ["K1", "K2"])
-    reso.set_status("K2", "Closed")
-
-    outcome = await runtime.engine.sync_connection(connection_id)
-
-    assert outcome.result.updated_listings == 1
-    first, second = (r.params["$filter"] for r in reso.requests[:2])
-    assert (first, second) == (
-        "ListingKey in ('K1','K2')",
-        "ListingKey eq 'K1' or ListingKey eq 'K2'",
-    )
-    assert (await stored(runtime, connection_id)).filter_style == "or"
+    connection_id = await seed(runtime, reso, reso_url, ["K1"])
+    await runtime.engine.sync_connection(connection_id)  # the load names no keys
+    reso.add_listing("K2", "MLS-K2", "Closed", modification_timestamp=BACKDATED)
+    reso.add_listing("K3", "MLS-K3", "Pending", modification_timestamp=BACKDATED)
     before = reso.request_count
-    await runtime.engine.sync_connection(connection_id, full=True)
-    assert [r.params["$filter"] for r in reso.requests[before:]] == [second]
+
+    reconciled = await runtime.engine.sync_connection(connection_id, full=True)
+
+    assert reconciled.success
+    _replication, _pull, tried, fell_back = reso.requests[before:]
+    assert (tried.params["$filter"], fell_back.params["$filter"]) == (
+        "ListingKey in ('K2','K3')",
+        "ListingKey eq 'K2' or ListingKey eq 'K3'",
+    )
+    assert await replica_statuses(runtime, connection_id) == {
+        "K1": "Active",
+        "K2": "Closed",
+        "K3": "Pending",
+    }
+    assert (await stored_feed(runtime, connection_id)).filter_style == "or"
+    before = reso.request_count
+    await runtime.engine.sync_listing(await listing_of(runtime, connection_id, "K1"))
+    assert [r.params["$filter"] for r in reso.requests[before:]] == ["ListingKey eq 'K1'"]
 
 
-async def test_mls_grid_rules_are_kept_on_full_checks_and_replication(
+async def test_mls_grid_rules_are_kept_on_the_load_replication_and_reconciliation(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     reso.vendor = "mlsgrid"
@@ -223,27 +257,45 @@ async def test_mls_grid_rules_are_kept_on_full_checks_and_replication(
     )
     reso.set_status("K03", "Pending")
 
-    full = await runtime.engine.sync_connection(connection_id)
+    loaded = await runtime.engine.sync_connection(connection_id)
 
-    assert full.success and full.result.updated_listings == 1
-    assert reso.request_count == 3  # 14 listings, at most 6 terms (5 `or`) a request
-    for request in reso.requests:
+    assert loaded.success and loaded.result.updated_listings == 1
+    [load] = reso.requests
+    assert load.params["$filter"] == (
+        "OriginatingSystemName eq 'sandbox' and ModificationTimestamp ge 1970-01-01T00:00:00.000Z"
+    )
+    assert load.params["$top"] == "5000"  # the largest page MLS Grid serves
+    reso.hide("K05")  # MlgCanView false: the record must go
+
+    changes = await runtime.engine.sync_connection(connection_id)
+
+    assert [(e.mls_number, e.error) for e in changes.result.errors] == [("MLS-K05", NOT_FOUND)]
+    assert (
+        reso.requests[-1]
+        .params["$filter"]
+        .startswith("OriginatingSystemName eq 'sandbox' and ModificationTimestamp ge ")
+    )
+    reso.add_listing("K20", "MLS-K20", "Active", modification_timestamp=BACKDATED)
+    before = reso.request_count
+
+    reconciled = await runtime.engine.sync_connection(connection_id, full=True)
+
+    assert reconciled.success
+    _replication, pull, lookup = reso.requests[before:]
+    assert pull.params["$select"] == "ListingKey,ListingId,ModificationTimestamp,MlgCanView"
+    # By ListingId: MLS Grid cannot filter on ListingKey.
+    assert lookup.params["$filter"] == (
+        "OriginatingSystemName eq 'sandbox' and ListingId in ('MLS-K20')"
+    )
+    for request in reso.requests:  # every request, whichever part of the run sent it
         query = request.params["$filter"]
         assert query.count("OriginatingSystemName eq 'sandbox'") == 1
         assert "ListingKey" not in query and query.count(" or ") <= 5
         assert "gzip" in request.headers["accept-encoding"]
         assert "MlgCanView" in request.params["$select"]
-    reso.hide("K05")  # MlgCanView false: the record must go
-
-    changes = await runtime.engine.sync_connection(connection_id)
-
-    assert [(e.mls_number, e.error) for e in changes.result.errors] == [
-        ("MLS-K05", "Listing not found in MLS")
-    ]
-    assert reso.requests[-1].params["$filter"].startswith("OriginatingSystemName eq 'sandbox'")
 
 
-async def test_full_check_treats_a_record_mls_grid_hides_as_gone(
+async def test_a_record_mls_grid_hides_is_gone_on_the_load_and_on_each_reconciliation(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     reso.vendor = "mlsgrid"
@@ -256,13 +308,14 @@ async def test_full_check_treats_a_record_mls_grid_hides_as_gone(
         key_field="ListingId",
         overrides={"originating_system_name": "sandbox"},
     )
-    reso.hide("K01")  # MlgCanView false, but the record still comes back on a full check
+    reso.hide("K01")  # MlgCanView false, but the record still comes back
 
-    full = await runtime.engine.sync_connection(connection_id, full=True)
+    loaded = await runtime.engine.sync_connection(connection_id)
+    reconciled = await runtime.engine.sync_connection(connection_id, full=True)
 
-    assert [(e.mls_number, e.error) for e in full.result.errors] == [
-        ("MLS-K01", "Listing not found in MLS")
-    ]
+    for outcome in (loaded, reconciled):
+        assert [(e.mls_number, e.error) for e in outcome.result.errors] == [("MLS-K01", NOT_FOUND)]
+    assert await replica_statuses(runtime, connection_id) == {"K01": None, "K02": "Active"}
 
 
 async def test_mls_grid_refuses_requests_without_gzip(
@@ -397,7 +450,7 @@ async def test_malformed_answers_are_request_errors(
     assert str(raised.value) == message
 
 
-async def test_a_malformed_answer_is_an_error_per_listing_and_never_a_status(
+async def test_a_malformed_answer_stops_the_run_and_never_becomes_a_status(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     connection_id = await seed(runtime, reso, reso_url, ["K1"])
@@ -406,10 +459,20 @@ async def test_a_malformed_answer_is_an_error_per_listing_and_never_a_status(
 
     outcome = await runtime.engine.sync_connection(connection_id)
 
-    assert [e.error for e in outcome.result.errors] == ["Malformed MLS response: body is not JSON"]
+    assert (outcome.success, outcome.message) == (
+        False,
+        "MLS replication stopped: Malformed MLS response: body is not JSON",
+    )
+    assert outcome.result.errors == []  # the feed's answer was bad, not a listing
     async with runtime.db.transaction() as session:
         [listing] = await session.listings.of_connection(connection_id)
     assert listing.status == S.ACTIVE
+    assert (await stored_feed(runtime, connection_id)).loaded_at is None
+    assert await replica_statuses(runtime, connection_id) == {}
+
+    retried = await runtime.engine.sync_connection(connection_id)
+
+    assert [c.new_status for c in retried.result.status_changes] == [S.SOLD]
 
 
 async def test_both_status_wire_forms_are_understood(

@@ -1,6 +1,7 @@
-"""EntityEvent replication (RESO RCP-027): a connection whose profile says
-`replication="entity_event"` reads the MLS's event log after its last sequence and fetches each
-changed Property we hold; against the sandbox MLS over HTTP, on SQLite and PostgreSQL."""
+"""EntityEvent replication (RESO RCP-027): a feed whose profile says
+`replication="entity_event"` reads the MLS's event log after its last sequence and fetches every
+Property an event names (the feed's replica keeps every record, held or not), applying it to
+whoever holds it; against the sandbox MLS over HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from mls_sync.domain.status import ListingStatus as S
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import RecordedRequest, ResoSandbox
 from mls_sync.store import repositories as repo
-from mls_sync.store.models import MlsConnection
+from mls_sync.store.models import MlsFeed
 
 
 async def entity_event_connection(
@@ -25,24 +26,28 @@ async def entity_event_connection(
     keys: list[str],
     **overrides: Any,
 ) -> str:
-    """A connection holding `keys` (active), replicating by events, after its first sync (the
-    full check that records where the log stands)."""
+    """A connection holding `keys` (active) in its private feed, replicating by events, after
+    its first sync (the feed's load, which records where the log stands first)."""
     reso.entity_events = True
     seeded = await seed_connection(runtime, reso, reso_url, dict.fromkeys(keys, S.ACTIVE))
     async with runtime.db.transaction() as session:
-        connection = await session.get(MlsConnection, seeded.connection_id)
-        assert connection is not None
-        connection.profile_overrides = {"replication": "entity_event", **overrides}
+        feed = await session.get(MlsFeed, seeded.feed_id)
+        assert feed is not None
+        feed.profile_overrides = {"replication": "entity_event", **overrides}
     first = await runtime.engine.sync_connection(seeded.connection_id)
     assert first.success
     return seeded.connection_id
 
 
-async def stored_sequence(runtime: Runtime, connection_id: str) -> int | None:
+async def feed_of(runtime: Runtime, connection_id: str) -> MlsFeed:
     async with runtime.db.transaction() as session:
-        connection = await session.get(MlsConnection, connection_id)
+        connection = await repo.get_mls_connection(session, connection_id)
         assert connection is not None
-        return connection.entity_event_sequence
+        return await repo.feed_of(session, connection)
+
+
+async def stored_sequence(runtime: Runtime, connection_id: str) -> int | None:
+    return (await feed_of(runtime, connection_id)).entity_event_sequence
 
 
 async def statuses(runtime: Runtime, connection_id: str) -> dict[str, str]:
@@ -69,14 +74,20 @@ def last_sequence(reso: ResoSandbox) -> int:
     return reso.entity_event_log()[-1]["EntityEventSequence"]
 
 
-async def test_the_first_sync_is_a_full_check_that_records_where_the_log_stands(
+async def test_the_first_sync_records_where_the_log_stands_then_loads_the_feed(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     connection_id = await entity_event_connection(runtime, reso, reso_url, ["K1", "K2"])
 
     assert await stored_sequence(runtime, connection_id) == 2  # one event per listing added
-    paths = [r.path for r in reso.requests]
-    assert paths == ["/EntityEvent", "/Property"]  # the log's position, then the batch
+    position, load = reso.requests  # the log's position, then every record
+    assert (position.path, position.params) == (
+        "/EntityEvent",
+        {"$orderby": "EntityEventSequence desc", "$top": "1"},
+    )
+    assert load.path == "/Property"
+    assert load.params["$filter"] == "ModificationTimestamp ge 1970-01-01T00:00:00.000Z"
+    assert (await feed_of(runtime, connection_id)).loaded_at is not None
 
 
 async def test_a_status_change_is_applied_from_its_event(
@@ -117,7 +128,7 @@ async def test_a_record_the_mls_answers_404_for_is_not_found_and_left_unchanged(
     assert await stored_sequence(runtime, connection_id) == last_sequence(reso)
 
 
-async def test_events_for_listings_we_do_not_hold_are_ignored_without_fetching_them(
+async def test_a_record_nobody_holds_goes_into_the_replica_and_other_resources_are_ignored(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     connection_id = await entity_event_connection(runtime, reso, reso_url, ["K1"])
@@ -128,15 +139,23 @@ async def test_events_for_listings_we_do_not_hold_are_ignored_without_fetching_t
 
     outcome = await runtime.engine.sync_connection(connection_id)
 
-    assert [r.path for r in requests_since(reso, before)] == ["/EntityEvent"]
+    # The Property event is fetched (the replica keeps every record); the others are not.
+    assert [r.path for r in requests_since(reso, before)] == [
+        "/EntityEvent",
+        "/Property('NOT-OURS')",
+    ]
     assert outcome.success
     assert outcome.result.updated_listings == 0
     assert outcome.result.errors == []
-    # The reader still moves past them: they are not read again.
+    feed = await feed_of(runtime, connection_id)
+    async with runtime.db.transaction() as session:
+        rows = await session.replica.of_keys(feed.id, ["NOT-OURS", "M-7"])
+    assert {key: row.standard_status for key, row in rows.items()} == {"NOT-OURS": "Closed"}
+    # The reader still moves past every event: none is read again.
     assert await stored_sequence(runtime, connection_id) == last_sequence(reso)
 
 
-async def test_an_idle_connection_costs_exactly_one_request(
+async def test_an_idle_feed_costs_exactly_one_request(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     connection_id = await entity_event_connection(runtime, reso, reso_url, ["K1", "K2"])
@@ -259,22 +278,28 @@ async def test_batch_lookup_asks_for_the_changed_keys_in_one_request(
     ]
 
 
-async def test_a_full_check_still_runs_when_due(
+async def test_a_reconciliation_still_runs_when_due(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
-    connection_id = await entity_event_connection(runtime, reso, reso_url, ["K1"])
+    connection_id = await entity_event_connection(runtime, reso, reso_url, ["K1", "K2"])
+    feed_id = (await feed_of(runtime, connection_id)).id
     async with runtime.db.transaction() as session:
-        connection = await session.get(MlsConnection, connection_id)
-        assert connection is not None
-        connection.last_full_check_at = datetime.now(UTC) - timedelta(hours=25)
+        feed = await session.get(MlsFeed, feed_id)
+        assert feed is not None
+        feed.reconciled_at = datetime.now(UTC) - timedelta(hours=25)
     reso.log_event("X1", resource_name="Member")  # the log moved on meanwhile
     before = reso.request_count
 
-    await runtime.engine.sync_connection(connection_id)
+    outcome = await runtime.engine.sync_connection(connection_id)
 
-    assert [r.path for r in requests_since(reso, before)] == ["/EntityEvent", "/Property"]
-    assert "ListingKey in" in reso.requests[-1].params["$filter"]
+    # The events after the sequence, then the key-only pull (nothing to refetch).
+    events, pull = requests_since(reso, before)
+    assert (events.path, pull.path) == ("/EntityEvent", "/Property")
+    assert pull.params == {"$select": "ListingKey,ListingId,ModificationTimestamp"}
+    assert outcome.success and outcome.result.errors == []
     assert await stored_sequence(runtime, connection_id) == last_sequence(reso)
+    reconciled = (await feed_of(runtime, connection_id)).reconciled_at
+    assert reconciled is not None and reconciled > datetime.now(UTC) - timedelta(hours=1)
 
 
 async def test_sandbox_serves_the_log_with_paging_and_single_entities_by_key(

@@ -403,3 +403,28 @@ def test_metadata_is_csdl_naming_property_and_its_fields(client: httpx.Client) -
     assert response.headers["content-type"].startswith("application/xml")
     assert '<EntityType Name="Property">' in response.text
     assert '<Property Name="ModificationTimestamp" Type="Edm.DateTimeOffset"' in response.text
+
+
+def test_mls_grid_mode_pages_by_top_and_follows_on_with_next_links(serve: Serve) -> None:
+    """MLS Grid's $top is the page size, not a cap on the answer: every record arrives, a
+    page of $top at a time, each nextLink keeping $top and moving $skip on."""
+    reso = ResoSandbox(max_page_size=5000)
+    reso.vendor = "mlsgrid"
+    for n in range(12):
+        reso.add_listing(f"K{n:02d}", f"MLS{n}", "Active", originating_system_name="mred")
+    client = serve(reso)
+    url: str | None = "/Property"
+    params: dict[str, str] | None = {
+        "$filter": "OriginatingSystemName eq 'mred'",
+        "$top": "5",
+        "$orderby": "ListingKey",
+    }
+    pages: list[list[str]] = []
+    while url is not None:
+        response = client.get(url, params=params, headers={"Accept-Encoding": "gzip"})
+        pages.append(keys(response))
+        url, params = response.json().get("@odata.nextLink"), None
+        if url is not None:
+            assert "%24top=5" in url or "$top=5" in url
+    assert [len(page) for page in pages] == [5, 5, 2]
+    assert [key for page in pages for key in page] == [f"K{n:02d}" for n in range(12)]

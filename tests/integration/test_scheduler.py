@@ -1,11 +1,12 @@
-"""The embedded scheduler: fires on its schedule, never overlaps itself (an overrunning run
-makes the next tick skip, and says so), and stops by finishing or abandoning the running sync
-without losing state."""
+"""The embedded scheduler: fires on its schedule and runs each feed whose cadence has come,
+never overlaps itself (an overrunning run makes the next tick skip, and says so), and stops by
+finishing or abandoning the running sync without losing state."""
 
 from __future__ import annotations
 
 import itertools
 import time
+from datetime import timedelta
 
 import pytest
 import structlog
@@ -20,16 +21,31 @@ from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.scheduler import SyncScheduler
 from mls_sync.store import repositories as repo
-from mls_sync.store.models import SyncRun
+from mls_sync.store.models import MlsFeed, SyncRun
 from polling import eventually
 
 EVERY_SECOND = CronTrigger(second="*")
 
 
-async def scheduled_runs(runtime: Runtime) -> list[SyncRun]:
+async def scheduled_runs(runtime: Runtime, scope: str = "feed") -> list[SyncRun]:
+    """The run rows the schedule wrote, oldest first: by default each feed's run (one per
+    tick and feed); scope "connection" gives the rows of members whose listings changed."""
     async with runtime.db.transaction() as session:
-        stmt = select(SyncRun).where(SyncRun.trigger == "schedule").order_by(SyncRun.started_at)
+        stmt = (
+            select(SyncRun)
+            .where(SyncRun.trigger == "schedule", SyncRun.scope == scope)
+            .order_by(SyncRun.started_at)
+        )
         return list((await session.execute(stmt)).scalars().all())
+
+
+async def due_at_every_tick(runtime: Runtime, feed_id: str) -> None:
+    """A feed whose cadence has always come: every tick runs it (the API allows a minute at
+    the fastest; a test's schedule ticks every second)."""
+    async with runtime.db.transaction() as session:
+        feed = await session.get(MlsFeed, feed_id)
+        assert feed is not None
+        feed.cadence_seconds = 0
 
 
 async def listing_status(runtime: Runtime, listing_id: str) -> str:
@@ -39,10 +55,11 @@ async def listing_status(runtime: Runtime, listing_id: str) -> str:
         return listing.status
 
 
-async def test_it_syncs_every_connection_on_its_schedule(
+async def test_it_syncs_every_feed_on_its_schedule(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    await due_at_every_tick(runtime, seeded.feed_id)
     reso.set_status("K1", "Pending")
     scheduler = SyncScheduler(runtime.engine, trigger=EVERY_SECOND)
 
@@ -55,6 +72,41 @@ async def test_it_syncs_every_connection_on_its_schedule(
     assert all(run.success for run in scheduler.runs)
     assert await listing_status(runtime, seeded.listings["K1"].id) == "pending"
     assert len(await scheduled_runs(runtime)) >= 2
+
+
+async def test_a_tick_leaves_a_feed_alone_until_its_cadence_has_come(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    scheduler = SyncScheduler(runtime.engine, trigger=EVERY_SECOND)
+
+    scheduler.start()
+    try:
+        await eventually(lambda: len(scheduler.runs) >= 2, within=5, what="two scheduled runs")
+        # The default cadence (15 minutes) has not come since the first tick's run.
+        assert [run.message.split(":")[0] for run in scheduler.runs][:2] == [
+            "Synced 1 of 1 MLS connections",
+            "Synced 0 of 0 MLS connections",
+        ]
+        assert len(await scheduled_runs(runtime)) == 1
+        reso.set_status("K1", "Pending")
+        async with runtime.db.transaction() as session:  # ... until its cadence has passed
+            feed = await session.get(MlsFeed, seeded.feed_id)
+            assert feed is not None and feed.last_run_at is not None
+            feed.last_run_at -= timedelta(seconds=feed.cadence_seconds)
+
+        async def pending() -> bool:
+            return await listing_status(runtime, seeded.listings["K1"].id) == "pending"
+
+        await eventually(pending, within=5, what="the feed's next run")
+    finally:
+        await scheduler.stop()
+
+    assert [run.scope_id for run in await scheduled_runs(runtime)] == [
+        seeded.feed_id,
+        seeded.feed_id,
+    ]
+    assert len(reso.requests) == 2  # the load, then one query for changes
 
 
 async def test_an_overrunning_run_makes_the_next_tick_skip_and_log(
@@ -100,7 +152,9 @@ async def test_stopping_lets_the_running_sync_finish_within_the_grace_period(
     assert len(scheduler.runs) == 1
     assert await listing_status(runtime, seeded.listings["K1"].id) == "sold"
     [run] = await scheduled_runs(runtime)
-    assert run.finished_at is not None
+    [member_run] = await scheduled_runs(runtime, "connection")  # its listing changed
+    assert run.finished_at is not None and member_run.finished_at is not None
+    assert (run.scope_id, member_run.feed_run_id) == (seeded.feed_id, run.id)
 
 
 async def test_stopping_abandons_a_sync_that_outlasts_the_grace_period_without_losing_state(

@@ -1,7 +1,8 @@
 """Secrets: tokens are encrypted at rest (the SQLite file and a PostgreSQL dump hold no
-plaintext), `mls-sync keys rotate` re-encrypts everything with the newest key while old keys
-still decrypt until removed, and no secret reaches a log line, an error message or an API
-response; the cron secret is compared in constant time."""
+plaintext, shared feeds' credentials included), `mls-sync keys rotate` re-encrypts everything
+with the newest key while old keys still decrypt until removed, and no secret reaches a log
+line, an error message or an API response; the cron secret and the admin key are compared in
+constant time."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
@@ -32,14 +34,16 @@ from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.database import Database
-from mls_sync.store.models import MlsConnection, PlatformConnection
+from mls_sync.store.models import MlsFeed, PlatformConnection
 from mls_sync.store.types import utcnow
 
 MLS_TOKEN = "mls-plaintext-token-5f1c"
+VENDOR_TOKEN = "shared-feed-vendor-token-2d8b"  # the operator's, for a shared feed
 CLIENT_SECRET = "oauth-client-secret-9a7e"
 ACCESS = "platform-access-token-3b2d"
 T = TypeVar("T")
 REFRESH = "platform-refresh-token-7c4a"
+ADMIN_KEY = "operator-admin-key-6e0f"
 
 
 @pytest.fixture
@@ -50,6 +54,15 @@ def settings(settings: Settings, platforms_url: str) -> Settings:
 async def store_secrets(db: Database, cipher: TokenCipher) -> None:
     async with db.transaction() as session:
         user = await repo.create_user(session, "agent@example.com")
+        shared = await repo.create_feed(
+            session,
+            cipher,
+            owner_user_id=None,
+            base_url="https://api.mlsgrid.example/v2",
+            secret=VENDOR_TOKEN,
+            provider="mlsgrid",
+        )
+        await repo.join_feed(session, user_id=user.id, feed=shared)
         await repo.create_mls_connection(
             session, cipher, user_id=user.id, base_url="https://mls.example/odata", token=MLS_TOKEN
         )
@@ -92,7 +105,7 @@ async def test_the_database_on_disk_holds_no_plaintext_secret(
     dumped = database_bytes(database_url)
 
     assert b"https://api-trestle.example/odata" in dumped  # the dump really holds the rows
-    for secret in (MLS_TOKEN, CLIENT_SECRET, ACCESS, REFRESH):
+    for secret in (MLS_TOKEN, VENDOR_TOKEN, CLIENT_SECRET, ACCESS, REFRESH):
         assert secret.encode() not in dumped
 
 
@@ -109,7 +122,7 @@ def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
 
 async def stored_ciphertexts(db: Database) -> list[str]:
     async with db.transaction() as session:
-        mls = (await session.execute(select(MlsConnection.credentials_encrypted))).scalars()
+        mls = (await session.execute(select(MlsFeed.credentials_encrypted))).scalars()
         platform = (await session.execute(select(PlatformConnection))).scalars().all()
         values = list(mls)
         for row in platform:
@@ -138,13 +151,14 @@ def test_keys_rotate_re_encrypts_everything_with_the_newest_key(
     before = on_database(database_url, stored_ciphertexts)
     both = TokenCipher([new, old])
     # Until rotation, the old key (second in the list) still decrypts everything.
-    assert {both.decrypt(v) for v in before} >= {MLS_TOKEN, ACCESS, REFRESH}
+    assert {both.decrypt(v) for v in before} >= {MLS_TOKEN, VENDOR_TOKEN, ACCESS, REFRESH}
 
     monkeypatch.setenv("MLS_SYNC_TOKEN_KEYS", f"{new},{old}")
     result = cli.invoke(app, ["keys", "rotate"])
 
     assert result.exit_code == 0, result.stderr
-    assert "Re-encrypted 4 secrets in 3 rows" in result.stderr
+    # Three feeds (a shared one and two private ones) and one platform connection.
+    assert "Re-encrypted 5 secrets in 4 rows" in result.stderr
     after = on_database(database_url, stored_ciphertexts)
     assert len(after) == len(before) and set(after).isdisjoint(before)
     only_new, only_old = TokenCipher([new]), TokenCipher([old])
@@ -201,10 +215,12 @@ async def test_no_secret_reaches_logs_error_messages_or_api_responses(
 
     bodies: list[str] = []
     with capture_logs() as logs:
-        async with api_client(runtime) as api:
+        async with api_client(runtime, admin_api_key=SecretStr(ADMIN_KEY)) as api:
             for method, path, secret in (
                 ("POST", "/api/sync", api_key),
                 ("POST", "/api/cron/sync-mls-status", CRON_SECRET),
+                ("GET", "/api/admin/feeds", ADMIN_KEY),  # every feed, never its credentials
+                ("GET", f"/api/admin/feeds/{refused.feed_id}", ADMIN_KEY),
                 ("GET", "/api/mls-connections", api_key),
                 ("GET", f"/api/mls-connections/{refused.connection_id}", api_key),
                 ("GET", "/api/platform-connections", api_key),
@@ -217,6 +233,7 @@ async def test_no_secret_reaches_logs_error_messages_or_api_responses(
 
     assert platforms.grants, "the X token was refreshed: new secrets were in play"
     secrets = {MLS_TOKEN, "revoked-mls-token-e1", x_access, li_access, api_key, CRON_SECRET}
+    secrets |= {ADMIN_KEY}
     secrets |= {x_refresh or ""} | {g.access_token for g in platforms.grants}
     secrets |= {g.refresh_token or "" for g in platforms.grants}
     secrets.discard("")
@@ -244,4 +261,24 @@ async def test_the_cron_secret_is_compared_in_constant_time(
 
     assert (wrong.status_code, right.status_code) == (401, 200)
     expected = CRON_SECRET.encode()
+    assert compared == [(b"nearly-xxxxxxxxx", expected), (expected, expected)]
+
+
+async def test_the_admin_key_is_compared_in_constant_time(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = hmac.compare_digest
+
+    def spy(given: bytes, expected: bytes) -> bool:
+        compared.append((given, expected))
+        return constant_time(given, expected)
+
+    monkeypatch.setattr(deps.hmac, "compare_digest", spy)
+    async with api_client(runtime, admin_api_key=SecretStr(ADMIN_KEY)) as api:
+        wrong = await api.get("/api/admin/feeds", headers=bearer("nearly-" + "x" * 9))
+        right = await api.get("/api/admin/feeds", headers=bearer(ADMIN_KEY))
+
+    assert (wrong.status_code, right.status_code) == (401, 200)
+    expected = ADMIN_KEY.encode()
     assert compared == [(b"nearly-xxxxxxxxx", expected), (expected, expected)]

@@ -72,23 +72,23 @@ async def test_connections_belong_to_their_user_and_keep_their_state(db: Any) ->
     bookmark = utcnow().replace(microsecond=123456)
 
     async with db.transaction() as session:
-        await repo.mark_connection(session, second.id, ConnectionState.EXPIRED, "expired")
-        await repo.save_bookmark(session, first.id, bookmark, ["K1", "K2"])
-        await repo.save_entity_event_sequence(session, first.id, 42)
-        await repo.save_entity_event_sequence(session, first.id, 7)  # never backwards
+        await repo.mark_feed(session, second.feed_id, ConnectionState.EXPIRED, "expired")
+        await repo.save_bookmark(session, first.feed_id, bookmark, ["K1", "K2"])
+        await repo.save_entity_event_sequence(session, first.feed_id, 42)
+        await repo.save_entity_event_sequence(session, first.feed_id, 7)  # never backwards
 
     async with db.transaction() as session:
         assert await repo.get_mls_connection(session, first.id, user_id=stranger.id) is None
         stored = await repo.get_mls_connection(session, first.id, user_id=owner.id)
         assert stored is not None
-        assert (stored.bookmark_timestamp, stored.bookmark_keys) == (bookmark, ["K1", "K2"])
-        assert stored.entity_event_sequence == 42
-        assert CIPHER.decrypt(stored.credentials_encrypted) == "t"
-        assert stored.base_url == "http://mls.test"
+        feed = await repo.feed_of(session, stored)
+        assert (feed.bookmark_timestamp, feed.bookmark_keys) == (bookmark, ["K1", "K2"])
+        assert feed.entity_event_sequence == 42
+        assert CIPHER.decrypt(feed.credentials_encrypted) == "t"
+        assert feed.base_url == "http://mls.test"
         names = [c.name for c in await session.connections.of_user(owner.id)]
         assert names == ["first", "second"]
         assert await session.connections.of_user(stranger.id) == []
-        assert await session.connections.active_ids() == [first.id]
 
 
 async def test_listings_record_each_status_change_in_their_history(db: Any) -> None:

@@ -65,6 +65,7 @@ async def test_the_runtime_defers_through_procrastinate_with_a_shared_budget(
         "schedule_syncs",
         "sync_connection",
         "sync_everyone",
+        "sync_feed",
         "sync_listing",
         "sync_user",
     ]

@@ -134,11 +134,15 @@ def test_the_dynamodb_tables_have_the_documented_keys() -> None:
         i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]]
         for i in data["GlobalSecondaryIndexes"]
     }
-    assert indexes == {"gsi1": ["gsi1pk", "gsi1sk"], "gsi2": ["gsi2pk", "gsi2sk"]}
+    assert indexes == {
+        "gsi1": ["gsi1pk", "gsi1sk"],
+        "gsi2": ["gsi2pk", "gsi2sk"],
+        "gsi3": ["gsi3pk", "gsi3sk"],
+    }
     assert [k["AttributeName"] for k in coordination["KeySchema"]] == ["pk"]
     assert coordination["TimeToLiveSpecification"]["AttributeName"] == "expires_epoch"
     readme = (TEMPLATE.parents[2] / "README.md").read_text()
-    for documented in ("gsi1pk", "gsi2pk", "expires_epoch", "-data", "-coordination"):
+    for documented in ("gsi1pk", "gsi2pk", "gsi3pk", "expires_epoch", "-data", "-coordination"):
         assert documented in readme
 
 

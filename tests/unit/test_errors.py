@@ -19,7 +19,7 @@ from mls_sync.domain.errors import (
 )
 from mls_sync.store.errors import SqlOnlyError, TablesMissingError
 from mls_sync.sync.guard import SYNC_IN_PROGRESS, SyncInProgressError
-from mls_sync.sync.importer import ListingExistsError, ListingRejectedError, MlsUnavailableError
+from mls_sync.sync.importer import FeedNotLoadedError, ListingExistsError, ListingRejectedError
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_each_kind_of_error_has_one_http_status(error: ServiceError, status: int
         (SyncInProgressError(), 409),
         (ListingExistsError("This MLS connection already has a listing with this key"), 409),
         (ListingRejectedError("Listing not found in MLS"), 422),
-        (MlsUnavailableError("Network error: Request timeout"), 502),
+        (FeedNotLoadedError(), 409),
         (SqlOnlyError("The dashboard page"), 501),
         (TablesMissingError("run mls-sync db upgrade"), 502),
     ],

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from mls_sync import __version__
 from mls_sync.api import (
+    admin_feeds,
     connections,
     cron,
     dashboard,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     for module in (health, cron, sync_routes, users, connections, platforms, listings, posts):
         app.include_router(module.router)
+    app.include_router(admin_feeds.router)  # /api/admin/feeds, the operator's
     app.include_router(runs.router)  # run history (monitoring)
     app.include_router(doctor.router)  # GET /api/doctor, the caller's health report
     app.include_router(metrics.router)  # GET /metrics, Prometheus

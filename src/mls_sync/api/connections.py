@@ -34,14 +34,19 @@ def credentials_of(body: MlsCredentialsIn) -> connections.MlsCredentials:
 async def create_connection(
     body: MlsConnectionCreate, user: CurrentUser, runtime: RuntimeDep, session: SessionDep
 ) -> MlsConnectionOut:
-    """Connect an MLS (RESO Web API). The credentials are stored encrypted and never shown."""
+    """Join a shared MLS feed (`feedId`), or connect an MLS (RESO Web API) with credentials of
+    your own, stored encrypted and never shown."""
+    given = body.model_fields_set & {"token", "client_id", "client_secret", "token_url"}
     connection = await connections.create_connection(
         session,
         runtime.cipher,
         user_id=user.id,
-        base_url=str(body.base_url),
-        credentials=credentials_of(body),
+        feed_id=body.feed_id,
+        base_url=str(body.base_url) if body.base_url is not None else None,
+        credentials=credentials_of(body) if body.feed_id is None or given else None,
         name=body.name,
+        agent_mls_id=body.agent_mls_id,
+        office_mls_id=body.office_mls_id,
         provider=body.provider,
         key_field=body.key_field,
         filter_style=body.filter_style,
@@ -70,14 +75,16 @@ async def update_connection(
     runtime: RuntimeDep,
     session: SessionDep,
 ) -> MlsConnectionOut:
-    """Change the name or base URL, or store new credentials (an expired connection becomes
-    active again and its next sync uses them)."""
+    """Change the name, agent or office; on your own credentials, the base URL or the
+    credentials (an expired connection becomes active again and its next sync uses them)."""
     updated = await connections.update_connection(
         session,
         runtime.cipher,
         connection.id,
         user_id=user.id,
         name=body.name,
+        agent_mls_id=body.agent_mls_id,
+        office_mls_id=body.office_mls_id,
         base_url=str(body.base_url) if body.base_url is not None else None,
         credentials=credentials_of(body.credentials) if body.credentials else None,
         status_overrides=body.status_overrides,

@@ -1,4 +1,5 @@
-"""The cron endpoint of the product spec: sync every active connection of every user."""
+"""The cron endpoint of the product spec: sync every active MLS feed once, for every user's
+connection in it."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from mls_sync.api.dashboard_session import (
 )
 from mls_sync.api.deps import RuntimeDep, looks_like_id
 from mls_sync.config import Settings
-from mls_sync.domain.errors import NotFound, ServiceError
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, NotFound, ServiceError
 from mls_sync.runtime import Runtime
 from mls_sync.services import connections, sync, users
 from mls_sync.services.dashboard import dashboard_data
@@ -269,7 +269,7 @@ async def sync_now(
 async def _sync(runtime: Runtime, connection_id: str, user_id: str) -> Flash:
     """The same guarded sync as the API's user route; its answer, as the page shows it."""
     if not looks_like_id(connection_id):
-        return Flash(False, connections.CONNECTION_NOT_FOUND)
+        return Flash(False, CONNECTION_NOT_FOUND)
     try:
         response = await sync.sync_connection(
             runtime.engine, connection_id, user_id=user_id, trigger=TRIGGER

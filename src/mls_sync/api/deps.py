@@ -15,13 +15,15 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from mls_sync.config import Settings
-from mls_sync.domain.errors import NotFound
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, LISTING_NOT_FOUND, NotFound
 from mls_sync.executors import SyncExecutor
 from mls_sync.runtime import Runtime
 from mls_sync.services import connections, listings, users
-from mls_sync.services.records import Listing, MlsConnection, UnitOfWork, User
+from mls_sync.services.connections import ConnectionView
+from mls_sync.services.records import Listing, UnitOfWork, User
 
 _api_key = HTTPBearer(
     auto_error=False,
@@ -30,6 +32,9 @@ _api_key = HTTPBearer(
 )
 _cron_secret = HTTPBearer(
     auto_error=False, scheme_name="CronSecret", description="The CRON_SECRET setting."
+)
+_admin_key = HTTPBearer(
+    auto_error=False, scheme_name="AdminKey", description="The MLS_SYNC_ADMIN_API_KEY setting."
 )
 _BEARER = {"WWW-Authenticate": "Bearer"}
 # Our ids are uuid4 hex. Anything else cannot exist, and is answered 404 without a query
@@ -83,27 +88,50 @@ async def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+def _check_secret(
+    secret: SecretStr | None,
+    credentials: HTTPAuthorizationCredentials | None,
+    *,
+    disabled: str,
+    refused: str,
+) -> None:
+    """Closed unless the secret is set; compared in constant time."""
+    expected = secret.get_secret_value() if secret is not None else ""
+    if not expected:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, disabled)
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, refused, headers=_BEARER)
+
+
 async def require_cron_secret(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_cron_secret)],
 ) -> None:
-    """Closed unless CRON_SECRET is set; compared in constant time."""
     settings: Settings = request.app.state.settings
-    secret = settings.cron_secret
-    expected = secret.get_secret_value() if secret is not None else ""
-    if not expected:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "The cron endpoint is disabled: set CRON_SECRET to enable it",
-        )
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "Missing or wrong cron secret", headers=_BEARER
-        )
+    _check_secret(
+        settings.cron_secret,
+        credentials,
+        disabled="The cron endpoint is disabled: set CRON_SECRET to enable it",
+        refused="Missing or wrong cron secret",
+    )
+
+
+async def require_admin_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_key)],
+) -> None:
+    settings: Settings = request.app.state.settings
+    _check_secret(
+        settings.admin_api_key,
+        credentials,
+        disabled="The admin routes are disabled: set MLS_SYNC_ADMIN_API_KEY to enable them",
+        refused="Missing or wrong admin key",
+    )
 
 
 CronAuthorized = Depends(require_cron_secret)
+AdminAuthorized = Depends(require_admin_key)
 
 
 def looks_like_id(value: str) -> bool:
@@ -112,18 +140,18 @@ def looks_like_id(value: str) -> bool:
 
 async def owned_connection(
     connection_id: str, user: CurrentUser, session: SessionDep
-) -> MlsConnection:
+) -> ConnectionView:
     """The caller's MLS connection; another user's answers exactly like a missing one."""
     if not looks_like_id(connection_id):
-        raise NotFound(connections.CONNECTION_NOT_FOUND)
+        raise NotFound(CONNECTION_NOT_FOUND)
     return await connections.get_connection(session, connection_id, user_id=user.id)
 
 
 async def owned_listing(listing_id: str, user: CurrentUser, session: SessionDep) -> Listing:
     if not looks_like_id(listing_id):
-        raise NotFound(listings.LISTING_NOT_FOUND)
+        raise NotFound(LISTING_NOT_FOUND)
     return await listings.get_listing(session, listing_id, user_id=user.id)
 
 
-OwnedConnection = Annotated[MlsConnection, Depends(owned_connection)]
+OwnedConnection = Annotated[ConnectionView, Depends(owned_connection)]
 OwnedListing = Annotated[Listing, Depends(owned_listing)]

@@ -17,14 +17,15 @@ from mls_sync.api.schemas import (
     Responses,
     SkippedListing,
 )
-from mls_sync.domain.errors import InvalidInput, NotFound
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, NotFound
 from mls_sync.domain.status import ListingStatus
-from mls_sync.services import connections, listings
+from mls_sync.services import listings
 
 router = APIRouter(tags=["listings"])
 _MLS_ERRORS: Responses = {
     404: {"model": ErrorOut},
-    502: {"model": ErrorOut, "description": "the MLS could not be asked (the reason is given)"},
+    409: {"model": ErrorOut, "description": "the feed has not finished its first load"},
+    502: {"model": ErrorOut, "description": "the MLS connection needs re-authentication"},
 }
 
 
@@ -36,12 +37,12 @@ _MLS_ERRORS: Responses = {
 async def import_listings(
     connection_id: str, body: ListingImport, user: CurrentUser, runtime: RuntimeDep
 ) -> ImportOut:
-    """Import every listing of an agent (`agentMlsId`) and/or an office (`officeMlsId`) that
-    the connection does not hold yet, at the status the MLS gives them."""
-    if not body.agent_mls_id and not body.office_mls_id:
-        raise InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed")
+    """Import every listing of an agent (`agentMlsId`) and/or an office (`officeMlsId`;
+    neither: the connection's own) that the connection does not hold yet, at the status the
+    feed gives them. Read from the feed's local replica, without an MLS request; 409 until the
+    feed has finished its first load."""
     if not looks_like_id(connection_id):
-        raise NotFound(connections.CONNECTION_NOT_FOUND)
+        raise NotFound(CONNECTION_NOT_FOUND)
     report = await listings.import_listings(
         runtime.engine,
         connection_id,
@@ -61,13 +62,17 @@ async def import_listings(
     "/api/listings",
     response_model=ListingOut,
     status_code=status.HTTP_201_CREATED,
-    responses={**_MLS_ERRORS, 409: {"model": ErrorOut}},
+    responses={
+        **_MLS_ERRORS,
+        409: {"model": ErrorOut, "description": "held already, or the feed is still loading"},
+    },
 )
 async def register_listing(
     body: ListingRegister, user: CurrentUser, runtime: RuntimeDep
 ) -> ListingOut:
     """Register one listing of a connection by its ListingKey. Without `mlsNumber` and
-    `status`, the MLS is asked for them (and must have the listing)."""
+    `status`, they are read from the feed's replica (which must have the listing; 409 until
+    the feed has finished its first load)."""
     listing = await listings.register_listing(
         runtime.engine,
         body.mls_connection_id,

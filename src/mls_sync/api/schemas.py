@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from mls_sync.domain.status import ListingStatus
-from mls_sync.services.connections import PROVIDERS
+from mls_sync.services.feeds import PROVIDERS
 from mls_sync.services.platforms import Login, Platform
 
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -111,11 +111,21 @@ class MlsCredentialsIn(RequestModel):
 
 
 class MlsConnectionCreate(MlsCredentialsIn):
-    base_url: Url = Field(description="the RESO Web API root, where /Property lives")
+    """Join a shared MLS feed (`feedId`, from the operator: no credentials), or connect with
+    credentials of your own (`baseUrl` with a `token`, or an OAuth2 client: a private feed,
+    for per-agent logins). Key field, filter style and page size come from the provider
+    profile unless given."""
+
+    feed_id: Id | None = Field(default=None, description="a shared feed's id (no credentials)")
+    base_url: Url | None = Field(
+        default=None, description="the RESO Web API root, where /Property lives"
+    )
     name: Name = ""
+    agent_mls_id: ShortText | None = Field(default=None, description="your ListAgentMlsId")
+    office_mls_id: ShortText | None = Field(default=None, description="your ListOfficeMlsId")
     provider: Provider = "generic"
-    key_field: Literal["ListingKey", "ListingId"] = "ListingKey"
-    filter_style: Literal["in", "or"] = "in"
+    key_field: Literal["ListingKey", "ListingId"] | None = None
+    filter_style: Literal["in", "or"] | None = None
     profile_overrides: dict[ShortText, ProfileValue] | None = Field(
         default=None, description="vendor profile fields to override, e.g. originating_system_name"
     )
@@ -125,9 +135,12 @@ class MlsConnectionCreate(MlsCredentialsIn):
 
 
 class MlsConnectionUpdate(RequestModel):
-    """Any of: a new name, a new base URL, new credentials (re-authenticate), status overrides."""
+    """Any of: a new name, agent or office id; on your own credentials, a new base URL, new
+    credentials (re-authenticate) or status overrides."""
 
     name: Name | None = None
+    agent_mls_id: ShortText | None = None
+    office_mls_id: ShortText | None = None
     base_url: Url | None = None
     credentials: MlsCredentialsIn | None = None
     status_overrides: dict[ShortText, ListingStatus] | None = None
@@ -136,6 +149,10 @@ class MlsConnectionUpdate(RequestModel):
 class MlsConnectionOut(ResponseModel):
     id: str
     name: str
+    feed_id: str
+    shared_feed: bool
+    agent_mls_id: str | None
+    office_mls_id: str | None
     provider: str
     base_url: str
     auth_kind: str
@@ -145,6 +162,57 @@ class MlsConnectionOut(ResponseModel):
     state_message: str | None
     last_sync_at: datetime | None
     created_at: datetime
+    feed_loaded_at: datetime | None = Field(
+        description="when the feed's local copy first held every record; null while it loads"
+    )
+
+
+# MLS feeds (the operator's)
+
+
+Cadence = Annotated[int, Field(ge=60, le=86_400, description="seconds between runs")]
+
+
+class MlsFeedCreate(RequestModel):
+    base_url: Url = Field(description="the RESO Web API root, where /Property lives")
+    credentials: MlsCredentialsIn
+    name: Name = ""
+    provider: Provider = "generic"
+    key_field: Literal["ListingKey", "ListingId"] | None = None
+    filter_style: Literal["in", "or"] | None = None
+    profile_overrides: dict[ShortText, ProfileValue] | None = None
+    status_overrides: dict[ShortText, ListingStatus] | None = None
+    cadence_seconds: Cadence = 900
+
+
+class MlsFeedUpdate(RequestModel):
+    name: Name | None = None
+    base_url: Url | None = None
+    credentials: MlsCredentialsIn | None = None
+    status_overrides: dict[ShortText, ListingStatus] | None = None
+    cadence_seconds: Cadence | None = None
+
+
+class MlsFeedOut(ResponseModel):
+    id: str
+    name: str
+    shared: bool
+    owner_user_id: str | None
+    provider: str
+    base_url: str
+    auth_kind: str
+    key_field: str
+    filter_style: str
+    state: str
+    state_message: str | None
+    cadence_seconds: int
+    loaded_at: datetime | None
+    reconciled_at: datetime | None
+    bookmark_timestamp: datetime | None
+    last_run_at: datetime | None
+    created_at: datetime
+    members: int
+    records: int
 
 
 # platform connections
@@ -173,7 +241,8 @@ class PlatformConnectionOut(ResponseModel):
 
 
 class ListingRegister(RequestModel):
-    """Register a listing by its RESO ListingKey; what is left out is read from the MLS."""
+    """Register a listing by its RESO ListingKey; what is left out is read from the feed's
+    local copy."""
 
     mls_connection_id: Id
     listing_key: Key

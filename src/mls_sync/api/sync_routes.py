@@ -16,11 +16,9 @@ from fastapi.responses import JSONResponse
 
 from mls_sync.api.deps import CurrentUser, ExecutorDep, looks_like_id
 from mls_sync.api.schemas import ErrorOut, Responses
-from mls_sync.domain.errors import Conflict, NotFound
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, LISTING_NOT_FOUND, Conflict, NotFound
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
 from mls_sync.executors import QueuedRun, is_queued
-from mls_sync.services.connections import CONNECTION_NOT_FOUND
-from mls_sync.services.listings import LISTING_NOT_FOUND
 
 router = APIRouter(tags=["sync"])
 

@@ -1,10 +1,13 @@
 """The benchmark's data: agents, each with their own MLS credential, connection and listings.
 
 Every agent connects their own MLS account (one token, so one request budget, per
-connection), holds `listings / connections` listings, and has Facebook, LinkedIn and X
-connected. The sandbox MLS holds every listing once, with a ModificationTimestamp a day in the
-past: older than any replication bookmark (which trails a run's start by the clock-skew
-margin), so an idle incremental run finds nothing and a status flipped later is read again.
+connection: each connection is a private feed of its user), holds `listings / connections`
+listings, and has Facebook, LinkedIn and X connected. The sandbox MLS holds every listing once,
+with ModificationTimestamps a second apart ending a day in the past: older than any
+replication bookmark (which trails a run's start by the clock-skew margin), so an idle
+incremental run finds nothing and a status flipped later is read again. (Distinct timestamps,
+as an MLS's records have: a bookmark remembers the keys seen at its instant, and N records
+sharing one would make it N keys long.)
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ SEED_AGE = timedelta(days=1)
 class Agent:
     user_id: str
     connection_id: str
-    token: str
+    token: str  # the MLS credential the agent's connection uses (shared, in a shared feed)
     listing_keys: tuple[str, ...]
+    feed_id: str = ""
 
 
 @dataclass
@@ -98,9 +102,10 @@ async def seed_fleet(
     rng = random.Random(seed)
     all_keys = [listing_key(n) for n in range(listings)]
     with_posts = set(pick(all_keys, posts, rng))
-    stamp = datetime.now(UTC) - SEED_AGE
+    newest = datetime.now(UTC) - SEED_AGE
     for n, key in enumerate(all_keys):
-        mls.add_listing(key, _mls_number(n), "Active", modification_timestamp=stamp)
+        stamp = newest - timedelta(seconds=listings - 1 - n)
+        mls.add_listing(key, mls_number_of(n), "Active", modification_timestamp=stamp)
     fleet = Fleet(agents=[])
     for c, numbers in enumerate(split(listings, connections)):
         token = f"bench-mls-token-{c}"
@@ -132,14 +137,15 @@ async def seed_fleet(
                     id=new_id(),
                     user_id=user.id,
                     mls_connection_id=connection.id,
+                    feed_id=connection.feed_id,
                     listing_key=key,
-                    mls_number=_mls_number(n),
+                    mls_number=mls_number_of(n),
                     status=ListingStatus.ACTIVE,
                 )
                 rows.append(listing)
                 if key in with_posts:
                     platform = PLATFORMS[n % len(PLATFORMS)]
-                    post_id = _post_id(platform, n)
+                    post_id = post_id_for(platform, n)
                     platforms.add_post(platform, post_id)
                     fleet.posts[key] = platform
                     rows.append(
@@ -147,7 +153,13 @@ async def seed_fleet(
                     )
             session.add_all(rows)
         fleet.agents.append(
-            Agent(user.id, connection.id, token, tuple(all_keys[n] for n in numbers))
+            Agent(
+                user.id,
+                connection.id,
+                token,
+                tuple(all_keys[n] for n in numbers),
+                connection.feed_id,
+            )
         )
     return fleet
 
@@ -162,11 +174,11 @@ def flip(mls: ResoSandbox, fleet: Fleet, share: float, *, seed: int = 2) -> dict
     return changes
 
 
-def _mls_number(n: int) -> str:
+def mls_number_of(n: int) -> str:
     return f"BM{n:06d}"
 
 
-def _post_id(platform: str, n: int) -> str:
+def post_id_for(platform: str, n: int) -> str:
     if platform == "facebook":
         return f"1000_{n:06d}"
     if platform == "linkedin":

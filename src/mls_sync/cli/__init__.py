@@ -13,6 +13,7 @@ from rich.table import Table
 from mls_sync.cli import bench, doctor, keys, runs, service, worker
 from mls_sync.cli.connections import connections_app
 from mls_sync.cli.db import db_app
+from mls_sync.cli.feeds import feeds_app
 from mls_sync.cli.listings import listings_app
 from mls_sync.cli.platforms import platforms_app
 from mls_sync.cli.posts import posts_app
@@ -33,6 +34,7 @@ app.command("sandbox")(service.sandbox)
 app.command("bench")(bench.bench)
 app.command("worker")(worker.worker)
 app.add_typer(users_app, name="users")
+app.add_typer(feeds_app, name="feeds")
 app.add_typer(connections_app, name="connections")
 app.add_typer(platforms_app, name="platforms")
 app.add_typer(listings_app, name="listings")

@@ -1,13 +1,13 @@
-"""`mls-sync connections`: a user's MLS connections. Secrets come from options, the
-environment or a hidden prompt, are stored encrypted and never printed."""
+"""`mls-sync connections`: a user's MLS connections: a membership of a shared feed
+(`--feed`), or a connection with credentials of the user's own (a private feed)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
+from mls_sync.cli import mls_options as opt
 from mls_sync.cli.support import (
     JsonFlag,
     UserOption,
@@ -21,113 +21,71 @@ from mls_sync.cli.support import (
 )
 from mls_sync.runtime import Runtime
 from mls_sync.services import connections
-from mls_sync.services.connections import MlsCredentials
-from mls_sync.services.records import MlsConnection, UnitOfWork
+from mls_sync.services.connections import ConnectionView
+from mls_sync.services.records import UnitOfWork
 
 connections_app = typer.Typer(help="A user's MLS connections.", no_args_is_help=True)
 CONNECTION_FIELDS = (
     "id",
     "name",
+    "feed_id",
+    "shared_feed",
+    "agent_mls_id",
+    "office_mls_id",
     "provider",
     "base_url",
-    "auth_kind",
     "key_field",
     "state",
     "state_message",
     "last_sync_at",
 )
-
-TokenOption = Annotated[
-    str | None,
-    typer.Option(help="bearer token (or env MLS_TOKEN; prompted when missing)", envvar="MLS_TOKEN"),
-]
-ClientSecretOption = Annotated[
-    str | None,
-    typer.Option(
-        help="OAuth2 client secret (or env MLS_CLIENT_SECRET)", envvar="MLS_CLIENT_SECRET"
-    ),
-]
-
-
-NameOption = Annotated[str | None, typer.Option(help="a name to tell the connection by")]
-BaseUrlOption = Annotated[str | None, typer.Option(help="new RESO Web API root")]
-ClientIdOption = Annotated[str | None, typer.Option(help="OAuth2 client id (auth kind oauth2)")]
-TokenUrlOption = Annotated[
-    str | None, typer.Option(help="OAuth2 token endpoint, where the profile has none")
-]
-ScopeOption = Annotated[str | None, typer.Option(help="OAuth2 scope, when the MLS asks for one")]
-
-
-def _credentials(
-    auth_kind: str,
-    token: str | None,
-    client_id: str | None,
-    client_secret: str | None,
-    token_url: str | None,
-    scope: str | None,
-    *,
-    prompt: bool,
-) -> MlsCredentials:
-    if auth_kind == "bearer" and not token and prompt:
-        token = typer.prompt("MLS bearer token", hide_input=True)
-    if auth_kind == "oauth2" and not client_secret and client_id and prompt:
-        client_secret = typer.prompt("OAuth2 client secret", hide_input=True)
-    return MlsCredentials(
-        auth_kind=auth_kind,
-        token=token,
-        client_id=client_id,
-        client_secret=client_secret,
-        token_url=token_url,
-        scope=scope,
-    )
-
-
-def _profile(pairs: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs; a value that parses as JSON (numbers, true, lists) is taken as such."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            fail(f"--profile takes KEY=VALUE, not {pair!r}", 2)
-        try:
-            overrides[key] = json.loads(value)
-        except ValueError:
-            overrides[key] = value
-    return overrides
+AgentOption = Annotated[str | None, typer.Option("--agent", help="the user's ListAgentMlsId")]
+OfficeOption = Annotated[str | None, typer.Option("--office", help="the user's ListOfficeMlsId")]
 
 
 @connections_app.command("add")
 def connections_add(
     user: UserOption,
-    base_url: Annotated[str, typer.Option(help="RESO Web API root (where /Property is)")],
+    feed: Annotated[
+        str | None, typer.Option(help="a shared feed's id (mls-sync feeds list): no credentials")
+    ] = None,
+    base_url: opt.BaseUrlOption = None,
     name: Annotated[str, typer.Option(help="a name to tell the connection by")] = "",
-    provider: Annotated[
-        str, typer.Option(help=f"one of {', '.join(connections.PROVIDERS)}")
-    ] = "generic",
-    auth_kind: Annotated[str, typer.Option(help="bearer or oauth2")] = "bearer",
-    token: TokenOption = None,
-    client_id: ClientIdOption = None,
-    client_secret: ClientSecretOption = None,
-    token_url: TokenUrlOption = None,
-    scope: ScopeOption = None,
-    key_field: Annotated[str, typer.Option(help="ListingKey or ListingId")] = "ListingKey",
-    profile: Annotated[list[str] | None, typer.Option(help="profile override KEY=VALUE")] = None,
+    agent: AgentOption = None,
+    office: OfficeOption = None,
+    provider: opt.ProviderOption = "generic",
+    auth_kind: opt.AuthKindOption = "bearer",
+    token: opt.TokenOption = None,
+    client_id: opt.ClientIdOption = None,
+    client_secret: opt.ClientSecretOption = None,
+    token_url: opt.TokenUrlOption = None,
+    scope: opt.ScopeOption = None,
+    key_field: opt.KeyFieldOption = None,
+    profile: opt.ProfileOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Connect a user to an MLS; the credentials are stored encrypted."""
-    credentials = _credentials(
-        auth_kind, token, client_id, client_secret, token_url, scope, prompt=True
-    )
-    overrides = _profile(profile or [])
+    """Connect a user to an MLS: join a shared feed (`--feed`), or connect with the user's own
+    credentials (`--base-url` and a token or OAuth2 client), stored encrypted."""
+    if feed is None and base_url is None:
+        fail("give --feed (a shared feed) or --base-url with the user's own credentials", 2)
+    credentials = None
+    if feed is None:
+        credentials = opt.credentials(
+            auth_kind, token, client_id, client_secret, token_url, scope, prompt=True
+        )
+    overrides = opt.profile_pairs(profile or [])
 
-    async def connect(runtime: Runtime, session: UnitOfWork, user_id: str) -> MlsConnection:
+    async def connect(runtime: Runtime, session: UnitOfWork, user_id: str) -> ConnectionView:
         return await connections.create_connection(
             session,
             runtime.cipher,
             user_id=user_id,
+            feed_id=feed,
             base_url=base_url,
             credentials=credentials,
             name=name,
+            agent_mls_id=agent,
+            office_mls_id=office,
             provider=provider,
             key_field=key_field,
             profile_overrides=overrides,
@@ -150,17 +108,20 @@ list_command(
 @connections_app.command("update")
 def connections_update(
     connection_id: str,
-    name: NameOption = None,
-    base_url: BaseUrlOption = None,
+    name: opt.NameOption = None,
+    agent: AgentOption = None,
+    office: OfficeOption = None,
+    base_url: opt.BaseUrlOption = None,
     auth_kind: Annotated[str | None, typer.Option(help="bearer or oauth2")] = None,
-    token: TokenOption = None,
-    client_id: ClientIdOption = None,
-    client_secret: ClientSecretOption = None,
-    token_url: TokenUrlOption = None,
-    scope: ScopeOption = None,
+    token: opt.TokenOption = None,
+    client_id: opt.ClientIdOption = None,
+    client_secret: opt.ClientSecretOption = None,
+    token_url: opt.TokenUrlOption = None,
+    scope: opt.ScopeOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Rename, move, or re-authenticate (new credentials make the connection active again)."""
+    """Rename, change the agent or office, or (on the user's own credentials) move or
+    re-authenticate (new credentials make the connection active again)."""
     new_credentials = any((auth_kind, token, client_id, client_secret, token_url, scope))
 
     async def work(runtime: Runtime) -> dict[str, Any]:
@@ -169,7 +130,7 @@ def connections_update(
             credentials = None
             if new_credentials:
                 kind = auth_kind or connection.auth_kind
-                credentials = _credentials(
+                credentials = opt.credentials(
                     kind, token, client_id, client_secret, token_url, scope, prompt=False
                 )
             updated = await connections.update_connection(
@@ -178,6 +139,8 @@ def connections_update(
                 connection_id,
                 user_id=None,
                 name=name,
+                agent_mls_id=agent,
+                office_mls_id=office,
                 base_url=base_url,
                 credentials=credentials,
             )

@@ -36,7 +36,7 @@ def db_upgrade(revision: str = "head") -> None:
     if report.on_dynamodb:
         err.print(
             f"DynamoDB tables ready ({report.tables}); "
-            f"created now: {', '.join(report.created) or 'none'}",
+            f"done now: {', '.join(report.created) or 'nothing'}",
             soft_wrap=True,
         )
         return

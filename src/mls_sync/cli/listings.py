@@ -1,4 +1,5 @@
-"""`mls-sync listings`: register a listing, import an agent's or office's from the MLS, list."""
+"""`mls-sync listings`: register a listing, import an agent's or office's from the feed's local
+copy, list."""
 
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ def listings_add(
     connection_id: str,
     listing_key: str,
     mls_number: Annotated[
-        str | None, typer.Option(help="RESO ListingId; else read from the MLS")
+        str | None, typer.Option(help="RESO ListingId; else read from the feed's copy")
     ] = None,
-    status: Annotated[ListingStatus | None, typer.Option(help="else read from the MLS")] = None,
+    status: Annotated[
+        ListingStatus | None, typer.Option(help="else read from the feed's copy")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register one listing of a connection by its ListingKey."""
@@ -65,14 +68,14 @@ def listings_import(
     office: Annotated[str | None, typer.Option(help="RESO ListOfficeMlsId")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Import every listing of an agent and/or office that the connection does not hold yet."""
-    if not agent and not office:
-        fail("give --agent and/or --office", 2)
+    """Import every listing of an agent and/or office that the connection does not hold yet,
+    from its feed's replica (no MLS request); without --agent or --office, the connection's
+    own agent and office ids."""
 
     async def work(runtime: Runtime) -> listings.ImportReport:
         with Progress(
             SpinnerColumn(),
-            TextColumn("[bold]Importing listings from the MLS"),
+            TextColumn("[bold]Importing listings from the feed's replica"),
             TimeElapsedColumn(),
             console=err,
             transient=True,

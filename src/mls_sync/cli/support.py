@@ -149,7 +149,7 @@ def sync_progress(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], N
         task = bar.add_task("sync", total=None)
 
         def advance(done: int, total: int) -> None:
-            bar.update(task, total=total, advance=done)
+            bar.update(task, total=total or None, advance=done)  # 0: not known (a load)
 
         yield advance
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mls_sync import actions
 from mls_sync.cli.support import JsonFlag, out, print_json, sync_progress, with_runtime
-from mls_sync.domain.errors import NotFound
+from mls_sync.domain.errors import USER_NOT_FOUND, NotFound
 from mls_sync.domain.results import AggregatedResult, SyncActionResponse, SyncResult
 from mls_sync.runtime import Runtime
 from mls_sync.services import users
@@ -41,7 +41,7 @@ def sync_user(
             async with engine.db.transaction() as session:
                 found = await users.find_user(session, user)
         except NotFound:
-            return SyncActionResponse[AggregatedResult](success=False, message="User not found")
+            return SyncActionResponse[AggregatedResult](success=False, message=USER_NOT_FOUND)
         return await actions.sync_all_mls_connections(
             found.id, engine=engine, progress=progress, trigger="cli"
         )

@@ -48,3 +48,10 @@ class Unavailable(ServiceError):
 
 class Unsupported(ServiceError):
     """This deployment does not offer the feature (the dashboard on DynamoDB, say)."""
+
+
+# What a missing (or another user's: they look alike) record answers, in every layer.
+CONNECTION_NOT_FOUND = "MLS connection not found"
+LISTING_NOT_FOUND = "Listing not found"
+FEED_NOT_FOUND = "MLS feed not found"
+USER_NOT_FOUND = "User not found"

@@ -24,7 +24,17 @@ from mls_sync.mls.errors import MlsPayloadError, MlsRequestError
 from mls_sync.mls.profiles import PROFILES, VendorProfile
 from mls_sync.mls.transport import MlsTransport, odata_message
 
-SELECT_FIELDS = ("ListingKey", "ListingId", "StandardStatus", "ModificationTimestamp")
+SELECT_FIELDS = (
+    "ListingKey",
+    "ListingId",
+    "StandardStatus",
+    "MlsStatus",
+    "ModificationTimestamp",
+    "ListAgentMlsId",
+    "ListOfficeMlsId",
+)
+# A reconciliation's key-only pull: which records the feed still has, and since when.
+KEY_FIELDS = ("ListingKey", "ListingId", "ModificationTimestamp")
 # Fields `search` may filter on: a listing's keys, and its listing agent or office.
 SEARCH_FIELDS = ("ListingKey", "ListingId", "ListAgentMlsId", "ListOfficeMlsId")
 
@@ -36,6 +46,9 @@ class MlsRecord:
     standard_status: object  # raw wire value; the domain mapping judges it
     modification_timestamp: datetime | None
     gone: bool = False  # the MLS says the record left the feed (MLS Grid: MlgCanView false)
+    mls_status: str | None = None  # the MLS's local status name
+    list_agent_mls_id: str | None = None
+    list_office_mls_id: str | None = None
 
 
 class MlsClient(Protocol):
@@ -83,7 +96,7 @@ class ResoClient:
             self._limiter = None
         self._transport = transport
         self.key_field = key_field
-        # Learned per connection: "in" until the server answers 400 to it, then "or".
+        # Learned per feed: "in" until the server answers 400 to it, then "or".
         self.filter_style = filter_style
         self.batch_size = batch_size
 
@@ -173,7 +186,7 @@ class ResoClient:
 
     async def latest_entity_event_sequence(self) -> int:
         """The newest sequence in the log now (0 for an empty log: sequences are positive).
-        A full check reads it before it starts, so replication resumes from there."""
+        A feed's load reads it before it starts, so replication resumes from there."""
         params = {"$orderby": "EntityEventSequence desc", "$top": "1"}
         body = await self._get_json(f"{self._base_url}/EntityEvent", params)
         return event_page(_values(body)).last_sequence or 0
@@ -213,20 +226,36 @@ class ResoClient:
             raise MlsPayloadError("the MLS answered with another Property")
         return record
 
-    async def fetch_changes_since(self, since: datetime) -> AsyncIterator[list[MlsRecord]]:
-        """Pages of records with `ModificationTimestamp ge since`, oldest first, following
+    async def fetch_changes_since(self, since: datetime | None) -> AsyncIterator[list[MlsRecord]]:
+        """Pages of records with `ModificationTimestamp ge since` (every record, for a first
+        load: `since` None), oldest first, in the largest pages the vendor allows, following
         @odata.nextLink (server-driven paging keeps records that share a timestamp in one
         stable order across pages)."""
-        stamp = since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        expression = "ModificationTimestamp ge " + _stamp(since or _EPOCH)
         params = {
-            "$filter": self._scoped(f"ModificationTimestamp ge {stamp}"),
+            "$filter": self._scoped(expression),
             "$orderby": "ModificationTimestamp asc",
             "$select": self._select(),
         }
-        if self._profile.page_size_via == "top" and self._profile.page_size:
-            params["$top"] = str(self._page_size())
+        params.update(self._largest_page())
         async for page in self._pages(params):
             yield page
+
+    async def fetch_keys(self) -> AsyncIterator[list[MlsRecord]]:
+        """Pages of every record the feed has now, with only its keys and timestamp (a
+        reconciliation's key-only pull), in the largest pages the vendor allows."""
+        params = {"$select": ",".join(KEY_FIELDS + self._profile.extra_select)}
+        if self._profile.require_originating_system:
+            params["$filter"] = self._scoped("ModificationTimestamp ge " + _stamp(_EPOCH))
+        params.update(self._largest_page())
+        async for page in self._pages(params):
+            yield [record for record in page if not record.gone]
+
+    def _largest_page(self) -> dict[str, str]:
+        if self._profile.page_size_via != "top":
+            return {}
+        largest = self._profile.top_cap or self._profile.page_size
+        return {"$top": str(largest)} if largest else {}
 
     async def search(self, **equals: str) -> AsyncIterator[list[MlsRecord]]:
         """Pages of the records whose fields equal these values (all of them), following
@@ -263,7 +292,8 @@ class ResoClient:
 
     def _page_headers(self) -> dict[str, str]:
         if self._profile.page_size_via == "prefer" and self._profile.page_size:
-            return {"Prefer": f"odata.maxpagesize={self._page_size()}"}
+            largest = self._profile.top_cap or self._page_size()
+            return {"Prefer": f"odata.maxpagesize={largest}"}
         return {}
 
     async def _get_json(self, url: str, params: dict[str, str] | None) -> Any:
@@ -281,6 +311,13 @@ class ResoClient:
         if urlsplit(link).netloc != urlsplit(self._base_url).netloc:
             raise MlsPayloadError("@odata.nextLink points at another host")
         return link
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def odata_string(value: str) -> str:
@@ -310,7 +347,14 @@ def _parse_record(raw: Any) -> MlsRecord:
         standard_status=raw.get("StandardStatus"),
         modification_timestamp=_parse_timestamp(raw.get("ModificationTimestamp")),
         gone=raw.get("MlgCanView") is False,
+        mls_status=_text(raw.get("MlsStatus")),
+        list_agent_mls_id=_text(raw.get("ListAgentMlsId")),
+        list_office_mls_id=_text(raw.get("ListOfficeMlsId")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _says(record: MlsRecord) -> tuple[object, bool]:

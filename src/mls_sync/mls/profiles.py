@@ -1,9 +1,9 @@
 """Vendor profiles: what each MLS vendor's RESO Web API expects, as data.
 
-A connection names a profile (`mls_connections.provider`) and may override any field
-(`mls_connections.profile_overrides`, a JSON object), e.g. MLS Grid's `originating_system_name`
+A feed names a profile (`mls_feeds.provider`) and may override any field
+(`mls_feeds.profile_overrides`, a JSON object), e.g. MLS Grid's `originating_system_name`
 or a generic server's `token_url`. Figures come from each vendor's documentation, cited below;
-they change, which is why every field can be overridden per connection.
+they change, which is why every field can be overridden per feed.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class VendorProfile:
     auth_kind: str = "bearer"  # "bearer": a static token; "oauth2": client credentials
     token_url: str | None = None
     scope: str | None = None
-    key_field: str = "ListingKey"  # the field a full check filters on
+    key_field: str = "ListingKey"  # the field lookups filter on (ListingKey unless refused)
     filter_style: str = "in"  # first choice; "in" falls back to "or" chains on a 400
     max_or_operators: int | None = None  # a cap on `or` in one $filter (MLS Grid: 5)
     originating_system_name: str | None = None  # MLS Grid: one per request, required
@@ -45,7 +45,7 @@ class VendorProfile:
     page_size: int | None = None  # records per page we ask for; None leaves it to the server
     page_size_via: str = "none"  # "top": $top is the page size; "prefer": odata.maxpagesize
     top_cap: int | None = None  # the largest $top the server accepts
-    batch_size: int = 50  # listings per full-check request
+    batch_size: int = 50  # keys per lookup request
     requests_per_second: float = 2.0
     requests_per_hour: int | None = None
     requests_per_day: int | None = None
@@ -94,14 +94,17 @@ PROFILES: dict[str, VendorProfile] = {
     # MLS Grid API v2 (https://docs.mlsgrid.com/api-documentation/api-version-2.0): replication
     # only; every request must filter on exactly one OriginatingSystemName and send
     # `Accept-Encoding: gzip` (400 "COMPRESSION REQUIRED" otherwise); ListingKey is not
-    # filterable, ListingId is; $top is the page size (default 500, at most 5000); 2 req/s,
-    # 7,200/h and 40,000/day per token, and going over *suspends the token* (no 429 first,
-    # no rate headers); `MlgCanView eq false` means the record must be removed.
+    # filterable, ListingId is, and only OriginatingSystemName, ModificationTimestamp,
+    # StandardStatus, PropertyType, ListingId, MlgCanView and ListOfficeMlsId are (not
+    # ListAgentMlsId: imports read the feed's replica instead); `in` is supported and v2
+    # prefers it to `or` chains (at most 5 `or`); $top is the page size (default 500, at most
+    # 5000); 2 req/s, 7,200/h and 40,000/day per token, and going over *suspends the token*
+    # (no 429 first, no rate headers); `MlgCanView eq false` means the record must be removed.
     "mlsgrid": VendorProfile(
         name="mlsgrid",
         base_url_shape="https://api.mlsgrid.com/v2",
         key_field="ListingId",
-        filter_style="or",
+        filter_style="in",
         max_or_operators=5,
         require_originating_system=True,
         originating_system_name="mlsgrid",  # placeholder: each MLS's own name, e.g. "mred"

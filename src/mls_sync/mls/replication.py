@@ -54,13 +54,5 @@ def advance(bookmark: Bookmark, applied: Sequence[MlsRecord], cap: datetime) -> 
     return Bookmark(newest, frozenset(at_newest))
 
 
-def after_full_check(bookmark: Bookmark, cap: datetime) -> Bookmark:
-    """A complete full check read every listing we hold after `cap`: replication may start
-    from there (records modified earlier are already reflected)."""
-    if bookmark.timestamp is not None and bookmark.timestamp >= cap:
-        return bookmark
-    return Bookmark(cap, frozenset())
-
-
 def replication_cap(run_started: datetime, clock_skew: timedelta) -> datetime:
     return run_started - clock_skew

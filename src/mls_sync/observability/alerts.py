@@ -74,11 +74,12 @@ class Alert:
     def text(self) -> str:
         """One Slack-compatible line (mrkdwn)."""
         run = self.run
-        where = (
-            f"MLS connection {run.connection_name or run.connection_id}"
-            if run.connection_id
-            else f"{run.trigger} run over every MLS connection"
-        )
+        if run.scope == "feed":  # a feed's own failure: once, not once per member
+            where = f"MLS feed {run.connection_name or run.connection_id}"
+        elif run.connection_id:
+            where = f"MLS connection {run.connection_name or run.connection_id}"
+        else:
+            where = f"{run.trigger} run over every MLS connection"
         return f"*{self.rule}* ({self.severity}) {where}: {self.summary} [run {run.run_id}]"
 
     def payload(self) -> dict[str, Any]:

@@ -41,8 +41,10 @@ class RunResponse(_Wire):
 class RunSummary(_Wire):
     id: str
     trigger: str  # manual, cli, cron, scheduler, api, ...
-    scope: str  # connection, listing, user, all
+    scope: str  # feed, connection, listing, user, all
     scope_id: str | None
+    # A connection's part of a feed's run: that feed run's id.
+    feed_run_id: str | None = None
     state: str  # queued, running, finished
     started_at: datetime
     finished_at: datetime | None
@@ -82,6 +84,7 @@ def summary(run: SyncRun) -> RunSummary:
         trigger=run.trigger,
         scope=run.scope,
         scope_id=run.scope_id,
+        feed_run_id=run.feed_run_id,
         state=run.state,
         started_at=run.started_at,
         finished_at=run.finished_at,

@@ -34,6 +34,8 @@ from mls_sync.domain.status import ConnectionState
 # The 300 s bucket is the slow-run alert's threshold (deploy/prometheus/alerts.yml counts the
 # runs above it); keep a bucket at MLS_SYNC_ALERT_RUN_SECONDS when changing either.
 RUN_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+# A one-minute feed cadence aims under 90 s at p99; the default 15 minutes, under 20 minutes.
+TAKEDOWN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 90.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0)
 
 # Where an error came from: the MLS refused the credentials (the connection expires), an MLS
 # request failed (network, 5xx, 429 beyond the retries), a listing could not be synced (gone
@@ -120,6 +122,14 @@ class Metrics:
         self.posts_unpublished = Counter(
             "mls_sync_posts_unpublished", "Posts taken down", ["platform"], registry=r
         )
+        self.takedown_latency = Histogram(
+            "mls_sync_takedown_latency_seconds",
+            "From the MLS's change (the record's ModificationTimestamp) to the platform's "
+            "confirmed delete of the post",
+            ["platform"],
+            buckets=TAKEDOWN_BUCKETS,
+            registry=r,
+        )
         self.errors = Counter("mls_sync_errors", "Errors by kind", ["kind"], registry=r)
         self.mls_requests = Counter(
             "mls_sync_mls_requests", "Requests sent to an MLS", ["host"], registry=r
@@ -176,8 +186,10 @@ class Metrics:
     def mls_rate_limit(self, host: str) -> None:
         self.mls_rate_limited.labels(host).inc()
 
-    def post_unpublished(self, platform: str) -> None:
+    def post_unpublished(self, platform: str, *, latency_seconds: float | None = None) -> None:
         self.posts_unpublished.labels(platform).inc()
+        if latency_seconds is not None and latency_seconds >= 0:
+            self.takedown_latency.labels(platform).observe(latency_seconds)
 
     def platform_version_refused(self, platform: str, version: str) -> None:
         self.platform_version_refusals.labels(platform, version).inc()

@@ -34,17 +34,22 @@ class RunMonitor:
         self._thresholds = thresholds or Thresholds()
         self._metrics = metrics
 
-    async def run_finished(self, run: FinishedRun) -> list[Alert]:
-        """Never raises: monitoring must not turn a finished sync into a failed one."""
+    async def run_finished(
+        self, run: FinishedRun, *, observe: bool = True, alert: bool = True
+    ) -> list[Alert]:
+        """Never raises: monitoring must not turn a finished sync into a failed one. A feed's
+        run is observed once with every member's listings (`observe`); its members' rows are
+        judged by the alert rules only, so nothing is counted twice."""
         try:
-            self._metrics.observe_run(
-                trigger=run.trigger,
-                scope=run.scope,
-                success=run.success,
-                seconds=run.duration_seconds,
-                result=run.result,
-            )
-            return await self._fire(evaluate(run, self._thresholds))
+            if observe:
+                self._metrics.observe_run(
+                    trigger=run.trigger,
+                    scope=run.scope,
+                    success=run.success,
+                    seconds=run.duration_seconds,
+                    result=run.result,
+                )
+            return await self._fire(evaluate(run, self._thresholds)) if alert else []
         except Exception:
             log.exception("run monitoring failed", sync_run_id=run.run_id)
             return []

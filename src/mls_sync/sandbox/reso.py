@@ -52,6 +52,7 @@ PROPERTY_FIELDS: dict[str, FieldType] = {
     "ListingKey": FieldType.STRING,
     "ListingId": FieldType.STRING,
     "StandardStatus": FieldType.STRING,
+    "MlsStatus": FieldType.STRING,
     "ModificationTimestamp": FieldType.DATETIME,
     "OriginatingSystemName": FieldType.STRING,
     "ListPrice": FieldType.NUMBER,
@@ -60,7 +61,7 @@ PROPERTY_FIELDS: dict[str, FieldType] = {
 }
 # Left out of whole records while empty, as MLS Grid leaves out null fields; $select still
 # names them explicitly (as null).
-OMITTED_WHEN_NULL = frozenset({"ListAgentMlsId", "ListOfficeMlsId"})
+OMITTED_WHEN_NULL = frozenset({"ListAgentMlsId", "ListOfficeMlsId", "MlsStatus"})
 DEFAULT_ORDER: list[tuple[str, bool]] = [("ListingKey", False)]
 ODATA_HEADERS = {"OData-Version": "4.0"}
 JSON_MEDIA_TYPE = "application/json;odata.metadata=minimal"
@@ -95,6 +96,7 @@ class SandboxListing:
     list_price: int | None = None
     list_agent_mls_id: str | None = None
     list_office_mls_id: str | None = None
+    mls_status: str | None = None
 
     def typed_record(self) -> dict[str, Any]:
         """RESO field names with Python values (datetimes stay datetimes) for filtering."""
@@ -102,6 +104,7 @@ class SandboxListing:
             "ListingKey": self.listing_key,
             "ListingId": self.listing_id,
             "StandardStatus": self.standard_status,
+            "MlsStatus": self.mls_status,
             "ModificationTimestamp": self.modification_timestamp,
             "OriginatingSystemName": self.originating_system_name,
             "ListPrice": self.list_price,
@@ -499,7 +502,11 @@ class ResoSandbox:
         with self._lock:
             candidates = self._candidates(options.predicate)
             records = [self._wire_record(listing) for listing in candidates]
-        return _page_body(records, options, request, self.max_page_size)
+        # MLS Grid: $top is the page size (default 500, at most 5000) and nextLink pages on
+        # (docs.mlsgrid.com, API v2 "Paging"); elsewhere $top caps the whole answer.
+        return _page_body(
+            records, options, request, self.max_page_size, top_is_page_size=self.vendor == "mlsgrid"
+        )
 
     def _candidates(self, predicate: Predicate | None) -> Iterable[SandboxListing]:
         """The listings a filter can match, looked up by key or by timestamp where the filter
@@ -580,20 +587,27 @@ def _page_body(
     max_page_size: int,
     entity_set: str = "Property",
     default_order: list[tuple[str, bool]] = DEFAULT_ORDER,
+    *,
+    top_is_page_size: bool = False,
 ) -> dict[str, Any]:
     """One page of a collection: filtered, ordered, windowed by $skip/$top, at most
-    `max_page_size` records, and a nextLink when more of the window remains."""
+    `max_page_size` records, and a nextLink when more of the window remains. With
+    `top_is_page_size` (MLS Grid), $top sizes each page and the answer goes on past it."""
     matched = [r for r in records if options.predicate is None or options.predicate(r)]
     ordered = order_records(matched, options.orderby + default_order)
-    end = None if options.top is None else options.skip + options.top
-    window = ordered[options.skip : end]
-    page = window[:max_page_size]
+    if top_is_page_size:
+        window = ordered[options.skip :]
+        page = window[: min(options.top or max_page_size, max_page_size)]
+    else:
+        end = None if options.top is None else options.skip + options.top
+        window = ordered[options.skip : end]
+        page = window[:max_page_size]
     body: dict[str, Any] = {"@odata.context": _context_url(request, options.select, entity_set)}
     if options.count:
         body["@odata.count"] = len(matched)
     body["value"] = [_project(record, options.select) for record in page]
     if len(window) > len(page):
-        body["@odata.nextLink"] = _next_link(request, options, len(page))
+        body["@odata.nextLink"] = _next_link(request, options, len(page), keep_top=top_is_page_size)
     return body
 
 
@@ -605,11 +619,14 @@ def _project(record: Record, select: list[str] | None) -> dict[str, Any]:
     return {name: _wire(record[name]) for name in names}
 
 
-def _next_link(request: Request, options: _QueryOptions, served: int) -> str:
-    """The same query, advanced past this page; $top shrinks so the client's total cap holds."""
+def _next_link(
+    request: Request, options: _QueryOptions, served: int, *, keep_top: bool = False
+) -> str:
+    """The same query, advanced past this page; $top shrinks so the client's total cap holds
+    (or stays: `keep_top`, where it is the page size)."""
     params = dict(request.query_params)
     params["$skip"] = str(options.skip + served)
-    if options.top is not None:
+    if options.top is not None and not keep_top:
         params["$top"] = str(options.top - served)
     # quote (not quote_plus): OData servers and clients expect %20, and '+' means a literal plus.
     query = urlencode(params, safe="$,()':", quote_via=quote)

@@ -4,8 +4,8 @@ Vendor modes (`ResoSandbox.vendor`):
 - "generic": any RESO server; `supports_in = False` makes it answer `in` with 400, like servers
   that implement OData 4.0 without the 4.01 `in` operator.
 - "mlsgrid": MLS Grid v2's rules: `Accept-Encoding: gzip` required (checked before auth),
-  exactly one `OriginatingSystemName eq '...'`, ListingKey not filterable, at most 5 `or`,
-  and records carry `MlgCanView`.
+  exactly one `OriginatingSystemName eq '...'`, only MLS Grid's filterable fields (not
+  ListingKey, not ListAgentMlsId), at most 5 `or`, and records carry `MlgCanView`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,22 @@ from starlette.responses import Response
 from mls_sync.sandbox.odata import ODataQueryError, _tokenize
 
 MLSGRID_MAX_OR = 5
+# MLS Grid v2 filters on these Property fields only (docs.mlsgrid.com, "Filtering": not
+# ListingKey, not ListAgentMlsId); anything else is a 400 naming the field.
+MLSGRID_FILTERABLE = frozenset(
+    {
+        "OriginatingSystemName",
+        "ModificationTimestamp",
+        "StandardStatus",
+        "PropertyType",
+        "ListingId",
+        "MlgCanView",
+        "ListOfficeMlsId",
+    }
+)
+_OPERATORS = frozenset(
+    {"and", "or", "not", "eq", "ne", "gt", "ge", "lt", "le", "in", "true", "false", "null"}
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +72,9 @@ def check_filter(vendor: str, filter_text: str | None, *, supports_in: bool) -> 
         return
     if names.count("OriginatingSystemName") != 1:
         raise ODataQueryError("exactly one OriginatingSystemName filter is required")
-    if "ListingKey" in names:
-        raise ODataQueryError("ListingKey is not a filterable field")
+    for name in names:
+        if name not in _OPERATORS and name not in MLSGRID_FILTERABLE:
+            raise ODataQueryError(f"{name} is not a searchable field")
     if names.count("or") > MLSGRID_MAX_OR:
         raise ODataQueryError(f"at most {MLSGRID_MAX_OR} 'or' operators are allowed")
 

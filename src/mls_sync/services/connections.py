@@ -1,70 +1,115 @@
-"""A user's MLS connections: connect, list, read, change (re-authenticate), remove.
+"""A user's MLS connections: join a shared feed or connect with credentials of one's own (a
+private feed), list, read, change (re-authenticate), remove.
 
-Rules that need more than a field's shape live here and break with `InvalidInput(field, ...)`.
-Credentials are encrypted on the way in and never read back out. `user_id=None` is the
-operator (the CLI, with the database's keys); a user's id limits every lookup to their own.
+A connection is the user's membership in a feed: which feed, the user's agent and office MLS
+ids, a name. Rules that need more than a field's shape live here and break with
+`InvalidInput(field, ...)`. `user_id=None` is the operator (the CLI, with the database's keys);
+a user's id limits every lookup to their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from mls_sync.domain.errors import InvalidInput, NotFound
-from mls_sync.domain.reso import StatusMapper
-from mls_sync.mls.auth import encode_credentials
-from mls_sync.mls.profiles import PROFILES, ProfileError, resolve_profile
-from mls_sync.services.records import MlsConnection, UnitOfWork
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, Conflict, InvalidInput, NotFound
+from mls_sync.services.feeds import (
+    KEY_FIELDS,
+    PROVIDERS,
+    FeedSettings,
+    MlsCredentials,
+    add_feed,
+    filter_style_of,
+    get_shared_feed,
+    key_field_of,
+    update_feed,
+)
+from mls_sync.services.records import MlsConnection, MlsFeed, UnitOfWork
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.sync.engine import SyncEngine
 from mls_sync.sync.guard import SyncInProgressError, hold
 
-PROVIDERS: tuple[str, ...] = tuple(PROFILES)
-KEY_FIELDS = ("ListingKey", "ListingId")
-CONNECTION_NOT_FOUND = "MLS connection not found"
+__all__ = [
+    "CONNECTION_NOT_FOUND",
+    "KEY_FIELDS",
+    "PROVIDERS",
+    "ConnectionView",
+    "MlsCredentials",
+    "create_connection",
+    "get_connection",
+    "list_connections",
+    "remove_connection",
+    "update_connection",
+]
+
+SHARED_FEED_SETTINGS = (
+    "this connection reads a shared MLS feed: its credentials and settings are the operator's"
+)
 
 
 @dataclass(frozen=True)
-class MlsCredentials:
-    """What the MLS gave the user: a bearer token, or an OAuth2 client (client credentials)."""
+class ConnectionView:
+    """A connection with what its feed says about the MLS (never the credentials)."""
 
-    auth_kind: str = "bearer"
-    token: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    token_url: str | None = None
-    scope: str | None = None
+    id: str
+    user_id: str
+    name: str
+    feed_id: str
+    shared_feed: bool
+    agent_mls_id: str | None
+    office_mls_id: str | None
+    provider: str
+    base_url: str
+    auth_kind: str
+    key_field: str
+    filter_style: str
+    state: str
+    state_message: str | None
+    last_sync_at: datetime | None
+    created_at: datetime
+    # When the feed's local copy first held the whole feed; None while it is still loading
+    # (imports wait for it).
+    feed_loaded_at: datetime | None = None
 
-    def secret(self) -> str:
-        """The plaintext stored encrypted: the bare token, or a JSON object for OAuth2."""
-        if self.auth_kind == "bearer":
-            if not self.token:
-                raise InvalidInput("token", "a bearer connection needs its token")
-            return self.token
-        if not self.client_id:
-            raise InvalidInput("clientId", "an oauth2 connection needs clientId")
-        if not self.client_secret:
-            raise InvalidInput("clientSecret", "an oauth2 connection needs clientSecret")
-        blob: dict[str, Any] = {"client_id": self.client_id, "client_secret": self.client_secret}
-        if self.scope:
-            blob["scope"] = self.scope
-        return encode_credentials(blob)
+    @classmethod
+    def of(cls, connection: MlsConnection, feed: MlsFeed) -> ConnectionView:
+        return cls(
+            id=connection.id,
+            user_id=connection.user_id,
+            name=connection.name,
+            feed_id=feed.id,
+            shared_feed=feed.owner_user_id is None,
+            agent_mls_id=connection.agent_mls_id,
+            office_mls_id=connection.office_mls_id,
+            provider=feed.provider,
+            base_url=feed.base_url,
+            auth_kind=feed.auth_kind,
+            key_field=key_field_of(feed),
+            filter_style=filter_style_of(feed),
+            state=connection.state,
+            state_message=connection.state_message,
+            last_sync_at=connection.last_sync_at,
+            created_at=connection.created_at,
+            feed_loaded_at=feed.loaded_at,
+        )
 
 
 async def get_connection(
     uow: UnitOfWork, connection_id: str, *, user_id: str | None
-) -> MlsConnection:
+) -> ConnectionView:
     """The connection; another user's answers exactly like a missing one."""
-    found = await repo.get_mls_connection(uow, connection_id, user_id=user_id)
-    if found is None:
-        raise NotFound(CONNECTION_NOT_FOUND)
-    return found
+    connection = await _owned(uow, connection_id, user_id)
+    return ConnectionView.of(connection, await repo.feed_of(uow, connection))
 
 
-async def list_connections(uow: UnitOfWork, user_id: str) -> Sequence[MlsConnection]:
-    return await uow.connections.of_user(user_id)
+async def list_connections(uow: UnitOfWork, user_id: str) -> Sequence[ConnectionView]:
+    return [
+        ConnectionView.of(c, await repo.feed_of(uow, c))
+        for c in await uow.connections.of_user(user_id)
+    ]
 
 
 async def create_connection(
@@ -72,37 +117,55 @@ async def create_connection(
     cipher: TokenCipher,
     *,
     user_id: str,
-    base_url: str,
-    credentials: MlsCredentials,
+    feed_id: str | None = None,
+    base_url: str | None = None,
+    credentials: MlsCredentials | None = None,
     name: str = "",
+    agent_mls_id: str | None = None,
+    office_mls_id: str | None = None,
     provider: str = "generic",
-    key_field: str = "ListingKey",
-    filter_style: str = "in",
+    key_field: str | None = None,
+    filter_style: str | None = None,
     profile_overrides: Mapping[str, Any] | None = None,
     status_overrides: Mapping[str, str] | None = None,
-) -> MlsConnection:
-    _check_url(base_url, "baseUrl")
-    if key_field not in KEY_FIELDS:
-        raise InvalidInput("keyField", f"one of {', '.join(KEY_FIELDS)}")
-    secret = credentials.secret()
-    overrides = _profile_overrides(provider, credentials, profile_overrides)
-    statuses = _status_overrides(status_overrides)
-    connection = await repo.create_mls_connection(
+) -> ConnectionView:
+    """Join the shared feed `feed_id`, or connect with credentials of one's own (`base_url`
+    and `credentials`: a private feed). Key field, filter style, page size and budget come
+    from the vendor profile unless given."""
+    if feed_id is not None:
+        if base_url is not None or credentials is not None:
+            raise InvalidInput(
+                "feedId", "give feedId (a shared feed) or baseUrl and credentials, not both"
+            )
+        feed = await get_shared_feed(uow, feed_id)
+        if any(c.feed_id == feed.id for c in await uow.connections.of_user(user_id)):
+            raise Conflict("You already have a connection to this MLS feed")
+    else:
+        if base_url is None:
+            raise InvalidInput("baseUrl", "baseUrl (or the feedId of a shared feed) is needed")
+        if credentials is None:
+            raise InvalidInput("token", "the MLS credentials are needed")
+        settings = FeedSettings(
+            base_url=base_url,
+            credentials=credentials,
+            name=name,
+            provider=provider,
+            key_field=key_field,
+            filter_style=filter_style,
+            profile_overrides=profile_overrides,
+            status_overrides=status_overrides,
+        )
+        feed = await add_feed(uow, cipher, settings, owner_user_id=user_id)
+    connection = await repo.join_feed(
         uow,
-        cipher,
         user_id=user_id,
-        base_url=base_url,
-        token=secret,
+        feed=feed,
         name=name,
-        provider=provider,
-        key_field=key_field,
-        filter_style=filter_style,
-        auth_kind=credentials.auth_kind,
-        profile_overrides=overrides,
+        agent_mls_id=agent_mls_id,
+        office_mls_id=office_mls_id,
     )
-    connection.status_overrides = statuses
     await uow.flush()
-    return connection
+    return ConnectionView.of(connection, feed)
 
 
 async def update_connection(
@@ -112,73 +175,61 @@ async def update_connection(
     *,
     user_id: str | None,
     name: str | None = None,
+    agent_mls_id: str | None = None,
+    office_mls_id: str | None = None,
     base_url: str | None = None,
     credentials: MlsCredentials | None = None,
     status_overrides: Mapping[str, str] | None = None,
-) -> MlsConnection:
-    """Rename, move, re-authenticate: new credentials make an expired connection active."""
-    connection = await get_connection(uow, connection_id, user_id=user_id)
+) -> ConnectionView:
+    """Rename, change the agent or office, and on a private feed move or re-authenticate
+    (new credentials make an expired connection active)."""
+    connection = await _owned(uow, connection_id, user_id)
+    feed = await repo.feed_of(uow, connection)
+    private = feed.owner_user_id == connection.user_id
+    refused = {"credentials": credentials, "baseUrl": base_url, "statusOverrides": status_overrides}
+    for field, value in refused.items():
+        if value is not None and not private:
+            raise InvalidInput(field, SHARED_FEED_SETTINGS)
     if name is not None:
         connection.name = name
-    if base_url is not None:
-        connection.base_url = _check_url(base_url, "baseUrl").rstrip("/")
-    if credentials is not None:
-        try:
-            secret = credentials.secret()
-            overrides = _profile_overrides(
-                connection.provider, credentials, connection.profile_overrides
-            )
-        except InvalidInput as exc:
-            raise exc.nested_in("credentials") from None
-        repo.replace_mls_credentials(connection, cipher, secret, auth_kind=credentials.auth_kind)
-        connection.profile_overrides = overrides
-    if status_overrides is not None:
-        connection.status_overrides = _status_overrides(status_overrides)
+    if agent_mls_id is not None:
+        connection.agent_mls_id = agent_mls_id or None
+    if office_mls_id is not None:
+        connection.office_mls_id = office_mls_id or None
+    if private:  # the user's own feed follows its one connection's name and settings
+        await update_feed(
+            uow,
+            cipher,
+            feed,
+            name=name,
+            base_url=base_url,
+            credentials=credentials,
+            status_overrides_given=status_overrides,
+        )
     await uow.flush()
-    return connection
+    return ConnectionView.of(connection, feed)
 
 
 async def remove_connection(engine: SyncEngine, connection_id: str, *, user_id: str | None) -> None:
-    """Delete a connection with its listings, their history and posts, unless it is being
-    synced right now (`Conflict`, and nothing is deleted): a run never loses its rows
-    half-way."""
+    """Delete a connection with its listings, their history and posts (and its private feed,
+    with the replica), unless its feed is being synced right now (`Conflict`, and nothing is
+    deleted): a run never loses its rows half-way."""
     async with engine.db.transaction() as uow:
-        await get_connection(uow, connection_id, user_id=user_id)
-    async with hold(engine.guard, connection_id) as held:
+        connection = await _owned(uow, connection_id, user_id)
+        feed = await repo.feed_of(uow, connection)
+        private = feed.owner_user_id == connection.user_id
+    async with hold(engine.guard, feed.id) as held:
         if not held:
             raise SyncInProgressError()
         async with engine.db.transaction() as uow:
-            await uow.connections.delete(connection_id)
+            if private:
+                await uow.feeds.delete(feed.id)
+            else:
+                await uow.connections.delete(connection_id)
 
 
-def _check_url(url: str, field: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInput(field, "must be an http:// or https:// URL")
-    return url
-
-
-def _profile_overrides(
-    provider: str, credentials: MlsCredentials, given: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    if provider not in PROFILES:
-        raise InvalidInput("provider", f"unknown MLS provider; one of {', '.join(PROFILES)}")
-    overrides = dict(given or {})
-    overrides.pop("auth_kind", None)  # the credentials say which
-    if credentials.token_url:
-        overrides["token_url"] = credentials.token_url
-    try:
-        resolve_profile(provider, {**overrides, "auth_kind": credentials.auth_kind})
-    except ProfileError as exc:
-        field = "tokenUrl" if exc.setting == "token_url" else "profileOverrides"
-        raise InvalidInput(field, str(exc)) from None
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("profileOverrides", str(exc)) from None
-    return overrides
-
-
-def _status_overrides(given: Mapping[str, str] | None) -> dict[str, str]:
-    try:
-        StatusMapper(given or None)
-    except ValueError as exc:
-        raise InvalidInput("statusOverrides", str(exc)) from None
-    return dict(given or {})
+async def _owned(uow: UnitOfWork, connection_id: str, user_id: str | None) -> MlsConnection:
+    found = await repo.get_mls_connection(uow, connection_id, user_id=user_id)
+    if found is None:
+        raise NotFound(CONNECTION_NOT_FOUND)
+    return found

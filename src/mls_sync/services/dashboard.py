@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState
+from mls_sync.store import repositories as repo
 from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import (
     PlatformConnection,
@@ -44,6 +45,8 @@ class ConnectionRow:
     state: str
     state_message: str | None
     last_sync_at: datetime | None
+    # While the connection's feed is still on its first load: the records loaded so far.
+    loading_records: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,17 +142,22 @@ async def dashboard_data(
 
 
 async def _connections(uow: UnitOfWork, user_id: str) -> list[ConnectionRow]:
-    return [
-        ConnectionRow(
-            id=c.id,
-            name=c.name or c.base_url,
-            base_url=c.base_url,
-            state=c.state,
-            state_message=c.state_message,
-            last_sync_at=c.last_sync_at,
+    rows = []
+    for c in await uow.connections.of_user(user_id):
+        feed = await repo.feed_of(uow, c)
+        loading = None if feed.loaded_at else await uow.replica.count(feed.id)
+        rows.append(
+            ConnectionRow(
+                id=c.id,
+                name=c.name or feed.name or feed.base_url,
+                base_url=feed.base_url,
+                state=c.state,
+                state_message=c.state_message,
+                last_sync_at=c.last_sync_at,
+                loading_records=loading,
+            )
         )
-        for c in await uow.connections.of_user(user_id)
-    ]
+    return rows
 
 
 async def _platforms_needing_reauth(session: AsyncSession, user_id: str) -> list[ReauthRow]:

@@ -1,34 +1,33 @@
-"""A user's listings: import them from the MLS by agent or office, register one, list them."""
+"""A user's listings: import them from the feed's replica by agent or office, register one,
+list them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mls_sync.domain.errors import NotFound
+from mls_sync.domain.errors import LISTING_NOT_FOUND, NotFound
 from mls_sync.domain.status import ListingStatus
 from mls_sync.services.records import Listing, UnitOfWork
 from mls_sync.store import repositories as repo
 from mls_sync.sync.importer import (
+    FeedNotLoadedError,
     ImportReport,
     ListingExistsError,
     ListingRejectedError,
-    MlsUnavailableError,
     import_listings,
     register_listing,
 )
 
 __all__ = [
+    "FeedNotLoadedError",
     "ImportReport",
     "ListingExistsError",
     "ListingRejectedError",
-    "MlsUnavailableError",
     "get_listing",
     "import_listings",
     "list_listings",
     "register_listing",
 ]
-
-LISTING_NOT_FOUND = "Listing not found"
 
 
 async def get_listing(uow: UnitOfWork, listing_id: str, *, user_id: str | None) -> Listing:

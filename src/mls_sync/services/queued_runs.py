@@ -13,14 +13,14 @@ parent run still completes) and the error is raised for the queue's record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
 
 import httpx
 import sqlalchemy.exc
 import structlog
 
-from mls_sync.domain.errors import NotFound
+from mls_sync.domain.errors import USER_NOT_FOUND, NotFound
 from mls_sync.domain.results import QueuedRun, SyncActionResponse
 from mls_sync.services.connections import get_connection
 from mls_sync.services.listings import get_listing
@@ -30,6 +30,7 @@ from mls_sync.sync import runs
 from mls_sync.sync.deferred import DeferConnection, fan_out, settle_parent
 from mls_sync.sync.engine import SyncEngine
 from mls_sync.sync.guard import SYNC_IN_PROGRESS, SyncInProgressError
+from mls_sync.sync.outcome import Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +105,7 @@ async def queue_user(
 ) -> SyncActionResponse[QueuedRun]:
     async with engine.db.transaction() as session:
         if await session.users.find(user_id) is None:
-            raise NotFound("User not found")
+            raise NotFound(USER_NOT_FOUND)
         run = await deferred_runs.queue_run(
             session,
             trigger=trigger,
@@ -152,10 +153,53 @@ async def run_connection(
     trigger: str,
     last_attempt: bool,
 ) -> None:
+    """One connection's job (its own, or a user's run's): its feed's run, the connection's
+    part recorded into `run_id`."""
+    await _run_child(
+        engine,
+        runs.sync_connection(engine, connection_id, trigger=trigger, run_id=run_id),
+        run_id=run_id,
+        parent_id=parent_id,
+        last_attempt=last_attempt,
+        what={"connection_id": connection_id},
+    )
+
+
+async def run_feed(
+    engine: SyncEngine,
+    *,
+    feed_id: str,
+    run_id: str,
+    parent_id: str | None,
+    trigger: str,
+    last_attempt: bool,
+) -> None:
+    """One feed's job of a run over everyone: the feed's run recorded into `run_id`."""
+    await _run_child(
+        engine,
+        runs.sync_feed(engine, feed_id, trigger=trigger, run_id=run_id),
+        run_id=run_id,
+        parent_id=parent_id,
+        last_attempt=last_attempt,
+        what={"feed_id": feed_id},
+    )
+
+
+async def _run_child(
+    engine: SyncEngine,
+    sync: Coroutine[Any, Any, Outcome],
+    *,
+    run_id: str,
+    parent_id: str | None,
+    last_attempt: bool,
+    what: dict[str, str],
+) -> None:
+    """Run a queued sync into its row; a sync that cannot run (gone, busy on the last
+    attempt, broken) finishes the row itself, so the parent run still completes."""
     failure: Exception | None = None
     skipped = False
     try:
-        await runs.sync_connection(engine, connection_id, trigger=trigger, run_id=run_id)
+        await sync
         message = None
     except NotFound as exc:  # removed since it was queued
         message = exc.message
@@ -166,7 +210,7 @@ async def run_connection(
     except Exception as exc:
         if isinstance(exc, TRANSIENT) and not last_attempt:
             raise
-        log.exception("deferred connection sync failed", connection_id=connection_id)
+        log.exception("deferred sync failed", **what)
         message, failure = f"Internal error: {type(exc).__name__}", exc
     if message is not None:
         async with engine.db.transaction() as session:
@@ -206,19 +250,26 @@ async def run_user(
 
 
 async def run_everyone(
-    engine: SyncEngine, *, run_id: str | None, trigger: str, defer: DeferConnection
+    engine: SyncEngine,
+    *,
+    run_id: str | None,
+    trigger: str,
+    defer: DeferConnection,
+    due_only: bool = False,
 ) -> str:
-    """Every active connection of every user, one job each; without `run_id` (the periodic
-    task) the parent run is created here. Returns the parent run's id."""
+    """Every active feed once, one job each (`defer` defers a feed's job): a feed's members
+    share its run, so the MLS sees one replication per feed whatever the number of agents.
+    Without `run_id` (the periodic task) the parent run is created here. Returns the parent
+    run's id. `due_only` (the periodic task): only feeds whose cadence has come."""
     async with engine.db.transaction() as session:
         if run_id is None:
             parent = await deferred_runs.queue_run(
                 session, trigger=trigger, scope="all", scope_id=None, user_id=None, connections=0
             )
             run_id = parent.id
-        connection_ids: Sequence[str] = await session.connections.active_ids()
-    log.info("Starting MLS status sync job...", trigger=trigger, connections=len(connection_ids))
-    await fan_out(engine.db, run_id, connection_ids, defer)
+        feed_ids: Sequence[str] = await runs.due_feeds(session, due_only=due_only)
+    log.info("Starting MLS status sync job...", trigger=trigger, feeds=len(feed_ids))
+    await fan_out(engine.db, run_id, feed_ids, defer, scope="feed")
     return run_id
 
 

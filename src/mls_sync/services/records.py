@@ -8,11 +8,20 @@ they never reach the storage themselves.
 from __future__ import annotations
 
 from mls_sync.store.interface import UnitOfWork
-from mls_sync.store.models import Listing, MlsConnection, PlatformConnection, Post, SyncRun, User
+from mls_sync.store.models import (
+    Listing,
+    MlsConnection,
+    MlsFeed,
+    PlatformConnection,
+    Post,
+    SyncRun,
+    User,
+)
 
 __all__ = [
     "Listing",
     "MlsConnection",
+    "MlsFeed",
     "PlatformConnection",
     "Post",
     "SyncRun",

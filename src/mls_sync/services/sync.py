@@ -22,7 +22,7 @@ async def sync_connection(
     trigger: str = "manual",
     progress: ProgressCallback | None = None,
 ) -> SyncActionResponse[SyncResult]:
-    """Every listing of one MLS connection."""
+    """One MLS connection: its feed caught up, its listings reported."""
     outcome = await runs.sync_connection(
         engine, connection_id, user_id=user_id, trigger=trigger, progress=progress
     )
@@ -38,10 +38,27 @@ async def sync_user(
     trigger: str = "manual",
     progress: ProgressCallback | None = None,
 ) -> SyncActionResponse[AggregatedResult]:
-    """Every MLS connection of one user: summed totals plus one result per connection."""
+    """Every MLS connection of one user (each feed once): summed totals plus one result per
+    connection."""
     outcome, aggregated = await runs.sync_user(engine, user_id, trigger=trigger, progress=progress)
     return SyncActionResponse[AggregatedResult](
         success=outcome.success, message=outcome.message, data=aggregated
+    )
+
+
+async def sync_feed(
+    engine: SyncEngine,
+    feed_id: str,
+    *,
+    trigger: str = "manual",
+    progress: ProgressCallback | None = None,
+    full: bool | None = None,
+) -> SyncActionResponse[SyncResult]:
+    """One MLS feed, for every member (the operator's): its first load, its changes, and a
+    reconciliation when due or `full`."""
+    outcome = await runs.sync_feed(engine, feed_id, trigger=trigger, progress=progress, full=full)
+    return SyncActionResponse[SyncResult](
+        success=outcome.success, message=outcome.message, data=outcome.result
     )
 
 
@@ -60,11 +77,13 @@ async def sync_everyone(
     *,
     trigger: str = "cron",
     on_connection_done: ConnectionProgress | None = None,
+    due_only: bool = False,
 ) -> SyncActionResponse[AggregatedResult]:
-    """Every active MLS connection of every user (the cron endpoint, the schedule, `sync all`):
-    connections being synced already are skipped and listed with `skipped: true`."""
+    """Every active MLS feed once, for every member (the cron endpoint, the schedule, `sync
+    all`): connections of feeds being synced already are skipped and listed with `skipped:
+    true`. `due_only`: only feeds whose cadence has come (the scheduler's ticks)."""
     outcome, aggregated = await runs.sync_everyone(
-        engine, trigger=trigger, on_connection_done=on_connection_done
+        engine, trigger=trigger, on_connection_done=on_connection_done, due_only=due_only
     )
     return SyncActionResponse[AggregatedResult](
         success=outcome.success, message=outcome.message, data=aggregated

@@ -79,14 +79,15 @@ async def finish_unrun(
 
 
 async def start_fan_out(
-    session: UnitOfWork, parent: SyncRun, connection_ids: Sequence[str]
+    session: UnitOfWork, parent: SyncRun, child_ids: Sequence[str], *, scope: str = "connection"
 ) -> list[SyncRun]:
-    """The parent starts running with one queued child per connection (one transaction, so
-    no child can finish before its siblings exist)."""
+    """The parent starts running with one queued child per connection (or per feed, for a
+    run over everyone), in one transaction, so no child can finish before its siblings
+    exist."""
     children = [
         SyncRun(
             trigger=parent.trigger,
-            scope="connection",
+            scope=scope,
             scope_id=connection_id,
             user_id=parent.user_id,
             parent_id=parent.id,
@@ -96,7 +97,7 @@ async def start_fan_out(
             status_changes=[],
             progress={"connectionsDone": 0, "connectionsTotal": 1},
         )
-        for connection_id in connection_ids
+        for connection_id in child_ids
     ]
     for child in children:
         session.add(child)

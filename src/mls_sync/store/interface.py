@@ -19,13 +19,16 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, overload
 
-from mls_sync.domain.status import ListingStatus
+from mls_sync.domain.replica import ReplicaRow
+from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.store.models import (
     Base,
     ConnectionLease,
+    FeedRecord,
     Listing,
     ListingStatusHistory,
     MlsConnection,
+    MlsFeed,
     PlatformConnection,
     Post,
     SyncRun,
@@ -48,14 +51,73 @@ class Users(Protocol):
     async def by_api_key_hash(self, key_hash: str) -> User | None: ...
 
 
+class Feeds(Protocol):
+    """The MLS feeds: the operator's shared ones and users' private ones."""
+
+    async def all(self, *, owner_user_id: str | None = None) -> Sequence[MlsFeed]:
+        """Oldest first; with an owner, only that user's private feeds."""
+        ...
+
+    async def active_ids(self) -> list[str]:
+        """Feeds that may be replicated now (expired ones wait for new credentials), oldest
+        first."""
+        ...
+
+    async def delete(self, feed_id: str) -> None:
+        """The feed with its replica, its memberships and their listings."""
+        ...
+
+
+class Replica(Protocol):
+    """Each feed's local copy of its Property records' key fields."""
+
+    async def upsert(self, feed_id: str, rows: Sequence[ReplicaRow], *, seen_at: datetime) -> None:
+        """Insert or replace each row by (feed, ListingKey)."""
+        ...
+
+    async def of_keys(self, feed_id: str, keys: Collection[str]) -> dict[str, FeedRecord]:
+        """The rows for these ListingKeys, by key (absent keys are not in the replica)."""
+        ...
+
+    async def find(
+        self,
+        feed_id: str,
+        *,
+        listing_key: str | None = None,
+        listing_id: str | None = None,
+        agent_mls_id: str | None = None,
+        office_mls_id: str | None = None,
+    ) -> Sequence[FeedRecord]:
+        """Rows equal to every criterion given (gone ones included), by ListingKey."""
+        ...
+
+    async def touch(self, feed_id: str, keys: Collection[str], *, seen_at: datetime) -> None:
+        """The feed still has these records (a reconciliation's key-only pull)."""
+        ...
+
+    async def mark_gone_unseen(self, feed_id: str, *, since: datetime) -> list[str]:
+        """Rows not seen since `since` and not modified since then left the feed: mark them
+        gone and return their keys."""
+        ...
+
+    async def count(self, feed_id: str) -> int: ...
+
+
 class MlsConnections(Protocol):
     async def of_user(self, user_id: str) -> Sequence[MlsConnection]:
         """Oldest first."""
         ...
 
-    async def active_ids(self) -> list[str]:
-        """Every user's connections that may be synced now (expired and failed ones wait
-        for their owner to re-authenticate), oldest first."""
+    async def of_feed(self, feed_id: str) -> Sequence[MlsConnection]:
+        """The feed's members, oldest first."""
+        ...
+
+    async def mark_feed(self, feed_id: str, state: ConnectionState, message: str | None) -> None:
+        """Every member of the feed takes the feed's state (an expired credential)."""
+        ...
+
+    async def touch_feed(self, feed_id: str, at: datetime) -> None:
+        """Every member of the feed was synced at `at` (its feed's run succeeded)."""
         ...
 
     async def delete(self, connection_id: str) -> None:
@@ -73,6 +135,18 @@ class Listings(Protocol):
         ...
 
     async def by_key(self, connection_id: str, listing_key: str) -> Listing | None: ...
+
+    async def held_in_feed(self, feed_id: str, keys: Collection[str]) -> Sequence[Listing]:
+        """Every listing of the feed with one of these ListingKeys, whoever holds it."""
+        ...
+
+    async def of_feed(self, feed_id: str) -> Sequence[Listing]:
+        """Every listing held in the feed, by ListingKey (reconciliation)."""
+        ...
+
+    async def counts_in_feed(self, feed_id: str) -> dict[str, int]:
+        """How many listings each member connection of the feed holds."""
+        ...
 
     async def lock(self, listing_id: str) -> Listing | None:
         """The listing, held against other writers until the unit of work ends."""
@@ -146,10 +220,16 @@ class Outbox(Protocol):
         """Jobs due by `now` (of these listings only, when given), the longest due first."""
         ...
 
-    async def claim(self, job_id: str, *, now: datetime, until: datetime) -> bool:
-        """Take a due job until `until` (a lease), at once, outside the unit of work's
-        commit. False when it is no longer due: another drain claimed it first, and only one
-        of them may call the platform."""
+    async def claim(
+        self, job_id: str, *, now: datetime, until: datetime, by: str | None = None
+    ) -> bool:
+        """Take a due job until `until` (a lease) for `by`, at once, outside the unit of
+        work's commit. False when it is no longer due: another drain claimed it first, and
+        only one of them may call the platform."""
+        ...
+
+    async def release_claims(self, by: str, *, now: datetime) -> int:
+        """Every job `by` claimed is due again at `now` (its holder died); how many."""
         ...
 
     async def depth(self) -> tuple[int, datetime | None]:
@@ -196,6 +276,12 @@ class UnitOfWork(Protocol):
 
     @property
     def users(self) -> Users: ...
+
+    @property
+    def feeds(self) -> Feeds: ...
+
+    @property
+    def replica(self) -> Replica: ...
 
     @property
     def connections(self) -> MlsConnections: ...
@@ -285,6 +371,7 @@ class Storage(Protocol):
 
 __all__ = [
     "BucketSpacing",
+    "Feeds",
     "Leases",
     "Listings",
     "MlsConnections",
@@ -292,6 +379,7 @@ __all__ = [
     "PlatformConnections",
     "Posts",
     "RateBuckets",
+    "Replica",
     "Repository",
     "Runs",
     "Storage",

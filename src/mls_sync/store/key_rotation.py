@@ -16,12 +16,12 @@ from sqlalchemy import select
 
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.interface import Storage
-from mls_sync.store.models import Base, MlsConnection, PlatformConnection
+from mls_sync.store.models import Base, MlsFeed, PlatformConnection
 from mls_sync.store.open import sql_database
 
 # Every column that holds a secret, by table: a new encrypted column must be added here.
 ENCRYPTED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
-    MlsConnection: ("credentials_encrypted",),
+    MlsFeed: ("credentials_encrypted",),
     PlatformConnection: ("access_token_encrypted", "refresh_token_encrypted"),
 }
 

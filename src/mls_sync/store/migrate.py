@@ -27,8 +27,18 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with db.engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            # A batch ALTER on SQLite copies the table and drops the old one; with foreign
+            # keys on, that DROP would cascade into every row that points at it (a
+            # connection's listings). The pragma only takes effect outside a transaction.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            await conn.run_sync(_upgrade)
+            await conn.commit()
+        finally:
+            if db.is_sqlite:
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 async def current_revision(db: Database) -> str | None:

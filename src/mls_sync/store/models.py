@@ -44,30 +44,81 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class MlsConnection(Base):
-    __tablename__ = "mls_connections"
+class MlsFeed(Base):
+    """One MLS as one credential sees it (DESIGN.md section 4): replicated once, whoever
+    holds its listings. `owner_user_id` None is the operator's shared feed; a user's id makes
+    it that user's private feed (per-agent credentials: Spark, Rapattoni)."""
+
+    __tablename__ = "mls_feeds"
 
     id: Mapped[str] = _id()
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    owner_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200), default="")
     provider: Mapped[str] = mapped_column(String(50), default="generic")
     base_url: Mapped[str] = mapped_column(String(500))
     auth_kind: Mapped[str] = mapped_column(String(30), default="bearer")
     credentials_encrypted: Mapped[str] = mapped_column(Text)
-    key_field: Mapped[str] = mapped_column(String(50), default="ListingKey")
-    filter_style: Mapped[str] = mapped_column(String(10), default="in")
+    # None: the vendor profile's (mls/profiles.py), e.g. MLS Grid's ListingId.
+    key_field: Mapped[str | None] = mapped_column(String(50))
+    filter_style: Mapped[str | None] = mapped_column(String(10))
     status_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Vendor profile fields this feed overrides, e.g. MLS Grid's originating_system_name;
+    # OAuth client id and secret live in credentials_encrypted.
+    profile_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default=ConnectionState.ACTIVE)
+    state_message: Mapped[str | None] = mapped_column(Text)
+    cadence_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    bookmark_timestamp: Mapped[datetime | None]
+    bookmark_keys: Mapped[list[Any]] = mapped_column(default=list)
+    # When the replica first held the whole feed (imports wait for it); None while loading.
+    loaded_at: Mapped[datetime | None]
+    reconciled_at: Mapped[datetime | None]
+    # RESO EntityEvent (RCP-027) replication: the last EntityEventSequence applied.
+    entity_event_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    last_run_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedRecord(Base):
+    """The local replica: a Property's key fields as the feed last said them."""
+
+    __tablename__ = "feed_records"
+    __table_args__ = (
+        Index("ix_feed_records_listing_id", "feed_id", "listing_id"),
+        Index("ix_feed_records_agent", "feed_id", "list_agent_mls_id"),
+        Index("ix_feed_records_office", "feed_id", "list_office_mls_id"),
+    )
+
+    feed_id: Mapped[str] = mapped_column(
+        ForeignKey("mls_feeds.id", ondelete="CASCADE"), primary_key=True
+    )
+    listing_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    listing_id: Mapped[str | None] = mapped_column(String(100))
+    standard_status: Mapped[str | None] = mapped_column(String(50))
+    mls_status: Mapped[str | None] = mapped_column(String(100))
+    modification_timestamp: Mapped[datetime | None]
+    list_agent_mls_id: Mapped[str | None] = mapped_column(String(100))
+    list_office_mls_id: Mapped[str | None] = mapped_column(String(100))
+    gone: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MlsConnection(Base):
+    """A user's membership in a feed: whose listings they hold there, under which name."""
+
+    __tablename__ = "mls_connections"
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    feed_id: Mapped[str] = mapped_column(ForeignKey("mls_feeds.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    agent_mls_id: Mapped[str | None] = mapped_column(String(100))
+    office_mls_id: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(20), default=ConnectionState.ACTIVE)
     state_message: Mapped[str | None] = mapped_column(Text)
     last_sync_at: Mapped[datetime | None]
-    bookmark_timestamp: Mapped[datetime | None]
-    bookmark_keys: Mapped[list[Any]] = mapped_column(default=list)
-    # Vendor profile fields this connection overrides (mls/profiles.py), e.g. MLS Grid's
-    # originating_system_name; OAuth client id and secret live in credentials_encrypted.
-    profile_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    last_full_check_at: Mapped[datetime | None]
-    # RESO EntityEvent (RCP-027) replication: the last EntityEventSequence applied.
-    entity_event_sequence: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     listings: Mapped[list[Listing]] = relationship(back_populates="connection")
@@ -75,13 +126,18 @@ class MlsConnection(Base):
 
 class Listing(Base):
     __tablename__ = "listings"
-    __table_args__ = (UniqueConstraint("mls_connection_id", "listing_key"),)
+    __table_args__ = (
+        UniqueConstraint("mls_connection_id", "listing_key"),
+        Index("ix_listings_feed_key", "feed_id", "listing_key"),
+    )
 
     id: Mapped[str] = _id()
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     mls_connection_id: Mapped[str] = mapped_column(
         ForeignKey("mls_connections.id", ondelete="CASCADE"), index=True
     )
+    # The connection's feed, kept here so one query finds every holder of a changed record.
+    feed_id: Mapped[str] = mapped_column(String(32))
     mls_number: Mapped[str] = mapped_column(String(100))
     listing_key: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=ListingStatus.ACTIVE)
@@ -152,6 +208,9 @@ class UnpublishJob(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who holds the claim (a process's lease-holder id) while a drain calls the platform:
+    # whoever takes over a dead holder's feed also takes over its claims (sync/engine.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
 class SyncRun(Base):
@@ -176,6 +235,8 @@ class SyncRun(Base):
     # A connection's run deferred as part of a user's or everyone's run (worker/): the parent
     # is finished, with the summed totals, when its last child finishes.
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # A connection's part of a feed's run (scope "feed"): the feed run it was reported from.
+    feed_run_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class ConnectionLease(Base):

@@ -19,6 +19,7 @@ from mls_sync.store.models import (
     Listing,
     ListingStatusHistory,
     MlsConnection,
+    MlsFeed,
     PlatformConnection,
     Post,
     SyncRun,
@@ -36,7 +37,67 @@ async def create_user(session: UnitOfWork, email: str) -> User:
     return user
 
 
-# MLS connections
+# MLS feeds and connections (a user's membership in a feed)
+
+
+async def create_feed(
+    session: UnitOfWork,
+    cipher: TokenCipher,
+    *,
+    owner_user_id: str | None,
+    base_url: str,
+    secret: str,
+    name: str = "",
+    provider: str = "generic",
+    auth_kind: str = "bearer",
+    key_field: str | None = None,
+    filter_style: str | None = None,
+    profile_overrides: dict[str, Any] | None = None,
+    status_overrides: dict[str, Any] | None = None,
+    cadence_seconds: int = 900,
+) -> MlsFeed:
+    """`owner_user_id` None: the operator's shared feed; a user's id: their private feed.
+    `secret` is the bare token, or the OAuth2 client as a JSON object; stored encrypted."""
+    feed = MlsFeed(
+        owner_user_id=owner_user_id,
+        base_url=base_url.rstrip("/"),
+        credentials_encrypted=cipher.encrypt(secret),
+        name=name,
+        provider=provider,
+        auth_kind=auth_kind,
+        key_field=key_field,
+        filter_style=filter_style,
+        status_overrides=status_overrides or {},
+        profile_overrides=profile_overrides or {},
+        bookmark_keys=[],
+        cadence_seconds=cadence_seconds,
+    )
+    session.add(feed)
+    await session.flush()
+    return feed
+
+
+async def join_feed(
+    session: UnitOfWork,
+    *,
+    user_id: str,
+    feed: MlsFeed,
+    name: str = "",
+    agent_mls_id: str | None = None,
+    office_mls_id: str | None = None,
+) -> MlsConnection:
+    connection = MlsConnection(
+        user_id=user_id,
+        feed_id=feed.id,
+        name=name,
+        agent_mls_id=agent_mls_id,
+        office_mls_id=office_mls_id,
+        state=feed.state,
+        state_message=feed.state_message,
+    )
+    session.add(connection)
+    await session.flush()
+    return connection
 
 
 async def create_mls_connection(
@@ -48,33 +109,32 @@ async def create_mls_connection(
     token: str | None = None,
     name: str = "",
     provider: str = "generic",
-    key_field: str = "ListingKey",
-    filter_style: str = "in",
+    key_field: str | None = None,
+    filter_style: str | None = None,
     auth_kind: str = "bearer",
     credentials: dict[str, Any] | None = None,
     profile_overrides: dict[str, Any] | None = None,
 ) -> MlsConnection:
-    """`token` for a static bearer token; `credentials` (e.g. client_id and client_secret for
-    OAuth2) are stored as one encrypted JSON object."""
+    """A connection with its own credentials: a private feed of the user and their
+    membership in it. `token` for a static bearer token; `credentials` (e.g. client_id and
+    client_secret for OAuth2) are stored as one encrypted JSON object."""
     if (token is None) == (credentials is None):
         raise ValueError("give either a token or credentials")
     secret = token if token is not None else json.dumps(credentials, sort_keys=True)
-    connection = MlsConnection(
-        user_id=user_id,
-        base_url=base_url.rstrip("/"),
-        credentials_encrypted=cipher.encrypt(secret),
+    feed = await create_feed(
+        session,
+        cipher,
+        owner_user_id=user_id,
+        base_url=base_url,
+        secret=secret,
         name=name,
         provider=provider,
         auth_kind=auth_kind,
         key_field=key_field,
         filter_style=filter_style,
-        status_overrides={},
-        bookmark_keys=[],
-        profile_overrides=profile_overrides or {},
+        profile_overrides=profile_overrides,
     )
-    session.add(connection)
-    await session.flush()
-    return connection
+    return await join_feed(session, user_id=user_id, feed=feed, name=name)
 
 
 async def get_mls_connection(
@@ -88,13 +148,33 @@ async def get_mls_connection(
     return connection
 
 
-async def mark_connection(
-    session: UnitOfWork, connection_id: str, state: ConnectionState, message: str | None
+async def get_feed(
+    session: UnitOfWork, feed_id: str, *, user_id: str | None = None
+) -> MlsFeed | None:
+    """The feed; with a user's id, only their private feed (a shared feed, or another user's,
+    answers None: only the operator manages those)."""
+    feed = await session.get(MlsFeed, feed_id)
+    if feed is None or (user_id is not None and feed.owner_user_id != user_id):
+        return None
+    return feed
+
+
+async def feed_of(session: UnitOfWork, connection: MlsConnection) -> MlsFeed:
+    feed = await session.get(MlsFeed, connection.feed_id)
+    if feed is None:  # guarded by a foreign key; kept for the type checker
+        raise LookupError(f"MLS connection {connection.id} has no feed")
+    return feed
+
+
+async def mark_feed(
+    session: UnitOfWork, feed_id: str, state: ConnectionState, message: str | None
 ) -> None:
-    connection = await session.get(MlsConnection, connection_id)
-    if connection is not None:
-        connection.state = state
-        connection.state_message = message
+    """The feed's state, taken by every member connection (what users see)."""
+    feed = await session.get(MlsFeed, feed_id)
+    if feed is not None:
+        feed.state = state
+        feed.state_message = message
+    await session.connections.mark_feed(feed_id, state, message)
 
 
 # listings
@@ -111,6 +191,7 @@ async def add_listing(
     listing = Listing(
         user_id=connection.user_id,
         mls_connection_id=connection.id,
+        feed_id=connection.feed_id,
         listing_key=listing_key,
         mls_number=mls_number,
         status=status,
@@ -256,71 +337,72 @@ def store_platform_tokens(
     connection.expiry_warned_at = None  # a new expiry is announced afresh
 
 
-# MLS replication state
+# MLS replication state (per feed)
 
 
 async def save_bookmark(
-    session: UnitOfWork, connection_id: str, timestamp: datetime | None, keys: Sequence[str]
+    session: UnitOfWork, feed_id: str, timestamp: datetime | None, keys: Sequence[str]
 ) -> None:
     """The replication bookmark; written in the transaction that commits the changes it
     covers, never before."""
-    connection = await session.get(MlsConnection, connection_id)
-    if connection is not None:
-        connection.bookmark_timestamp = timestamp
-        connection.bookmark_keys = list(keys)
+    feed = await session.get(MlsFeed, feed_id)
+    if feed is not None:
+        feed.bookmark_timestamp = timestamp
+        feed.bookmark_keys = list(keys)
 
 
-async def finish_full_check(
+async def finish_load(
     session: UnitOfWork,
-    connection_id: str,
+    feed_id: str,
     *,
     at: datetime,
     bookmark: datetime | None,
     entity_event_sequence: int | None = None,
 ) -> None:
-    connection = await session.get(MlsConnection, connection_id)
-    if connection is not None:
-        connection.last_full_check_at = at
-        if entity_event_sequence is not None:
-            _advance_sequence(connection, entity_event_sequence)
-        if bookmark is not None and (
-            connection.bookmark_timestamp is None or bookmark > connection.bookmark_timestamp
-        ):
-            connection.bookmark_timestamp = bookmark
-            connection.bookmark_keys = []
+    """The replica held the whole feed at `at` (a first load, or a reconciliation)."""
+    feed = await session.get(MlsFeed, feed_id)
+    if feed is None:
+        return
+    feed.loaded_at = feed.loaded_at or at
+    feed.reconciled_at = at
+    if entity_event_sequence is not None:
+        _advance_sequence(feed, entity_event_sequence)
+    if bookmark is not None and (
+        feed.bookmark_timestamp is None or bookmark > feed.bookmark_timestamp
+    ):
+        feed.bookmark_timestamp = bookmark
+        feed.bookmark_keys = []
 
 
-async def save_entity_event_sequence(
-    session: UnitOfWork, connection_id: str, sequence: int
-) -> None:
+async def save_entity_event_sequence(session: UnitOfWork, feed_id: str, sequence: int) -> None:
     """The last EntityEventSequence applied; written in the transaction that commits the
     changes it covers, and never moved backwards."""
-    connection = await session.get(MlsConnection, connection_id)
-    if connection is not None:
-        _advance_sequence(connection, sequence)
+    feed = await session.get(MlsFeed, feed_id)
+    if feed is not None:
+        _advance_sequence(feed, sequence)
 
 
-def _advance_sequence(connection: MlsConnection, sequence: int) -> None:
-    current = connection.entity_event_sequence
+def _advance_sequence(feed: MlsFeed, sequence: int) -> None:
+    current = feed.entity_event_sequence
     if current is None or sequence > current:
-        connection.entity_event_sequence = sequence
+        feed.entity_event_sequence = sequence
 
 
-async def save_filter_style(session: UnitOfWork, connection_id: str, style: str) -> None:
+async def save_filter_style(session: UnitOfWork, feed_id: str, style: str) -> None:
     """What the server was found to support (`in`, or only `or` chains), kept for next time."""
-    connection = await session.get(MlsConnection, connection_id)
-    if connection is not None:
-        connection.filter_style = style
+    feed = await session.get(MlsFeed, feed_id)
+    if feed is not None:
+        feed.filter_style = style
 
 
 # credentials
 
 
-def replace_mls_credentials(
-    connection: MlsConnection, cipher: TokenCipher, secret: str, *, auth_kind: str
+async def replace_mls_credentials(
+    session: UnitOfWork, feed: MlsFeed, cipher: TokenCipher, secret: str, *, auth_kind: str
 ) -> None:
-    """New credentials: the connection becomes active again and its next sync uses them."""
-    connection.credentials_encrypted = cipher.encrypt(secret)
-    connection.auth_kind = auth_kind
-    connection.state = ConnectionState.ACTIVE
-    connection.state_message = None
+    """New credentials: the feed and its members become active again and its next run uses
+    them."""
+    feed.credentials_encrypted = cipher.encrypt(secret)
+    feed.auth_kind = auth_kind
+    await mark_feed(session, feed.id, ConnectionState.ACTIVE, None)

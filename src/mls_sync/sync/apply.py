@@ -1,14 +1,16 @@
-"""Applying what the MLS said: one status change with its history row and unpublish jobs, in
-one transaction, and reporting it in the run's result and log.
+"""Applying what the MLS said: a status change with its history row and unpublish jobs, in
+the transaction of the page that carried it, and reporting it in its connection's result and
+the log once that commits.
 
-Every way of asking the MLS (a full check, timestamp replication, EntityEvent replication, a
-single lookup) ends here, so a change is recorded the same way whichever path found it.
+Every way of asking the MLS (a feed's load and replication, EntityEvent replication, a
+reconciliation, a single lookup) ends here, so a change is recorded the same way whichever
+path found it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -20,11 +22,9 @@ from mls_sync.mls.client import MlsRecord
 from mls_sync.observability.metrics import METRICS, ErrorKind
 from mls_sync.store import repositories as repo
 from mls_sync.store.interface import Storage, UnitOfWork
-from mls_sync.store.models import Listing, MlsConnection
+from mls_sync.store.models import Listing, MlsFeed
 
 Log = structlog.typing.FilteringBoundLogger
-# Writes a replication bookmark in the transaction of the page it covers.
-SaveState = Callable[[UnitOfWork], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Target:
     """A listing as the sync sees it: loaded before the MLS is asked, detached from sessions."""
 
     id: str
+    connection_id: str
     listing_key: str
     mls_number: str
     status: ListingStatus
@@ -43,38 +44,39 @@ class Target:
     def of(cls, listing: Listing) -> Target:
         return cls(
             id=listing.id,
+            connection_id=listing.mls_connection_id,
             listing_key=listing.listing_key,
             mls_number=listing.mls_number,
             status=ListingStatus(listing.status),
         )
 
 
-class Held:
-    """The listings we hold, findable by the record's ListingKey (or ListingId where the
-    connection keys on it)."""
-
-    def __init__(self, targets: Sequence[Target], key_field: str) -> None:
-        self._by_key = {t.listing_key: t for t in targets}
-        self._by_id = {t.mls_number: t for t in targets} if key_field == "ListingId" else {}
-
-    def match(self, record: MlsRecord) -> Target | None:
-        found = self._by_key.get(record.listing_key)
-        if found is None and record.listing_id is not None:
-            found = self._by_id.get(record.listing_id)
-        return found
-
-    def by_listing_key(self, listing_key: str) -> Target | None:
-        return self._by_key.get(listing_key)
-
-
 @dataclass
 class RunScope:
-    """One run of one connection: where its changes are counted and logged."""
+    """One run of one feed: where its changes are counted (per member connection) and
+    logged."""
 
-    connection: MlsConnection
+    feed: MlsFeed
     run_id: str
-    result: SyncResult
     log: Log
+    results: dict[str, SyncResult] = field(default_factory=dict)
+    # Listings whose status this run changed, with their connection (their unpublish jobs
+    # are drained after it).
+    changed: dict[str, str] = field(default_factory=dict)
+    records_read: int = 0  # MLS records this run applied to the replica
+
+    def reported(self) -> set[str]:
+        """Listings this run already changed or reported an error for."""
+        seen = set(self.changed)
+        for result in self.results.values():
+            seen.update(error.listing_id for error in result.errors)
+        return seen
+
+    def result(self, connection_id: str) -> SyncResult:
+        found = self.results.get(connection_id)
+        if found is None:
+            found = self.results[connection_id] = SyncResult()
+        return found
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,13 @@ class Judged:
     errors (gone, unknown status). Pure: nothing is written until the page is applied."""
 
     wanted: list[tuple[Target, ListingStatus, MlsRecord]]
-    errors: list[SyncError]
+    errors: list[tuple[Target, SyncError]]
 
 
 def judge(pairs: Sequence[tuple[Target, MlsRecord | None]], mapper: StatusMapper) -> Judged:
     """`None` for a record means the MLS no longer has it ("Listing not found in MLS")."""
     wanted: list[tuple[Target, ListingStatus, MlsRecord]] = []
-    errors: list[SyncError] = []
+    errors: list[tuple[Target, SyncError]] = []
     for target, record in pairs:
         try:
             if record is None or record.gone:
@@ -97,7 +99,10 @@ def judge(pairs: Sequence[tuple[Target, MlsRecord | None]], mapper: StatusMapper
             wanted.append((target, mapper.map(record.standard_status), record))
         except StatusMappingError as exc:
             errors.append(
-                SyncError(listing_id=target.id, mls_number=target.mls_number, error=str(exc))
+                (
+                    target,
+                    SyncError(listing_id=target.id, mls_number=target.mls_number, error=str(exc)),
+                )
             )
     return Judged(wanted, errors)
 
@@ -114,40 +119,39 @@ class _Change:
     relisting: bool
 
 
+@dataclass(frozen=True)
+class Applied:
+    """A page as written, to be reported after its commit."""
+
+    changes: list[_Change]
+    errors: list[tuple[Target, SyncError]]
+
+
 class Applier:
     def __init__(self, db: Storage, policy: TransitionPolicy) -> None:
-        self._db = db
+        self.db = db
         self._policy = policy
 
-    async def apply(
-        self, scope: RunScope, target: Target, new_status: ListingStatus, record: MlsRecord
-    ) -> None:
-        """One listing's change in its own transaction (full checks and lookups)."""
-        if new_status is target.status:
-            # The MLS confirms the status loaded at the run's start: no transaction to open
-            # (a full check of 10,000 unchanged listings opened 10,000, which cost it most of
-            # its time). A row changed since then was changed by a sync that read the MLS
-            # itself; the next run reconciles any difference.
-            return
-        async with self._db.transaction() as session:
-            change = await self._apply_in(session, target, new_status, record, scope.run_id)
-        if change is not None:
-            self._report(change, scope)
-
-    async def apply_page(self, scope: RunScope, judged: Judged, save: SaveState) -> None:
-        """A page of changes and the bookmark that covers them, in one transaction: a crash
-        before the commit leaves both as they were, so the next run repeats the page."""
+    async def apply_in(self, session: UnitOfWork, scope: RunScope, judged: Judged) -> Applied:
+        """A page's changes in the caller's transaction; `report` them once it commits."""
         changes: list[_Change] = []
-        async with self._db.transaction() as session:
-            for target, new_status, record in judged.wanted:
-                change = await self._apply_in(session, target, new_status, record, scope.run_id)
-                if change is not None:
-                    changes.append(change)
-            await save(session)
-        for change in changes:
+        for target, new_status, record in judged.wanted:
+            if new_status is target.status:
+                # The target was read in this transaction: the MLS confirms it, so there is
+                # nothing to lock or write (a load of 20,000 held listings locked each one,
+                # a third of its time).
+                continue
+            change = await self._apply_in(session, target, new_status, record, scope.run_id)
+            if change is not None:
+                changes.append(change)
+        return Applied(changes, judged.errors)
+
+    def report(self, scope: RunScope, applied: Applied) -> None:
+        """Count and log a committed page's changes and errors."""
+        for change in applied.changes:
             self._report(change, scope)
-        for error in judged.errors:
-            listing_error(scope, error)
+        for target, error in applied.errors:
+            listing_error(scope, target.connection_id, error)
 
     async def _apply_in(
         self,
@@ -187,7 +191,9 @@ class Applier:
 
     @staticmethod
     def _report(change: _Change, scope: RunScope) -> None:
-        target, result, log = change.target, scope.result, scope.log
+        target, log = change.target, scope.log
+        result = scope.result(target.connection_id)
+        scope.changed[target.id] = target.connection_id
         result.updated_listings += 1
         result.status_changes.append(
             StatusChange(
@@ -198,6 +204,7 @@ class Applier:
             )
         )
         fields = {
+            "connection_id": target.connection_id,
             "listing_id": target.id,
             "mls_number": target.mls_number,
             "old_status": str(change.old_status),
@@ -211,12 +218,16 @@ class Applier:
             log.info(f"Listing {target.mls_number} relisted", **fields)
 
 
-def listing_error(scope: RunScope, error: SyncError, kind: ErrorKind = "listing") -> None:
-    """Record a listing the run could not sync: in the result, the metrics and one log event."""
-    scope.result.errors.append(error)
+def listing_error(
+    scope: RunScope, connection_id: str, error: SyncError, kind: ErrorKind = "listing"
+) -> None:
+    """Record a listing the run could not sync: in its connection's result, the metrics and
+    one log event."""
+    scope.result(connection_id).errors.append(error)
     METRICS.error(kind)
     scope.log.warning(
         "listing not synced",
+        connection_id=connection_id,
         listing_id=error.listing_id,
         mls_number=error.mls_number,
         error=error.error,

@@ -1,4 +1,4 @@
-"""Builds the RESO client for a stored connection: its profile, credentials, auth and budget."""
+"""Builds the RESO client for a stored feed: its profile, credentials, auth and budget."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from mls_sync.mls.transport import MlsTransport, RetryPolicy
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.store.interface import Storage
-from mls_sync.store.models import MlsConnection
+from mls_sync.store.models import MlsFeed
 from mls_sync.store.sql.rate_buckets import SqlRateBuckets
 
 
 class ConnectionConfigError(ValueError):
-    """The stored connection cannot be used as it is (unknown profile, missing credentials)."""
+    """The stored feed cannot be used as it is (unknown profile, missing credentials)."""
 
 
 class ClientFactory:
@@ -46,37 +46,38 @@ class ClientFactory:
         self._batch_size = batch_size
         self._tokens = token_cache or TokenCache()
 
-    def profile(self, connection: MlsConnection) -> VendorProfile:
-        overrides = dict(connection.profile_overrides or {})
-        overrides.setdefault("auth_kind", connection.auth_kind)
+    def profile(self, feed: MlsFeed) -> VendorProfile:
+        overrides = dict(feed.profile_overrides or {})
+        overrides.setdefault("auth_kind", feed.auth_kind)
         try:
-            return resolve_profile(connection.provider, overrides)
+            return resolve_profile(feed.provider, overrides)
         except (ValueError, TypeError) as exc:
             raise ConnectionConfigError(f"MLS connection misconfigured: {exc}") from None
 
-    def build(self, connection: MlsConnection) -> ResoClient:
-        """Raises SecretDecryptError (wrong key) or ConnectionConfigError."""
-        profile = self.profile(connection)
-        auth = self._auth(connection, profile)
+    def build(self, feed: MlsFeed) -> ResoClient:
+        """Raises SecretDecryptError (wrong key) or ConnectionConfigError. What the feed
+        leaves unset (key field, filter style) comes from its vendor profile."""
+        profile = self.profile(feed)
+        auth = self._auth(feed, profile)
         transport = MlsTransport(
             self._http,
             auth,
             profile=profile,
-            budget=self._budgets.for_connection(profile, connection.base_url, auth.credential_id),
+            budget=self._budgets.for_connection(profile, feed.base_url, auth.credential_id),
             retry=self._retry,
         )
         return ResoClient(
             self._http,
-            base_url=connection.base_url,
-            key_field=connection.key_field,
-            filter_style=connection.filter_style,
+            base_url=feed.base_url,
+            key_field=feed.key_field or profile.key_field,
+            filter_style=feed.filter_style or profile.filter_style,
             batch_size=min(self._batch_size, profile.batch_size),
             transport=transport,
             profile=profile,
         )
 
-    def _auth(self, connection: MlsConnection, profile: VendorProfile) -> Authenticator:
-        plaintext = self._cipher.decrypt(connection.credentials_encrypted)
+    def _auth(self, feed: MlsFeed, profile: VendorProfile) -> Authenticator:
+        plaintext = self._cipher.decrypt(feed.credentials_encrypted)
         try:
             credentials = parse_credentials(plaintext, profile.auth_kind)
             if profile.auth_kind == "bearer":

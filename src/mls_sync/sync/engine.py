@@ -1,35 +1,41 @@
-"""The sync engine: compare our listings with the MLS and apply what changed.
+"""The sync engine: replicate each MLS feed once and apply what changed to every listing held in
+it, whoever holds it.
 
-The normal path of `sync_connection` is incremental replication: ask the MLS only for records
-modified since the connection's bookmark (sync/replicate.py), or, where the connection's profile
-says `replication="entity_event"`, for the RESO EntityEvent log after its last sequence
-(sync/entity_events.py), and apply each page of changes together with the new bookmark in one
-transaction. A full check of every listing we hold (sync/full_check.py) runs when one is due
-(never done, or older than the cadence) or when asked (`full=True`). `sync_listing` is always
-a direct lookup. Every path applies a change the same way (sync/apply.py); this module holds
-the public operations and a run's orchestration: the run row, the client, expiry, the
-unpublish drain and the run's record.
+A feed's run (`sync_feed`) asks the MLS only for what changed since the feed's bookmark
+(sync/replicate.py), or, where the profile says `replication="entity_event"`, for the RESO
+EntityEvent log after its last sequence (sync/entity_events.py). Each page goes into the feed's
+local replica and, in the same transaction, to every holder of its keys (sync/fanout.py), with
+the new bookmark. A feed's first run loads the whole feed that way (resumable: each page
+commits its bookmark); a reconciliation (sync/reconcile.py) runs when it is due (daily by
+default) or when asked (`full=True`). Nothing here asks the MLS about one listing, except
+`sync_listing`, a direct lookup.
 
-A listing's failure is recorded and the sync goes on; only an expired credential stops a
-connection.
+The operations on connections keep their contract: `sync_connection` catches the connection's
+feed up (one run, shared with every other member of the feed) and reports that connection's
+listings; the feed's run row holds the totals over every member, and each member that had
+changes (or asked) gets its own row, pointing at the feed's.
+
+A listing's failure is recorded and the run goes on; only an expired credential stops a feed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
-from mls_sync.domain.errors import NotFound
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, FEED_NOT_FOUND, LISTING_NOT_FOUND, NotFound
 from mls_sync.domain.policy import DEFAULT as DEFAULT_POLICY
 from mls_sync.domain.policy import TransitionPolicy
-from mls_sync.domain.results import SyncError, SyncResult
+from mls_sync.domain.reso import StatusMapper
+from mls_sync.domain.results import ConnectionSyncResult, SyncError, SyncResult
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.mls.auth import TokenCache
-from mls_sync.mls.client import MlsClient, ResoClient
-from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError
+from mls_sync.mls.client import ResoClient
+from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError, MlsRequestError
 from mls_sync.mls.limits import Budgets
 from mls_sync.mls.replication import replication_cap
 from mls_sync.mls.transport import RetryPolicy
@@ -40,21 +46,67 @@ from mls_sync.observability.reports import RunObserver
 from mls_sync.store import deferred_runs
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
-from mls_sync.store.interface import Storage
-from mls_sync.store.models import MlsConnection
+from mls_sync.store.interface import Storage, UnitOfWork
+from mls_sync.store.models import MlsConnection, MlsFeed
 from mls_sync.store.types import utcnow
-from mls_sync.sync.apply import Applier, Held, RunScope, Target
+from mls_sync.sync.apply import Applier, RunScope, Target, judge, listing_error
 from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
 from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
-from mls_sync.sync.full_check import check_listings
+from mls_sync.sync.fanout import fan_out
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
 from mls_sync.sync.outcome import Outcome, ProgressCallback, summary
+from mls_sync.sync.reconcile import compare_held, reconcile
 from mls_sync.sync.replicate import replicate_timestamps
 from mls_sync.sync.unpublish import Unpublisher
 
-__all__ = ["Outcome", "ProgressCallback", "SyncEngine", "summary"]
+__all__ = ["FeedOutcome", "Outcome", "ProgressCallback", "SyncEngine", "summary"]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class FeedOutcome:
+    """One feed run: whether the feed could be asked, and each member connection's part."""
+
+    feed_id: str
+    run_id: str
+    failure: str | None
+    members: list[str]
+    counts: dict[str, int]
+    results: dict[str, SyncResult] = field(default_factory=dict)
+    records_read: int = 0
+
+    def outcome_for(self, connection_id: str) -> Outcome:
+        result = self.results.get(connection_id) or SyncResult()
+        result.total_listings = self.counts.get(connection_id, 0)
+        if self.failure is not None:
+            return Outcome(False, self.failure, result)
+        return Outcome(True, summary(result), result)
+
+    def part_of(self, connection_id: str) -> ConnectionSyncResult:
+        """The connection's part, as a run over many connections reports it."""
+        outcome = self.outcome_for(connection_id)
+        return ConnectionSyncResult(
+            connection_id=connection_id,
+            success=outcome.success,
+            message=outcome.message,
+            **outcome.result.model_dump(),
+        )
+
+    def whole(self) -> Outcome:
+        """The feed's run over every member: the summed result."""
+        total = SyncResult()
+        for connection_id in self.members:
+            part = self.outcome_for(connection_id).result
+            total.total_listings += part.total_listings
+            total.updated_listings += part.updated_listings
+            total.unpublished_posts += part.unpublished_posts
+            total.restored_listings += part.restored_listings
+            total.errors.extend(part.errors)
+            total.status_changes.extend(part.status_changes)
+        if self.failure is not None:
+            return Outcome(False, self.failure, total)
+        return Outcome(True, f"{self.records_read} MLS records read: {summary(total)}", total)
 
 
 class SyncEngine:
@@ -67,7 +119,6 @@ class SyncEngine:
         *,
         budgets: Budgets,
         batch_size: int = 50,
-        concurrency: int = 4,
         policy: TransitionPolicy = DEFAULT_POLICY,
         full_check_every: timedelta = timedelta(hours=24),
         clock_skew: timedelta = timedelta(minutes=5),
@@ -78,14 +129,11 @@ class SyncEngine:
         self.db = db
         self._cipher = cipher
         self._http = http
-        self._unpublisher = unpublisher
         self.unpublisher = unpublisher  # public for the workers' periodic outbox drain
-        self._budgets = budgets
         self._batch_size = batch_size
-        self._concurrency = concurrency
         self._policy = policy
         self._applier = Applier(db, policy)
-        self._full_check_every = full_check_every
+        self._reconcile_every = full_check_every
         self._clock_skew = clock_skew
         self._clients = ClientFactory(
             http,
@@ -95,16 +143,24 @@ class SyncEngine:
             batch_size=batch_size,
             token_cache=token_cache,
         )
-        # One sync per connection at a time (sync/runs.py takes it); the runtime passes a
-        # LeaseGuard (a lease row in the database), LocalGuard serves unit tests.
+        # One run per feed at a time (sync/runs.py takes it); the runtime passes a LeaseGuard
+        # (a lease row in the database), LocalGuard serves unit tests.
         self.guard: ConnectionGuard = guard or LocalGuard()
-        # Told about each run over every connection (sync/runs.py): EMF, the slow-run alert.
+        # Told about each run over every feed (sync/runs.py): EMF, the slow-run alert.
         self.run_observers: list[RunObserver] = []
         # Told about each connection's (or listing's) run when it ends: metrics and alerts
         # (observability/monitor.py); set by the composition root.
         self.run_monitor: RunMonitor | None = None
 
     # public operations
+
+    async def feed_of_connection(self, connection_id: str, *, user_id: str | None) -> str:
+        """The connection's feed id; raises NotFound (another user's answers the same)."""
+        async with self.db.transaction() as session:
+            connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
+            if connection is None:
+                raise NotFound(CONNECTION_NOT_FOUND)
+            return connection.feed_id
 
     async def sync_connection(
         self,
@@ -116,37 +172,62 @@ class SyncEngine:
         full: bool | None = None,
         run_id: str | None = None,
     ) -> Outcome:
-        """Replicate the connection's changes; with `full=True`, or when a full check is due,
-        check every listing we hold instead. `run_id`: record into that (queued) run row
-        instead of a new one (a worker running a deferred sync)."""
-        async with self.db.transaction() as session:
-            connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
-            if connection is None:
-                raise NotFound("MLS connection not found")
-            listings = await session.listings.of_connection(connection.id)
-            targets = [Target.of(listing) for listing in listings]
-        if full is None:
-            full = self.full_check_due(connection)
-        return await self._sync_targets(
-            connection,
-            targets,
-            trigger=trigger,
-            scope="connection",
-            progress=progress,
-            mode="full" if full else "changes",
-            run_id=run_id,
+        """Catch the connection's feed up and report the connection's listings. `full=True`
+        reconciles the feed too. `run_id`: record the connection's part into that (queued)
+        run row instead of a new one (a worker running a deferred sync)."""
+        feed_id = await self.feed_of_connection(connection_id, user_id=user_id)
+        ran = await self.sync_feed(
+            feed_id, trigger=trigger, progress=progress, full=full, asked={connection_id: run_id}
         )
+        return ran.outcome_for(connection_id)
 
-    def full_check_due(self, connection: MlsConnection, now: datetime | None = None) -> bool:
-        """Replication needs a starting point, and catches neither deleted records nor
-        listings that left the feed: a full check runs first and then on the cadence."""
-        if connection.bookmark_timestamp is None or connection.last_full_check_at is None:
+    def reconcile_due(self, feed: MlsFeed, now: datetime | None = None) -> bool:
+        """Replication catches neither records that leave the feed silently nor a change it
+        missed: a reconciliation runs on the cadence (the first load counts as one)."""
+        if feed.reconciled_at is None:
             return True
-        if self._replication(connection) == "entity_event" and (
-            connection.entity_event_sequence is None
-        ):
-            return True  # the log needs a starting sequence, which a full check records
-        return connection.last_full_check_at + self._full_check_every <= (now or utcnow())
+        return feed.reconciled_at + self._reconcile_every <= (now or utcnow())
+
+    async def sync_feed(
+        self,
+        feed_id: str,
+        *,
+        trigger: str = "manual",
+        progress: ProgressCallback | None = None,
+        full: bool | None = None,
+        asked: Mapping[str, str | None] | None = None,
+        run_id: str | None = None,
+    ) -> FeedOutcome:
+        """One run of the feed. `asked`: member connections that asked for this run (each
+        gets its own run row whatever happened; a value is a queued row to record into).
+        `run_id`: a queued row to record the feed's run into (a worker's job)."""
+        asked = dict(asked or {})
+        started = utcnow()
+        await self._take_over_claims(feed_id)
+        async with self.db.transaction() as session:
+            feed = await session.get(MlsFeed, feed_id)
+            if feed is None:
+                raise NotFound(FEED_NOT_FOUND)
+            members = [m.id for m in await session.connections.of_feed(feed.id)]
+            counts = await session.listings.counts_in_feed(feed.id)
+            run = await deferred_runs.resume_run(session, run_id) if run_id else None
+            if run is None:
+                # The operator's row (no user): members see their own connections' rows, and
+                # a connection's `feedLoadedAt` says whether its feed is still loading.
+                run = await repo.start_run(
+                    session, trigger=trigger, scope="feed", scope_id=feed.id, user_id=None
+                )
+        bound = log.bind(feed_id=feed.id, trigger=trigger, sync_run_id=run.id)
+        # The product spec's log line, for the listings this one run serves.
+        bound.info(f"Syncing status for {sum(counts.values())} listings...", members=len(members))
+        scope = RunScope(feed, run.id, bound)
+        failure = await self._ask_mls(scope, started, progress, full)
+        outcome = FeedOutcome(
+            feed.id, run.id, failure, members, counts, scope.results, scope.records_read
+        )
+        await self._drain(scope, asked)
+        await self._record(scope, outcome, asked, trigger=trigger, started=started)
+        return outcome
 
     async def sync_listing(
         self,
@@ -156,207 +237,411 @@ class SyncEngine:
         trigger: str = "manual",
         run_id: str | None = None,
     ) -> Outcome:
+        """A direct lookup of one listing (`ListingKey in (...)`, or `ListingId` where the
+        vendor cannot filter on keys, as on MLS Grid); its answer also refreshes the replica."""
+        started = utcnow()
         async with self.db.transaction() as session:
             listing = await repo.get_listing(session, listing_id, user_id=user_id)
             if listing is None:
-                raise NotFound("Listing not found")
-            connection = await repo.get_mls_connection(session, listing.mls_connection_id)
+                raise NotFound(LISTING_NOT_FOUND)
+            connection = await session.get(MlsConnection, listing.mls_connection_id)
             if connection is None:  # guarded by a foreign key; kept for the type checker
-                raise NotFound("MLS connection not found")
-            targets = [Target.of(listing)]
-        return await self._sync_targets(
-            connection, targets, trigger=trigger, scope="listing", run_id=run_id
-        )
-
-    def mls_client(self, connection: MlsConnection) -> ResoClient:
-        """The connection's RESO client on the engine's request budgets (imports, lookups).
-        Raises SecretDecryptError or ConnectionConfigError."""
-        return self._clients.build(connection)
-
-    # the flow
-
-    async def _sync_targets(
-        self,
-        connection: MlsConnection,
-        targets: Sequence[Target],
-        *,
-        trigger: str,
-        scope: str,
-        progress: ProgressCallback | None = None,
-        mode: str = "lookup",
-        run_id: str | None = None,
-    ) -> Outcome:
-        """`mode`: "changes" (replication), "full" (a full check of the connection) or
-        "lookup" (just these listings, no replication state touched)."""
-        started = utcnow()
-        bound = log.bind(connection_id=connection.id, trigger=trigger, scope=scope, mode=mode)
-        result = SyncResult(total_listings=len(targets))
-        async with self.db.transaction() as session:
+                raise NotFound(CONNECTION_NOT_FOUND)
+            feed = await repo.feed_of(session, connection)
+            target = Target.of(listing)
             run = await deferred_runs.resume_run(session, run_id) if run_id else None
             if run is None:
                 run = await repo.start_run(
                     session,
                     trigger=trigger,
-                    scope=scope,
-                    scope_id=connection.id if scope == "connection" else targets[0].id,
+                    scope="listing",
+                    scope_id=listing.id,
                     user_id=connection.user_id,
                 )
-        bound = bound.bind(sync_run_id=run.id)
-        bound.info(f"Syncing status for {len(targets)} listings...")
-        run_scope = RunScope(connection, run.id, result, bound)
-
-        outcome = await self._ask_mls(run_scope, targets, mode, started, progress)
-        if mode == "changes" and progress is not None:
-            progress(len(targets), len(targets))  # replication reports once, when done
-        await self._drain(targets, result, bound)
-        if outcome is None:
-            outcome = Outcome(True, summary(result), result)
-        outcome.result = result
-
-        async with self.db.transaction() as session:
-            stored = await session.get(MlsConnection, connection.id)
-            if stored is not None and outcome.success:
-                stored.last_sync_at = utcnow()
-            await repo.finish_run(
-                session,
-                run.id,
-                success=outcome.success,
-                message=outcome.message,
-                totals=result.model_dump(
-                    mode="json", by_alias=True, exclude={"errors", "status_changes"}
-                ),
-                errors=[e.to_wire() for e in result.errors],
-                status_changes=[c.to_wire() for c in result.status_changes],
-            )
-        bound.info(
-            f"Status sync complete: {result.updated_listings} updated, "
-            f"{result.unpublished_posts} posts unpublished, {result.restored_listings} restored",
-            errors=len(result.errors),
-            success=outcome.success,
+        scope = RunScope(feed, run.id, log.bind(feed_id=feed.id, sync_run_id=run.id))
+        result = scope.result(connection.id)
+        result.total_listings = 1
+        failure = await self._look_up(scope, target)
+        await self._drain(scope, {connection.id: run.id})
+        outcome = (
+            Outcome(False, failure, result)
+            if failure is not None
+            else Outcome(True, summary(result), result)
         )
-        if self.run_monitor is not None:
-            await self.run_monitor.run_finished(
-                FinishedRun(
-                    run_id=run.id,
-                    connection_id=connection.id,
-                    connection_name=connection.name,
-                    user_id=connection.user_id,
-                    trigger=trigger,
-                    scope=scope,
-                    success=outcome.success,
-                    message=outcome.message,
-                    started_at=started,
-                    finished_at=utcnow(),
-                    result=result,
-                )
-            )
+        async with self.db.transaction() as session:
+            await self._finish_row(session, run.id, outcome)
+        await self._monitor(run.id, connection, trigger, "listing", outcome, started)
         return outcome
+
+    async def _take_over_claims(self, feed_id: str) -> None:
+        """A run that took over the feed from a holder that died also takes over that
+        holder's claimed unpublish jobs: they are due now, so this run's drain finishes what
+        the dead one started instead of waiting out its claims (a crash costs one cycle)."""
+        taken_over_from = getattr(self.guard, "taken_over_from", None)
+        dead = taken_over_from(feed_id) if taken_over_from is not None else None
+        if dead is None:
+            return
+        async with self.db.transaction() as session:
+            released = await session.outbox.release_claims(dead, now=self.unpublisher.now())
+        if released:
+            log.warning(
+                "took over a dead holder's unpublish claims", feed_id=feed_id, jobs=released
+            )
+
+    def mls_client(self, feed: MlsFeed) -> ResoClient:
+        """The feed's RESO client on the engine's request budgets (lookups).
+        Raises SecretDecryptError or ConnectionConfigError."""
+        return self._clients.build(feed)
+
+    # the flow
+
+    async def _client_or_failure(self, scope: RunScope) -> ResoClient | str:
+        feed = scope.feed
+        if feed.state == ConnectionState.EXPIRED:
+            # Known-bad credentials are not retried against the MLS: its budget is sacred.
+            return MLS_CONNECTION_EXPIRED
+        try:
+            return self.mls_client(feed)
+        except (SecretDecryptError, ConnectionConfigError) as exc:
+            METRICS.error("config")
+            scope.log.error("MLS feed cannot be used", error=str(exc))
+            return str(exc)
 
     async def _ask_mls(
         self,
         scope: RunScope,
-        targets: Sequence[Target],
-        mode: str,
         started: datetime,
         progress: ProgressCallback | None,
-    ) -> Outcome | None:
-        """Ask the MLS the way `mode` says and apply its answers; an Outcome only when the
-        connection itself failed."""
-        connection = scope.connection
-        if connection.state == ConnectionState.EXPIRED:
-            # Known-bad credentials are not retried against the MLS: its budget is sacred.
-            return Outcome(False, MLS_CONNECTION_EXPIRED, scope.result)
+        full: bool | None,
+    ) -> str | None:
+        """Replicate (or load) the feed and reconcile it when due; why not, when the feed
+        itself failed."""
+        client = await self._client_or_failure(scope)
+        if isinstance(client, str):
+            return client
+        feed = scope.feed
         try:
-            client = self.mls_client(connection)
-        except (SecretDecryptError, ConnectionConfigError) as exc:
-            METRICS.error("config")
-            scope.log.error("MLS connection cannot be used", error=str(exc))
-            return Outcome(False, str(exc), scope.result)
-        try:
-            if mode == "changes":
-                return await self._replicate(scope, client, targets, started)
-            # Where the event log stands, read before the check: events that happen during
-            # it are read again afterwards rather than missed.
-            sequence = await self._log_position(scope, client) if mode == "full" else None
-            outcome, complete = await check_listings(
-                self._applier,
-                scope,
-                client,
-                targets,
-                concurrency=self._concurrency,
-                progress=progress,
-            )
+            if feed.loaded_at is None:
+                failure = await self._load(scope, client, started, progress)
+            else:
+                failure = await self._replicate(scope, client, started, progress)
+                if failure is None and (full or self.reconcile_due(feed, started)):
+                    # An event log that could not be read at the load gets its start here.
+                    sequence = None
+                    if client.profile.replication == "entity_event" and (
+                        feed.entity_event_sequence is None
+                    ):
+                        sequence = await starting_sequence(client, scope)
+                    failure = await reconcile(self._applier, scope, client, started=started)
+                    if failure is None:
+                        async with self.db.transaction() as session:
+                            await repo.finish_load(
+                                session,
+                                feed.id,
+                                at=started,
+                                bookmark=None,
+                                entity_event_sequence=sequence,
+                            )
         except MlsAuthError:
             return await self._expired(scope)
-        await self._remember_filter_style(connection, client)
-        if mode == "full" and complete:
-            async with self.db.transaction() as session:
-                await repo.finish_full_check(
-                    session,
-                    connection.id,
-                    at=started,
-                    bookmark=replication_cap(started, self._clock_skew),
-                    entity_event_sequence=sequence,
-                )
-        return outcome
+        await self._remember_filter_style(feed, client)
+        return failure
+
+    async def _load(
+        self,
+        scope: RunScope,
+        client: ResoClient,
+        started: datetime,
+        progress: ProgressCallback | None,
+    ) -> str | None:
+        """The feed's first load: every record, from where an interrupted load stopped."""
+        feed = scope.feed
+        # Where the event log stands, read before the load: events that happen during it
+        # are read again afterwards rather than missed.
+        sequence = None
+        if client.profile.replication == "entity_event":
+            sequence = await starting_sequence(client, scope)
+        scope.log.info("Loading the MLS feed's replica...")
+        failure = await replicate_timestamps(
+            self._applier,
+            scope,
+            client,
+            started=started,
+            clock_skew=self._clock_skew,
+            progress=progress,
+        )
+        if failure is not None:
+            return failure
+        async with self.db.transaction() as session:
+            await repo.finish_load(
+                session,
+                feed.id,
+                at=started,
+                bookmark=replication_cap(started, self._clock_skew),
+                entity_event_sequence=sequence,
+            )
+        feed.loaded_at = feed.loaded_at or started
+        await compare_held(self._applier, scope, _mapper(feed))
+        return None
 
     async def _replicate(
-        self, scope: RunScope, client: ResoClient, targets: Sequence[Target], started: datetime
-    ) -> Outcome | None:
-        held = Held(targets, scope.connection.key_field)
-        if client.profile.replication == "entity_event":
-            return await replicate_entity_events(self._applier, scope, client, held)
+        self,
+        scope: RunScope,
+        client: ResoClient,
+        started: datetime,
+        progress: ProgressCallback | None,
+    ) -> str | None:
+        if client.profile.replication == "entity_event" and (
+            scope.feed.entity_event_sequence is not None
+        ):
+            return await replicate_entity_events(self._applier, scope, client, started=started)
         return await replicate_timestamps(
-            self._applier, scope, client, held, started=started, clock_skew=self._clock_skew
+            self._applier,
+            scope,
+            client,
+            started=started,
+            clock_skew=self._clock_skew,
+            progress=progress,
         )
 
-    @staticmethod
-    async def _log_position(scope: RunScope, client: ResoClient) -> int | None:
-        if client.profile.replication != "entity_event":
-            return None
-        return await starting_sequence(client, scope)
-
-    async def _drain(
-        self,
-        targets: Sequence[Target],
-        result: SyncResult,
-        bound: structlog.typing.FilteringBoundLogger,
-    ) -> None:
-        """Deliver the unpublish jobs this run queued (and any still due for its listings)."""
-        drained = await self._unpublisher.drain(listing_ids=[t.id for t in targets])
-        result.unpublished_posts += drained.unpublished
-        METRICS.error("unpublish", len(drained.errors))
-        for listing_id, mls_number, message in drained.errors:
-            result.errors.append(
-                SyncError(listing_id=listing_id, mls_number=mls_number, error=message)
+    async def _look_up(self, scope: RunScope, target: Target) -> str | None:
+        """Ask the MLS for the one record; apply it like a replicated change (to the replica
+        and to every holder of its key), or report the listing missing from the MLS."""
+        client = await self._client_or_failure(scope)
+        if isinstance(client, str):
+            return client
+        key = target.lookup_key(client.key_field)
+        try:
+            found = await client.fetch_by_keys([key])
+        except MlsAuthError:
+            return await self._expired(scope)
+        except MlsRequestError as exc:
+            METRICS.error("mls_request")
+            listing_error(
+                scope,
+                target.connection_id,
+                SyncError(listing_id=target.id, mls_number=target.mls_number, error=str(exc)),
+                kind="mls_request",
             )
-        for change in result.status_changes:
-            if change.new_status is ListingStatus.SOLD:
-                count = drained.unpublished_by_listing.get(change.listing_id, 0)
-                bound.info(
-                    f"Listing {change.mls_number} marked as sold, unpublished {count} posts",
-                    listing_id=change.listing_id,
-                    mls_number=change.mls_number,
+            return f"MLS unreachable: {exc}"
+        await self._remember_filter_style(scope.feed, client)
+        record = found.get(key)
+        mapper = _mapper(scope.feed)
+        async with self.db.transaction() as session:
+            if record is not None:
+                applied = await fan_out(
+                    session, self._applier, scope, [record], mapper, seen_at=utcnow()
+                )
+            else:
+                applied = await self._applier.apply_in(
+                    session, scope, judge([(target, None)], mapper)
+                )
+        self._applier.report(scope, applied)
+        return None
+
+    async def _drain(self, scope: RunScope, asked: Mapping[str, str | None]) -> None:
+        """Deliver the unpublish jobs this run queued, and any still due for the listings of
+        the connections that asked."""
+        owners = dict(scope.changed)  # listing id -> its connection
+        if asked:
+            async with self.db.transaction() as session:
+                for connection_id in asked:
+                    for listing in await session.listings.of_connection(connection_id):
+                        owners[listing.id] = connection_id
+        if not owners:
+            return
+        drained = await self.unpublisher.drain(listing_ids=list(owners))
+        METRICS.error("unpublish", len(drained.errors))
+        for listing_id, count in drained.unpublished_by_listing.items():
+            if listing_id in owners:
+                scope.result(owners[listing_id]).unpublished_posts += count
+        for listing_id, mls_number, message in drained.errors:
+            if listing_id in owners:
+                scope.result(owners[listing_id]).errors.append(
+                    SyncError(listing_id=listing_id, mls_number=mls_number, error=message)
+                )
+        for connection_id, result in scope.results.items():
+            for change in result.status_changes:
+                if change.new_status is ListingStatus.SOLD:
+                    count = drained.unpublished_by_listing.get(change.listing_id, 0)
+                    scope.log.info(
+                        f"Listing {change.mls_number} marked as sold, unpublished {count} posts",
+                        connection_id=connection_id,
+                        listing_id=change.listing_id,
+                        mls_number=change.mls_number,
+                    )
+
+    async def _record(
+        self,
+        scope: RunScope,
+        outcome: FeedOutcome,
+        asked: Mapping[str, str | None],
+        *,
+        trigger: str,
+        started: datetime,
+    ) -> None:
+        """The feed's run row (totals over every member) and a row for each member that
+        asked or had something happen (an idle cycle of 1,000 members writes one row)."""
+        reported = [
+            cid
+            for cid in outcome.members
+            if cid in asked or _eventful(outcome.results.get(cid)) or outcome.failure
+        ]
+        feed_outcome = outcome.whole()
+        total = feed_outcome.result
+        rows: dict[str, str] = {}
+        async with self.db.transaction() as session:
+            feed = await session.get(MlsFeed, scope.feed.id)
+            if feed is not None and outcome.failure is None:
+                # The run's start: the next one is due a cadence after it (runs.is_due); a
+                # failed or abandoned run leaves it, so the next tick tries again.
+                feed.last_run_at = started
+                await session.connections.touch_feed(feed.id, utcnow())
+            parts = [outcome.part_of(cid) for cid in reported]
+            await self._finish_row(session, scope.run_id, feed_outcome, parts)
+            for connection_id in reported:
+                connection = await session.get(MlsConnection, connection_id)
+                if connection is None:
+                    continue
+                run_id = asked.get(connection_id)
+                run = await deferred_runs.resume_run(session, run_id) if run_id else None
+                if run is None:
+                    run = await repo.start_run(
+                        session,
+                        trigger=trigger,
+                        scope="connection",
+                        scope_id=connection_id,
+                        user_id=connection.user_id,
+                    )
+                run.feed_run_id = scope.run_id
+                rows[connection_id] = run.id
+                await self._finish_row(session, run.id, outcome.outcome_for(connection_id))
+        scope.log.info(
+            f"Status sync complete: {total.updated_listings} updated, "
+            f"{total.unpublished_posts} posts unpublished, {total.restored_listings} restored",
+            errors=len(total.errors),
+            success=outcome.failure is None,
+        )
+        if self.run_monitor is None:
+            return
+        # The feed's run is measured once, with every member's listings; it alerts itself
+        # only when the feed failed (expired, unreachable): once, not once per member.
+        await self.run_monitor.run_finished(
+            FinishedRun(
+                run_id=scope.run_id,
+                connection_id=scope.feed.id,
+                connection_name=scope.feed.name or scope.feed.base_url,
+                user_id=scope.feed.owner_user_id,
+                trigger=trigger,
+                scope="feed",
+                success=outcome.failure is None,
+                message=feed_outcome.message,
+                started_at=started,
+                finished_at=utcnow(),
+                result=total,
+            ),
+            alert=outcome.failure is not None,
+        )
+        if outcome.failure is not None:
+            return
+        async with self.db.transaction() as session:
+            connections = {
+                cid: c for cid in rows if (c := await session.get(MlsConnection, cid)) is not None
+            }
+        for connection_id, run_id in rows.items():
+            if connection_id in connections:
+                await self._monitor(
+                    run_id,
+                    connections[connection_id],
+                    trigger,
+                    "connection",
+                    outcome.outcome_for(connection_id),
+                    started,
+                    observe=False,
                 )
 
-    async def _expired(self, scope: RunScope) -> Outcome:
+    @staticmethod
+    async def _finish_row(
+        session: UnitOfWork,
+        run_id: str,
+        outcome: Outcome,
+        parts: Sequence[ConnectionSyncResult] | None = None,
+    ) -> None:
+        """`parts`: a feed run's per-connection results (its members that had something
+        happen), kept in its totals: run history is per feed run, with per-connection
+        results, and a worker's parent run sums them (sync/deferred.py)."""
+        result = outcome.result
+        totals = result.model_dump(mode="json", by_alias=True, exclude={"errors", "status_changes"})
+        if parts is not None:
+            totals["connections"] = [
+                part.model_dump(mode="json", by_alias=True, exclude={"errors", "status_changes"})
+                for part in parts
+            ]
+        await repo.finish_run(
+            session,
+            run_id,
+            success=outcome.success,
+            message=outcome.message,
+            totals=totals,
+            errors=[e.to_wire() for e in result.errors],
+            status_changes=[c.to_wire() for c in result.status_changes],
+        )
+
+    async def _monitor(
+        self,
+        run_id: str,
+        connection: MlsConnection,
+        trigger: str,
+        scope: str,
+        outcome: Outcome,
+        started: datetime,
+        *,
+        observe: bool = True,
+    ) -> None:
+        if self.run_monitor is None:
+            return
+        await self.run_monitor.run_finished(
+            FinishedRun(
+                run_id=run_id,
+                connection_id=connection.id,
+                connection_name=connection.name,
+                user_id=connection.user_id,
+                trigger=trigger,
+                scope=scope,
+                success=outcome.success,
+                message=outcome.message,
+                started_at=started,
+                finished_at=utcnow(),
+                result=outcome.result,
+            ),
+            observe=observe,
+        )
+
+    async def _expired(self, scope: RunScope) -> str:
         async with self.db.transaction() as session:
-            await repo.mark_connection(
-                session, scope.connection.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
+            await repo.mark_feed(
+                session, scope.feed.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
             )
+        scope.feed.state = ConnectionState.EXPIRED
         METRICS.error("mls_auth")
-        scope.log.error("MLS refused the connection's credentials", error=MLS_CONNECTION_EXPIRED)
-        return Outcome(False, MLS_CONNECTION_EXPIRED, scope.result)
+        scope.log.error("MLS refused the feed's credentials", error=MLS_CONNECTION_EXPIRED)
+        return MLS_CONNECTION_EXPIRED
 
-    async def _remember_filter_style(self, connection: MlsConnection, client: MlsClient) -> None:
-        learned = getattr(client, "filter_style", connection.filter_style)
-        if learned != connection.filter_style:
+    async def _remember_filter_style(self, feed: MlsFeed, client: ResoClient) -> None:
+        """A server that refused `in` made the client fall back to `or` chains: keep that,
+        so the next run does not pay the refusal again."""
+        learned = client.filter_style
+        if learned != (feed.filter_style or client.profile.filter_style):
             async with self.db.transaction() as session:
-                await repo.save_filter_style(session, connection.id, learned)
-            connection.filter_style = learned
+                await repo.save_filter_style(session, feed.id, learned)
+            feed.filter_style = learned
 
-    def _replication(self, connection: MlsConnection) -> str:
-        try:
-            return self._clients.profile(connection).replication
-        except ConnectionConfigError:
-            return "timestamp"  # the run itself reports the misconfiguration
+
+def _mapper(feed: MlsFeed) -> StatusMapper:
+    return StatusMapper(feed.status_overrides or None)
+
+
+def _eventful(result: SyncResult | None) -> bool:
+    return result is not None and bool(
+        result.updated_listings or result.unpublished_posts or result.errors
+    )

@@ -115,6 +115,8 @@ class LeaseGuard:
         # connection id -> the loop that holds it (None while the database is being asked)
         self._held: dict[str, asyncio.AbstractEventLoop | None] = {}
         self._lost: set[str] = set()  # held here, but taken over after this process stalled
+        # Leases taken over from a holder that died (id -> its holder id), until asked.
+        self._taken_over: dict[str, str] = {}
         self._renewers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._lock = threading.Lock()
 
@@ -133,11 +135,15 @@ class LeaseGuard:
         try:
             async with self._db.transaction() as session:
                 now = self._clock()
+                dead: dict[str, str] = {}
                 for connection_id in wanted:
+                    prior = await session.leases.of(connection_id)
                     if await session.leases.take(
                         connection_id, self.holder, now=now, ttl=self._ttl
                     ):
                         taken.add(connection_id)
+                        if prior is not None and prior.holder != self.holder:
+                            dead[connection_id] = prior.holder  # it lapsed: its holder died
         except BaseException:
             with self._lock:
                 for connection_id in wanted:
@@ -145,6 +151,7 @@ class LeaseGuard:
             raise
         loop = asyncio.get_running_loop()
         with self._lock:
+            self._taken_over.update(dead)
             for connection_id in wanted:
                 if connection_id in taken:
                     self._held[connection_id] = loop
@@ -176,6 +183,11 @@ class LeaseGuard:
     def held(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._held)
+
+    def taken_over_from(self, connection_id: str) -> str | None:
+        """The holder whose lapsed lease this guard took over for `connection_id` (once)."""
+        with self._lock:
+            return self._taken_over.pop(connection_id, None)
 
     async def _renew(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:

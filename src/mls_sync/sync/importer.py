@@ -1,9 +1,12 @@
-"""Bring listings under sync: import an agent's or an office's listings from the MLS, or
-register one listing by its ListingKey.
+"""Bring listings under sync: import an agent's or an office's listings, or register one
+listing by its ListingKey, from the feed's local replica.
 
-New listings start at the status the MLS gives them, so the first sync has nothing to undo; a
-listing we already hold is left alone (changing it is the sync's job, with its policy). The MLS
-is asked on the engine's request budget for the connection's credential, like any sync.
+No MLS request: the feed's replica holds every record's key fields, so an import works on any
+vendor whatever it lets us filter on (MLS Grid cannot filter on ListAgentMlsId), and costs the
+MLS budget nothing. A feed that has not finished its first load cannot answer yet
+(`FeedNotLoadedError`). New listings start at the status the replica gives them, so the first
+sync has nothing to undo; a listing we already hold is left alone (changing it is the sync's
+job, with its policy).
 """
 
 from __future__ import annotations
@@ -12,25 +15,39 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
-from mls_sync.domain.errors import Conflict, InvalidInput, NeedsReauth, NotFound, Unavailable
+from mls_sync.domain.errors import (
+    CONNECTION_NOT_FOUND,
+    Conflict,
+    InvalidInput,
+    NeedsReauth,
+    NotFound,
+)
 from mls_sync.domain.reso import LISTING_NOT_FOUND, StatusMapper, StatusMappingError
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.mls.client import MlsRecord
-from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError, MlsRequestError
+from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED
 from mls_sync.store import repositories as repo
-from mls_sync.store.crypto import SecretDecryptError
 from mls_sync.store.interface import UnitOfWork
-from mls_sync.store.models import Listing, MlsConnection
-from mls_sync.sync.clients import ConnectionConfigError
+from mls_sync.store.models import Listing, MlsConnection, MlsFeed
 from mls_sync.sync.engine import SyncEngine
-
-
-class MlsUnavailableError(Unavailable):
-    """The MLS could not be asked or did not answer; the message is for the user."""
+from mls_sync.sync.fanout import record_of
 
 
 class ListingExistsError(Conflict):
     """The connection already holds a listing with this ListingKey."""
+
+
+class FeedNotLoadedError(Conflict):
+    """The feed's replica is still loading: imports and lookups wait for it."""
+
+    def __init__(self) -> None:
+        super().__init__(FEED_NOT_LOADED)
+
+
+FEED_NOT_LOADED = (
+    "This MLS feed has not finished its first load yet: sync the connection (or wait for the "
+    "next cycle), then try again"
+)
 
 
 class ListingRejectedError(InvalidInput):
@@ -56,30 +73,32 @@ async def import_listings(
     agent_mls_id: str | None = None,
     office_mls_id: str | None = None,
 ) -> ImportReport:
-    """Every listing of the agent (and/or office) that the connection does not hold yet."""
-    criteria = {"ListAgentMlsId": agent_mls_id, "ListOfficeMlsId": office_mls_id}
-    equals = {name: value for name, value in criteria.items() if value}
-    if not equals:
-        raise InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed")
-    connection = await _owned_connection(engine, connection_id, user_id)
-    records = await _search(engine, connection, equals)
-    mapper = StatusMapper(connection.status_overrides or None)
-    report = ImportReport()
+    """Every listing of the agent (and/or office) that the connection does not hold yet; with
+    neither given, the connection's own agent and office MLS ids."""
     async with engine.db.transaction() as session:
+        connection, feed = await _owned(session, connection_id, user_id)
+        agent_mls_id = agent_mls_id or (None if office_mls_id else connection.agent_mls_id)
+        office_mls_id = office_mls_id or (None if agent_mls_id else connection.office_mls_id)
+        if not (agent_mls_id or office_mls_id):
+            raise InvalidInput("agentMlsId", "agentMlsId or officeMlsId is needed")
+        rows = await session.replica.find(
+            feed.id, agent_mls_id=agent_mls_id, office_mls_id=office_mls_id
+        )
+        mapper = StatusMapper(feed.status_overrides or None)
         held = {
             listing.listing_key for listing in await session.listings.of_connection(connection.id)
         }
-        for record in records:
-            if record.listing_key in held:
+        report = ImportReport()
+        for row in rows:
+            if row.listing_key in held:
                 report.already_present += 1
                 continue
-            held.add(record.listing_key)  # a key repeated across pages is imported once
             try:
-                status = _status_of(record, mapper)
+                status = _status_of(record_of(row), mapper)
             except StatusMappingError as exc:
-                report.skipped.append((record.listing_key, str(exc)))
+                report.skipped.append((row.listing_key, str(exc)))
                 continue
-            report.imported.append(await _add(session, connection, record, status))
+            report.imported.append(await _add(session, connection, record_of(row), status))
     return report
 
 
@@ -93,64 +112,56 @@ async def register_listing(
     status: ListingStatus | None = None,
 ) -> Listing:
     """One listing by its ListingKey. What is not given (MLS number, status) is read from the
-    MLS, which must then have the listing."""
-    connection = await _owned_connection(engine, connection_id, user_id)
-    async with engine.db.transaction() as session:
-        if await session.listings.by_key(connection.id, listing_key) is not None:
-            raise ListingExistsError("This MLS connection already has a listing with this key")
-    if mls_number is None or status is None:
-        records = await _search(engine, connection, {"ListingKey": listing_key})
-        record = next((r for r in records if r.listing_key == listing_key), None)
-        if record is None:
-            raise ListingRejectedError(LISTING_NOT_FOUND)
-        try:
-            status = status or _status_of(record, StatusMapper(connection.status_overrides or None))
-        except StatusMappingError as exc:
-            raise ListingRejectedError(str(exc)) from None
-        mls_number = mls_number or record.listing_id or listing_key
+    feed's replica, which must then have the listing."""
     try:
         async with engine.db.transaction() as session:
-            return await repo.add_listing(
+            connection, feed = await _owned(session, connection_id, user_id, need_load=False)
+            if await session.listings.by_key(connection.id, listing_key) is not None:
+                raise ListingExistsError(LISTING_EXISTS)
+            modified = None
+            if mls_number is None or status is None:
+                if feed.loaded_at is None:
+                    raise FeedNotLoadedError()
+                row = (await session.replica.of_keys(feed.id, [listing_key])).get(listing_key)
+                if row is None:
+                    raise ListingRejectedError(LISTING_NOT_FOUND)
+                record = record_of(row)
+                try:
+                    status = status or _status_of(
+                        record, StatusMapper(feed.status_overrides or None)
+                    )
+                except StatusMappingError as exc:
+                    raise ListingRejectedError(str(exc)) from None
+                mls_number = mls_number or record.listing_id or listing_key
+                modified = record.modification_timestamp
+            listing = await repo.add_listing(
                 session,
                 connection=connection,
                 listing_key=listing_key,
                 mls_number=mls_number,
                 status=status,
             )
+            listing.mls_modified_at = modified
+            return listing
     except IntegrityError:  # registered by someone else since we looked
-        raise ListingExistsError(
-            "This MLS connection already has a listing with this key"
-        ) from None
+        raise ListingExistsError(LISTING_EXISTS) from None
 
 
-async def _owned_connection(
-    engine: SyncEngine, connection_id: str, user_id: str | None
-) -> MlsConnection:
-    async with engine.db.transaction() as session:
-        connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
+LISTING_EXISTS = "This MLS connection already has a listing with this key"
+
+
+async def _owned(
+    session: UnitOfWork, connection_id: str, user_id: str | None, *, need_load: bool = True
+) -> tuple[MlsConnection, MlsFeed]:
+    connection = await repo.get_mls_connection(session, connection_id, user_id=user_id)
     if connection is None:
-        raise NotFound("MLS connection not found")
-    return connection
-
-
-async def _search(
-    engine: SyncEngine, connection: MlsConnection, equals: dict[str, str]
-) -> list[MlsRecord]:
-    if connection.state == ConnectionState.EXPIRED:
+        raise NotFound(CONNECTION_NOT_FOUND)
+    feed = await repo.feed_of(session, connection)
+    if feed.state == ConnectionState.EXPIRED:
         raise NeedsReauth(MLS_CONNECTION_EXPIRED)
-    try:
-        client = engine.mls_client(connection)
-        return [record async for page in client.search(**equals) for record in page]
-    except (SecretDecryptError, ConnectionConfigError) as exc:
-        raise MlsUnavailableError(str(exc)) from None
-    except MlsAuthError:
-        async with engine.db.transaction() as session:
-            await repo.mark_connection(
-                session, connection.id, ConnectionState.EXPIRED, MLS_CONNECTION_EXPIRED
-            )
-        raise NeedsReauth(MLS_CONNECTION_EXPIRED) from None
-    except MlsRequestError as exc:
-        raise MlsUnavailableError(str(exc)) from None
+    if need_load and feed.loaded_at is None:
+        raise FeedNotLoadedError()
+    return connection, feed
 
 
 def _status_of(record: MlsRecord, mapper: StatusMapper) -> ListingStatus:

@@ -1,39 +1,43 @@
-"""Syncs that honour the engine's per-connection guard: one connection, a user's, everyone's.
+"""Syncs that honour the engine's per-feed guard: one connection, a user's, everyone's.
 
-Every entry point (API, CLI, scheduler, cron endpoint) comes through here, so a connection is
-never synced twice at once. A run over many connections claims all of them before it starts
-any: a second run that arrives meanwhile skips (and reports) every connection the first still
-has to do, instead of racing it for them; each claim is released as soon as its connection is
-done, so a finished connection can be synced again at once.
+Every entry point (API, CLI, scheduler, cron endpoint) comes through here, so a feed is never
+replicated twice at once. A connection's sync is its feed's run: another member's sync of the
+same feed at that moment makes it wait its turn (`SyncInProgressError`, 409). A run over many
+feeds claims all of them before it starts any: a second run that arrives meanwhile skips (and
+reports) every connection of the feeds the first still has to do, instead of racing it for
+them; each claim is released as soon as its feed is done.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from mls_sync.domain.errors import NotFound
+from mls_sync.domain.errors import USER_NOT_FOUND, NotFound
 from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncResult
+from mls_sync.domain.status import ConnectionState
 from mls_sync.observability.metrics import METRICS
 from mls_sync.observability.reports import RunReport, notify
-from mls_sync.store import repositories as repo
+from mls_sync.store.interface import UnitOfWork
+from mls_sync.store.models import MlsFeed
 from mls_sync.sync.engine import Outcome, ProgressCallback, SyncEngine, summary
 from mls_sync.sync.guard import SYNC_IN_PROGRESS, SyncInProgressError, acquire_many, hold
 
 log = structlog.get_logger(__name__)
 
-# Different connections mostly use different credentials and budgets, so several run side by
-# side; a bound keeps one cron run over thousands of connections from opening them all at once.
-# A connection spends most of its run waiting for its own credential's budget (2 requests/s),
-# so a run's speed grows with this bound: at 8, a full check of 100 connections took 13 rounds
-# of those waits (10.4 s against a 1 s rate-limit floor; 6.4 s at 64+, see README Performance).
-CONNECTIONS_AT_ONCE = 64
+# Different feeds use different credentials and budgets, so several run side by side; a bound
+# keeps one cron run over thousands of private feeds from opening them all at once. A feed
+# spends most of its run waiting for its credential's budget (2 requests/s), so a run's speed
+# grows with this bound (see the docs' Performance page).
+FEEDS_AT_ONCE = 64
 
-# Called after each connection of a run with (connections just finished, connections in run).
+# Called after each feed of a run with (connections just finished, connections in the run).
 ConnectionProgress = Callable[[int, int], None]
+# Which feeds a run syncs, and the member connections it reports for each (in order).
+FeedPlan = dict[str, list[str]]
 
 
 async def sync_connection(
@@ -45,19 +49,38 @@ async def sync_connection(
     progress: ProgressCallback | None = None,
     run_id: str | None = None,
 ) -> Outcome:
-    """One connection; raises NotFound, or SyncInProgressError when it is being synced.
-    `run_id`: a queued run row to record into (a worker running a deferred sync)."""
-    if user_id is not None:
-        # Ownership first: another user's busy connection must look missing, not busy.
-        async with engine.db.transaction() as session:
-            if await repo.get_mls_connection(session, connection_id, user_id=user_id) is None:
-                raise NotFound("MLS connection not found")
-    async with hold(engine.guard, connection_id) as held:
+    """One connection (its feed's run); raises NotFound, or SyncInProgressError when its
+    feed is being replicated. `run_id`: a queued run row to record into (a worker running a
+    deferred sync)."""
+    # Ownership first: another user's busy connection must look missing, not busy.
+    feed_id = await engine.feed_of_connection(connection_id, user_id=user_id)
+    async with hold(engine.guard, feed_id) as held:
         if not held:
             raise SyncInProgressError()
         return await engine.sync_connection(
             connection_id, user_id=user_id, trigger=trigger, progress=progress, run_id=run_id
         )
+
+
+async def sync_feed(
+    engine: SyncEngine,
+    feed_id: str,
+    *,
+    trigger: str = "manual",
+    progress: ProgressCallback | None = None,
+    full: bool | None = None,
+    run_id: str | None = None,
+) -> Outcome:
+    """One feed's run over all its members (the operator's `feeds sync`, a worker's job for
+    everyone's run); raises NotFound, or SyncInProgressError when it is being replicated.
+    `full=True` reconciles it too; `run_id`: a queued row to record into."""
+    async with hold(engine.guard, feed_id) as held:
+        if not held:
+            raise SyncInProgressError()
+        ran = await engine.sync_feed(
+            feed_id, trigger=trigger, progress=progress, full=full, run_id=run_id
+        )
+    return ran.whole()
 
 
 async def sync_user(
@@ -67,13 +90,41 @@ async def sync_user(
     trigger: str = "manual",
     progress: ProgressCallback | None = None,
 ) -> tuple[Outcome, AggregatedResult]:
-    """Every connection of the user (expired ones too: they report that they need
-    re-authentication); raises NotFound for an unknown user."""
+    """Each feed of the user's connections once (expired ones too: they report that they
+    need re-authentication), reporting the user's connections only; raises NotFound for an
+    unknown user."""
     async with engine.db.transaction() as session:
         if await session.users.find(user_id) is None:
-            raise NotFound("User not found")
-        connection_ids = [c.id for c in await session.connections.of_user(user_id)]
-    return await sync_connections(engine, connection_ids, trigger=trigger, progress=progress)
+            raise NotFound(USER_NOT_FOUND)
+        plan: FeedPlan = {}
+        for connection in await session.connections.of_user(user_id):
+            plan.setdefault(connection.feed_id, []).append(connection.id)
+    return await sync_feeds(engine, plan, trigger=trigger, progress=progress, asked=True)
+
+
+def is_due(feed: MlsFeed, now: datetime) -> bool:
+    """A feed's cadence has passed since its last run began (less a tenth, so a schedule
+    ticking at the cadence never misses a beat by a few seconds)."""
+    if feed.last_run_at is None:
+        return True
+    return feed.last_run_at + timedelta(seconds=feed.cadence_seconds * 0.9) <= now
+
+
+async def due_feeds(session: UnitOfWork, *, due_only: bool) -> list[str]:
+    """The active feeds, oldest first; `due_only`: those whose cadence has come and that
+    nobody is running now."""
+    if not due_only:
+        return await session.feeds.active_ids()
+    now = datetime.now(UTC)
+    due = []
+    for feed in await session.feeds.all():
+        if feed.state != ConnectionState.ACTIVE or not is_due(feed, now):
+            continue
+        lease = await session.leases.of(feed.id)
+        if lease is not None and lease.expires_at > now:
+            continue  # running now (its lease is live): its run is this cadence's
+        due.append(feed.id)
+    return due
 
 
 async def sync_everyone(
@@ -81,19 +132,29 @@ async def sync_everyone(
     *,
     trigger: str = "cron",
     on_connection_done: ConnectionProgress | None = None,
+    due_only: bool = False,
 ) -> tuple[Outcome, AggregatedResult]:
-    """Every active connection of every user: what the cron endpoint and the scheduler run."""
+    """Every active feed once, reporting every member: what the cron endpoint and the
+    scheduler run. `due_only` (the scheduler's ticks): only feeds whose cadence has come."""
     async with engine.db.transaction() as session:
-        connection_ids = await session.connections.active_ids()
-    log.info("Starting MLS status sync job...", trigger=trigger, connections=len(connection_ids))
+        plan: FeedPlan = {
+            feed_id: [c.id for c in await session.connections.of_feed(feed_id)]
+            for feed_id in await due_feeds(session, due_only=due_only)
+        }
+    connections = sum(len(members) for members in plan.values())
+    log.info(
+        "Starting MLS status sync job...", trigger=trigger, feeds=len(plan), connections=connections
+    )
     started_at = datetime.now(UTC)
-    outcome, aggregated = await sync_connections(
-        engine, connection_ids, trigger=trigger, on_connection_done=on_connection_done
+    outcome, aggregated = await sync_feeds(
+        engine, plan, trigger=trigger, on_connection_done=on_connection_done
     )
     report = RunReport(
         trigger, outcome.success, outcome.message, aggregated, started_at, datetime.now(UTC)
     )
     await notify(engine.run_observers, report)
+    # Jobs that failed before and are due again (their own listings' runs drain the rest).
+    await engine.unpublisher.drain()
     await engine.unpublisher.keep_tokens_alive()
     log.info(
         outcome.message,
@@ -104,58 +165,79 @@ async def sync_everyone(
     return outcome, aggregated
 
 
-async def sync_connections(
+async def sync_feeds(
     engine: SyncEngine,
-    connection_ids: Sequence[str],
+    plan: FeedPlan,
     *,
     trigger: str,
     progress: ProgressCallback | None = None,
     on_connection_done: ConnectionProgress | None = None,
-    at_once: int = CONNECTIONS_AT_ONCE,
+    asked: bool = False,
+    at_once: int = FEEDS_AT_ONCE,
 ) -> tuple[Outcome, AggregatedResult]:
-    """Claim every connection that is free, sync the claimed ones, report the others skipped."""
+    """Claim every feed that is free, run the claimed ones, report the others' connections
+    skipped. `asked`: every reported connection gets a run row (a user's sync)."""
     unreleased: set[str] = set()
     outcomes: dict[str, Outcome] = {}
     gate = asyncio.Semaphore(at_once)
+    total = sum(len(members) for members in plan.values())
 
-    async def run(connection_id: str) -> None:
+    async def run(feed_id: str) -> None:
+        members = plan[feed_id]
         try:
             async with gate:
-                outcomes[connection_id] = await _sync_claimed(
-                    engine, connection_id, trigger=trigger, progress=progress
+                outcomes.update(
+                    await _run_claimed(
+                        engine,
+                        feed_id,
+                        members,
+                        trigger=trigger,
+                        progress=progress,
+                        asked=asked,
+                    )
                 )
         finally:
-            unreleased.discard(connection_id)
-            await engine.guard.release(connection_id)
+            unreleased.discard(feed_id)
+            await engine.guard.release(feed_id)
         if on_connection_done is not None:
-            on_connection_done(1, len(connection_ids))
+            on_connection_done(len(members), total)
 
     try:
-        unreleased.update(await acquire_many(engine.guard, connection_ids))
-        claimed = [cid for cid in connection_ids if cid in unreleased]
-        await asyncio.gather(*(run(cid) for cid in claimed))
+        unreleased.update(await acquire_many(engine.guard, list(plan)))
+        claimed = [feed_id for feed_id in plan if feed_id in unreleased]
+        await asyncio.gather(*(run(feed_id) for feed_id in claimed))
     finally:
         # Only reached with claims left when cancelled (shutdown) or a claim failed half-way.
-        for connection_id in unreleased:
-            await engine.guard.release(connection_id)
-    return _aggregate(connection_ids, outcomes)
+        for feed_id in unreleased:
+            await engine.guard.release(feed_id)
+    order = [cid for members in plan.values() for cid in members]
+    return _aggregate(order, outcomes)
 
 
-async def _sync_claimed(
+async def _run_claimed(
     engine: SyncEngine,
-    connection_id: str,
+    feed_id: str,
+    members: list[str],
     *,
     trigger: str,
     progress: ProgressCallback | None,
-) -> Outcome:
+    asked: bool,
+) -> dict[str, Outcome]:
     try:
-        return await engine.sync_connection(connection_id, trigger=trigger, progress=progress)
+        ran = await engine.sync_feed(
+            feed_id,
+            trigger=trigger,
+            progress=progress,
+            asked=dict.fromkeys(members) if asked else None,
+        )
     except NotFound as exc:  # removed since the run listed it
-        return Outcome(False, str(exc), SyncResult())
-    except Exception as exc:  # one connection's failure never stops the others
-        log.exception("connection sync failed", connection_id=connection_id, trigger=trigger)
+        return {cid: Outcome(False, str(exc), SyncResult()) for cid in members}
+    except Exception as exc:  # one feed's failure never stops the others
+        log.exception("feed sync failed", feed_id=feed_id, trigger=trigger)
         METRICS.error("internal")
-        return Outcome(False, f"Internal error: {type(exc).__name__}", SyncResult())
+        failed = f"Internal error: {type(exc).__name__}"
+        return {cid: Outcome(False, failed, SyncResult()) for cid in members}
+    return {cid: ran.outcome_for(cid) for cid in members}
 
 
 def _aggregate(

@@ -111,6 +111,7 @@ class _Attempt:
     user_id: str
     attempts: int
     connection_id: str  # the listing's MLS connection, for the log
+    changed_at: datetime | None  # the MLS's change that called for it (takedown latency)
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,12 @@ class Unpublisher:
         tokens: PlatformTokens | None = None,
         token_warn_within: timedelta = WARN_WITHIN,
         token_check_every: timedelta = CHECK_EVERY,
+        claimer: str | None = None,
     ) -> None:
         self._db = db
+        # Names this process's claims (its lease-holder id), so a process that takes over a
+        # dead one's feed can release the dead one's claims at once (sync/engine.py).
+        self.claimer = claimer
         self._clients = clients
         self._backoff = timedelta(seconds=backoff_seconds)
         self._per_platform = per_platform_concurrency
@@ -175,6 +180,10 @@ class Unpublisher:
         self._caps: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
             weakref.WeakValueDictionary()
         )
+
+    def now(self) -> datetime:
+        """The outbox's clock (tests move it instead of sleeping)."""
+        return self._clock()
 
     async def drain(self, *, listing_ids: Collection[str] | None = None) -> DrainReport:
         """Attempt every due job (of these listings, or all); returns what happened."""
@@ -216,7 +225,9 @@ class Unpublisher:
         )
         now = self._clock()
         async with self._db.transaction() as session:
-            if not await session.outbox.claim(attempt.job_id, now=now, until=now + self._lease):
+            if not await session.outbox.claim(
+                attempt.job_id, now=now, until=now + self._lease, by=self.claimer
+            ):
                 return  # another drain took it first
             post = await session.get(Post, attempt.post_id)
             if post is None or post.status != PostStatus.PUBLISHED:
@@ -264,7 +275,9 @@ class Unpublisher:
 
         await self._mark_unpublished(attempt)
         drain.report.unpublished_by_listing[attempt.listing_id] += 1
-        METRICS.post_unpublished(attempt.platform)
+        changed = attempt.changed_at
+        latency = (self._clock() - changed).total_seconds() if changed is not None else None
+        METRICS.post_unpublished(attempt.platform, latency_seconds=latency)
         bound.info("post unpublished", outcome=str(outcome))
 
     def _usable(
@@ -404,6 +417,7 @@ class Unpublisher:
                 job.attempts = attempts
                 job.last_error = message
                 job.next_attempt_at = self._clock() + wait
+                job.claimed_by = None
             post = await session.get(Post, attempt.post_id)
             if post is not None:
                 post.last_error = message
@@ -443,6 +457,7 @@ def _attempt(job: UnpublishJob, post: Post, listing: Listing) -> _Attempt:
         user_id=listing.user_id,
         attempts=job.attempts,
         connection_id=listing.mls_connection_id,
+        changed_at=listing.mls_modified_at,
     )
 
 

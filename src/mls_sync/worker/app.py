@@ -7,7 +7,11 @@ worker's `additional_context`, and each calls one function of services/queued_ru
 - `sync_connection`: `lock` = the connection (no two workers on one connection; a second job
   waits for the first) and `queueing_lock` = the connection (at most one waiting job per
   connection: a request while one is waiting is told so instead of piling up).
-- `sync_user`, `sync_everyone`: fan out one `sync_connection` job per connection.
+- `sync_feed`: `lock` and `queueing_lock` = the feed: one run of a feed at a time, at most one
+  waiting.
+- `sync_user`: fans out one `sync_connection` job per connection of the user;
+  `sync_everyone`: one `sync_feed` job per active feed (its members share the run, so the MLS
+  sees one replication per feed whatever the number of agents).
 - `sync_listing`, `drain_unpublish`.
 - periodic `schedule_syncs` (the settings' `schedule_cron`): what the embedded scheduler does
   in single-machine mode; procrastinate records each tick in PostgreSQL, so any number of
@@ -30,6 +34,7 @@ from mls_sync.sync.deferred import DeferConnection
 from mls_sync.sync.engine import SyncEngine
 
 SYNC_CONNECTION = "sync_connection"
+SYNC_FEED = "sync_feed"
 SYNC_USER = "sync_user"
 SYNC_EVERYONE = "sync_everyone"
 SYNC_LISTING = "sync_listing"
@@ -96,9 +101,25 @@ class Deferrer:
             listing_id=listing_id, run_id=run_id, trigger=trigger
         )
 
+    async def feed(self, feed_id: str, run_id: str, parent_id: str | None, *, trigger: str) -> bool:
+        """False when a run of this feed is already waiting (its queueing lock)."""
+        try:
+            await self.app.configure_task(
+                SYNC_FEED, lock=feed_id, queueing_lock=feed_id
+            ).defer_async(feed_id=feed_id, run_id=run_id, parent_id=parent_id, trigger=trigger)
+        except AlreadyEnqueued:
+            return False
+        return True
+
     def for_fan_out(self, trigger: str) -> DeferConnection:
         async def defer(connection_id: str, run_id: str, parent_id: str) -> bool:
             return await self.connection(connection_id, run_id, parent_id, trigger=trigger)
+
+        return defer
+
+    def for_feed_fan_out(self, trigger: str) -> DeferConnection:
+        async def defer(feed_id: str, run_id: str, parent_id: str) -> bool:
+            return await self.feed(feed_id, run_id, parent_id, trigger=trigger)
 
         return defer
 
@@ -144,6 +165,23 @@ def build_app(settings: Settings) -> App:
             last_attempt=last_attempt(context),
         )
 
+    @app.task(name=SYNC_FEED, retry=retry, pass_context=True)
+    async def sync_feed(
+        context: JobContext,
+        feed_id: str,
+        run_id: str,
+        parent_id: str | None = None,
+        trigger: str = "worker",
+    ) -> None:
+        await queued_runs.run_feed(
+            engine_of(context),
+            feed_id=feed_id,
+            run_id=run_id,
+            parent_id=parent_id,
+            trigger=trigger,
+            last_attempt=last_attempt(context),
+        )
+
     @app.task(name=SYNC_USER, retry=retry, pass_context=True)
     async def sync_user(context: JobContext, user_id: str, run_id: str, trigger: str) -> None:
         await queued_runs.run_user(
@@ -156,7 +194,10 @@ def build_app(settings: Settings) -> App:
     @app.task(name=SYNC_EVERYONE, retry=retry, pass_context=True)
     async def sync_everyone(context: JobContext, run_id: str, trigger: str) -> None:
         await queued_runs.run_everyone(
-            engine_of(context), run_id=run_id, trigger=trigger, defer=deferrer.for_fan_out(trigger)
+            engine_of(context),
+            run_id=run_id,
+            trigger=trigger,
+            defer=deferrer.for_feed_fan_out(trigger),
         )
 
     @app.task(name=SYNC_LISTING, retry=retry, pass_context=True)
@@ -181,7 +222,8 @@ def build_app(settings: Settings) -> App:
             engine_of(context),
             run_id=None,
             trigger="schedule",
-            defer=deferrer.for_fan_out("schedule"),
+            defer=deferrer.for_feed_fan_out("schedule"),
+            due_only=True,
         )
 
     @app.periodic(

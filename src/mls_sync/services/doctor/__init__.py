@@ -46,8 +46,8 @@ from mls_sync.services.doctor.mls import (
     PROBE_KEY,
     Holdings,
     MlsClientFor,
-    check_mls_connection,
     check_mls_connections,
+    check_mls_feed,
     load_holdings,
 )
 from mls_sync.services.doctor.platforms import (
@@ -60,7 +60,7 @@ from mls_sync.services.doctor.platforms import (
 from mls_sync.social.base import PlatformClient
 from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
-from mls_sync.store.models import MlsConnection, User
+from mls_sync.store.models import MlsFeed, User
 from mls_sync.store.open import open_database
 from mls_sync.sync.clients import ClientFactory, budgets_for
 
@@ -77,8 +77,8 @@ __all__ = [
     "check_api_version",
     "check_api_versions",
     "check_database",
-    "check_mls_connection",
     "check_mls_connections",
+    "check_mls_feed",
     "check_platform_tokens",
     "check_settings",
     "check_stored_secrets",
@@ -144,10 +144,10 @@ async def diagnose_deployment(
             else None
         )
 
-        def mls_client(connection: MlsConnection) -> ResoClient:
+        def mls_client(feed: MlsFeed) -> ResoClient:
             if factory is None:
                 raise SecretDecryptError("no token key is configured")
-            return factory.build(connection)
+            return factory.build(feed)
 
         checks = await diagnose(
             settings,

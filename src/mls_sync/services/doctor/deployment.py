@@ -176,7 +176,7 @@ def check_token_key(settings: Settings) -> tuple[TokenCipher | None, Check]:
 def check_stored_secrets(cipher: TokenCipher | None, holdings: Holdings) -> Check | None:
     """Every stored secret in scope decrypts (None when nothing is stored). Decryption is
     local and cheap, so all are tried: after a rotation some may still need the old key."""
-    secrets = [c.credentials_encrypted for c in holdings.mls]
+    secrets = [item.feed.credentials_encrypted for item in holdings.mls]
     for platform in holdings.platforms:
         secrets.append(platform.access_token_encrypted)
         if platform.refresh_token_encrypted:

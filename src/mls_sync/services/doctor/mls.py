@@ -1,9 +1,10 @@
-"""The connections a report looks at, and whether each MLS connection answers with its own
-credentials. The connections in scope (one user's, or everyone's) are read once, before any
-HTTP request, so no database connection is held while an MLS answers. MLS budgets are sacred
-(MLS Grid suspends tokens that go over): exactly one cheap request per connection, drawn from
-the connection's normal budget, none for a connection already known to be expired, and MLS
-hosts are shown without their URL (which could embed a credential)."""
+"""The connections a report looks at, and whether each MLS feed answers with its own
+credentials. The connections in scope (one user's, or everyone's) and their feeds are read
+once, before any HTTP request, so no database connection is held while an MLS answers. MLS
+budgets are sacred (MLS Grid suspends tokens that go over): exactly one cheap request per
+feed (however many connections share it), drawn from the feed's normal budget, none for a
+feed already known to be expired, and MLS hosts are shown without their URL (which could
+embed a credential)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from mls_sync.mls.errors import (
 )
 from mls_sync.services.doctor._text import _clip
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
+from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
-from mls_sync.store.models import MlsConnection, PlatformConnection, User
+from mls_sync.store.models import MlsFeed, PlatformConnection, User
 from mls_sync.sync.clients import ConnectionConfigError
 
 # The key looked up by the one MLS request: no listing has it, so the answer is an empty page
@@ -33,7 +35,7 @@ PROBE_KEY = "mls-sync-doctor-probe"
 # but a doctor run should not look like a burst to a shared MLS host.
 MLS_CHECK_CONCURRENCY = 8
 
-MlsClientFor = Callable[[MlsConnection], ResoClient]
+MlsClientFor = Callable[[MlsFeed], ResoClient]
 
 
 # what the connection checks look at
@@ -45,8 +47,17 @@ class Holdings:
     any HTTP request, so no database connection is held while an MLS answers."""
 
     emails: dict[str, str]  # user id -> email
-    mls: list[MlsConnection]
+    mls: list[FeedInScope]
     platforms: list[PlatformConnection]
+
+
+@dataclass(frozen=True)
+class FeedInScope:
+    """A feed the report asks once, and the connections in scope that read it."""
+
+    feed: MlsFeed
+    owner: str  # the private feed's owner's email, or "shared"
+    connection_ids: tuple[str, ...]
 
 
 async def load_holdings(db: AnyDatabase, user: str | None) -> Holdings | Check:
@@ -60,12 +71,28 @@ async def load_holdings(db: AnyDatabase, user: str | None) -> Holdings | Check:
             users: Sequence[User] = [found]
         else:
             users = await session.users.all()
-        mls: list[MlsConnection] = []
+        emails = {u.id: u.email for u in users}
+        feeds: dict[str, MlsFeed] = {}
+        members: dict[str, list[str]] = {}
         platforms: list[PlatformConnection] = []
         for each in users:
-            mls.extend(await session.connections.of_user(each.id))
+            for connection in await session.connections.of_user(each.id):
+                feed = await repo.feed_of(session, connection)
+                feeds.setdefault(feed.id, feed)
+                members.setdefault(feed.id, []).append(connection.id)
             platforms.extend(await session.platforms.of_user(each.id))
-    return Holdings({u.id: u.email for u in users}, mls, platforms)
+        if user is None:  # the operator's report: every feed, members or not
+            for feed in await session.feeds.all():
+                feeds.setdefault(feed.id, feed)
+    mls = [
+        FeedInScope(
+            feed,
+            "shared" if feed.owner_user_id is None else emails.get(feed.owner_user_id, ""),
+            tuple(members.get(feed.id, ())),
+        )
+        for feed in feeds.values()
+    ]
+    return Holdings(emails, mls, platforms)
 
 
 # 4. MLS connections
@@ -76,33 +103,31 @@ async def check_mls_connections(holdings: Holdings, mls_client: MlsClientFor) ->
         return [Check("MLS connections", Status.PASS, "none yet")]
     gate = asyncio.Semaphore(MLS_CHECK_CONCURRENCY)
 
-    async def one(connection: MlsConnection) -> Check:
+    async def one(item: FeedInScope) -> Check:
         async with gate:
-            return await check_mls_connection(
-                connection, mls_client, owner=holdings.emails.get(connection.user_id, "")
-            )
+            return await check_mls_feed(item, mls_client)
 
-    return list(await asyncio.gather(*(one(c) for c in holdings.mls)))
+    return list(await asyncio.gather(*(one(item) for item in holdings.mls)))
 
 
-async def check_mls_connection(
-    connection: MlsConnection, mls_client: MlsClientFor, *, owner: str = ""
-) -> Check:
-    """One request, through the connection's own client, credentials and budget: a lookup of
-    a key no listing has, `$top=1`, selecting the few fields a sync reads."""
-    host = urlsplit(connection.base_url).hostname or "the MLS"
-    name = f"MLS {connection.name or host}" + (f" ({owner})" if owner else "")
-    ref = f" [connection {connection.id}]"
+async def check_mls_feed(item: FeedInScope, mls_client: MlsClientFor) -> Check:
+    """One request, through the feed's own client, credentials and budget: a lookup of a
+    key no listing has, `$top=1`, selecting the few fields a sync reads."""
+    feed, owner = item.feed, item.owner
+    host = urlsplit(feed.base_url).hostname or "the MLS"
+    name = f"MLS {feed.name or host}" + (f" ({owner})" if owner else "")
+    ids = item.connection_ids
+    ref = f" [connection {ids[0]}]" if len(ids) == 1 else f" [feed {feed.id}]"
 
     def line(status: Status, detail: str) -> Check:
         return Check(name, status, _clip(detail) + ("" if status is Status.PASS else ref))
 
-    if connection.state == ConnectionState.EXPIRED:
+    if feed.state == ConnectionState.EXPIRED:
         # The MLS refused these credentials already; asking again would spend budget on a
         # known answer (and some vendors count refusals against the credential).
         return line(Status.FAIL, f"{MLS_CONNECTION_EXPIRED} (not asked: marked expired)")
     try:
-        client = mls_client(connection)
+        client = mls_client(feed)
     except SecretDecryptError:
         return line(
             Status.FAIL, "its credentials cannot be decrypted with the configured token keys"

@@ -13,6 +13,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from mls_sync.database_url import DynamoUrl, parse_dynamodb_url
+from mls_sync.store.dynamo.migrate import migrate_to_feeds
 from mls_sync.store.dynamo.schema import create_tables
 from mls_sync.store.dynamo.unit_of_work import DynamoUnitOfWork
 from mls_sync.store.errors import TablesMissingError
@@ -67,10 +68,11 @@ class DynamoDatabase:
         )
 
     async def create_tables(self) -> list[str]:
-        """`mls-sync db upgrade` on DynamoDB: the tables, created when missing."""
-        return await create_tables(
-            await self.client(), self.tables.data_table, self.tables.coordination_table
-        )
+        """`mls-sync db upgrade` on DynamoDB: the tables, created when missing, and the items
+        written before MLS feeds brought to today's layout (store/dynamo/migrate.py)."""
+        client, data = await self.client(), self.tables.data_table
+        done = await create_tables(client, data, self.tables.coordination_table)
+        return done + await migrate_to_feeds(client, data, new_table=data in done)
 
     async def ping(self) -> None:
         client = await self.client()

@@ -2,23 +2,35 @@
 store/interface.py over a `DynamoSession` (the unit of work, store/dynamo/unit_of_work.py).
 
 Reads by key are consistent GetItems; lists come from the index the table layout gives them
-(schema.py). Writes go through the session's unit of work, except an outbox claim, which is a
-single conditional write like the SQL backend's UPDATE ... WHERE.
+(schema.py), never from a Scan (the table holds every feed's replica). Writes go through the
+session's unit of work, except an outbox claim, which is a single conditional write like the
+SQL backend's UPDATE ... WHERE. The feeds and their replicas are in store/dynamo/feeds.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from mls_sync.domain.status import ConnectionState, ListingStatus, PostStatus
-from mls_sync.store.dynamo.codec import iso, n, s
-from mls_sync.store.dynamo.schema import ALL_RUNS, GSI1, GSI2, OUTBOX, primary_key
-from mls_sync.store.dynamo.session import DynamoSession
+from mls_sync.store.dynamo.codec import Item, iso, n, s
+from mls_sync.store.dynamo.schema import (
+    ALL_RUNS,
+    GSI1,
+    GSI2,
+    GSI3,
+    OUTBOX,
+    TYPE_PLATFORMS,
+    TYPE_USERS,
+    claims_of,
+    job_due,
+    primary_key,
+)
+from mls_sync.store.dynamo.session import DynamoSession, each
 from mls_sync.store.models import (
     Listing,
     ListingStatusHistory,
@@ -33,7 +45,7 @@ from mls_sync.store.models import (
 _BEGINS = "{0}pk = :pk AND begins_with({0}sk, :prefix)"
 
 
-async def _index(
+async def index_items(
     session: DynamoSession, index: str, pk: str, prefix: str = "", **kwargs: Any
 ) -> list[dict[str, Any]]:
     """An index partition's items whose sort key starts with `prefix`, in sort-key order."""
@@ -44,8 +56,12 @@ async def _index(
     )
 
 
+def _flat(parts: Iterable[list[Item]]) -> list[Item]:
+    return [item for part in parts for item in part]
+
+
 async def _jobs_of(session: DynamoSession, post_id: str) -> list[UnpublishJob]:
-    return session.adopt_all(UnpublishJob, await _index(session, GSI2, f"JOBPOST#{post_id}"))
+    return session.adopt_all(UnpublishJob, await index_items(session, GSI2, f"JOBPOST#{post_id}"))
 
 
 class DynamoUsers:
@@ -56,18 +72,18 @@ class DynamoUsers:
         if "@" in id_or_email:
             email = id_or_email.strip().lower()
             users = self._session.adopt_all(
-                User, await _index(self._session, GSI1, f"EMAIL#{email}")
+                User, await index_items(self._session, GSI1, f"EMAIL#{email}")
             )
             return users[0] if users else None
         return await self._session.get(User, id_or_email)
 
     async def all(self) -> Sequence[User]:
-        items = await self._session.scan("sk = :sk", {":sk": s(primary_key(User, "")[1])})
-        return sorted(self._session.adopt_all(User, items), key=lambda u: (u.created_at, u.id))
+        items = await index_items(self._session, GSI3, TYPE_USERS, "USER#")
+        return self._session.adopt_all(User, items)
 
     async def by_api_key_hash(self, key_hash: str) -> User | None:
         users = self._session.adopt_all(
-            User, await _index(self._session, GSI2, f"APIKEY#{key_hash}")
+            User, await index_items(self._session, GSI2, f"APIKEY#{key_hash}")
         )
         return users[0] if users else None
 
@@ -77,12 +93,22 @@ class DynamoMlsConnections:
         self._session = session
 
     async def of_user(self, user_id: str) -> Sequence[MlsConnection]:
-        items = await _index(self._session, GSI1, f"USER#{user_id}", "CONN#")
+        items = await index_items(self._session, GSI1, f"USER#{user_id}", "CONN#")
         return self._session.adopt_all(MlsConnection, items)
 
-    async def active_ids(self) -> list[str]:
-        items = await _index(self._session, GSI2, f"CONNSTATE#{ConnectionState.ACTIVE}", "CONN#")
-        return [c.id for c in self._session.adopt_all(MlsConnection, items)]
+    async def of_feed(self, feed_id: str) -> Sequence[MlsConnection]:
+        items = await index_items(self._session, GSI3, f"FEED#{feed_id}", "CONN#")
+        return self._session.adopt_all(MlsConnection, items)
+
+    async def mark_feed(self, feed_id: str, state: ConnectionState, message: str | None) -> None:
+        """Each member changed in the unit of work: written, version-checked, at its commit."""
+        for connection in await self.of_feed(feed_id):
+            connection.state = state
+            connection.state_message = message
+
+    async def touch_feed(self, feed_id: str, at: datetime) -> None:
+        for connection in await self.of_feed(feed_id):
+            connection.last_sync_at = at
 
     async def delete(self, connection_id: str) -> None:
         """The connection with its listings, their history, posts and outbox jobs (what ON DELETE
@@ -101,8 +127,16 @@ class DynamoMlsConnections:
         await self._session.delete(connection)
 
     async def state_counts(self) -> dict[str, int]:
-        items = await self._session.scan("sk = :sk", {":sk": s(primary_key(MlsConnection, "")[1])})
-        return dict(Counter(item["state"]["S"] for item in items))
+        # One count per state partition (the index that serves active_ids), nothing read out.
+        counts = {
+            state.value: await self._session.count(
+                _BEGINS.format(GSI2),
+                {":pk": s(f"CONNSTATE#{state.value}"), ":prefix": s("CONN#")},
+                index=GSI2,
+            )
+            for state in ConnectionState
+        }
+        return {state: count for state, count in counts.items() if count}
 
 
 class DynamoListings:
@@ -110,7 +144,7 @@ class DynamoListings:
         self._session = session
 
     async def of_connection(self, connection_id: str) -> Sequence[Listing]:
-        items = await _index(self._session, GSI1, f"CONN#{connection_id}", "LISTING#")
+        items = await index_items(self._session, GSI1, f"CONN#{connection_id}", "LISTING#")
         return self._session.adopt_all(Listing, items)
 
     async def by_key(self, connection_id: str, listing_key: str) -> Listing | None:
@@ -121,6 +155,27 @@ class DynamoListings:
         )
         listings = self._session.adopt_all(Listing, items)
         return listings[0] if listings else None
+
+    async def held_in_feed(self, feed_id: str, keys: Collection[str]) -> Sequence[Listing]:
+        """One exact-match query per ListingKey (the feed's index partition holds every member's
+        listings): the cost follows the page of records, not the members or their listings."""
+
+        async def holders(key: str) -> list[Item]:
+            return await self._session.query(
+                "gsi3pk = :pk AND gsi3sk = :sk",
+                {":pk": s(f"FEED#{feed_id}"), ":sk": s(f"LISTING#{key}")},
+                index=GSI3,
+            )
+
+        found = await each(sorted(set(keys)), holders)
+        return self._session.adopt_all(Listing, _flat(found))
+
+    async def of_feed(self, feed_id: str) -> Sequence[Listing]:
+        items = await index_items(self._session, GSI3, f"FEED#{feed_id}", "LISTING#")
+        return self._session.adopt_all(Listing, items)
+
+    async def counts_in_feed(self, feed_id: str) -> dict[str, int]:
+        return dict(Counter(listing.mls_connection_id for listing in await self.of_feed(feed_id)))
 
     async def lock(self, listing_id: str) -> Listing | None:
         """No lock on DynamoDB: the commit is conditioned on the version read here, so a
@@ -143,7 +198,7 @@ class DynamoListings:
         limit: int = 100,
         offset: int = 0,
     ) -> Sequence[Listing]:
-        items = await _index(self._session, GSI2, f"USER#{user_id}", "LISTING#")
+        items = await index_items(self._session, GSI2, f"USER#{user_id}", "LISTING#")
         listings = [
             listing
             for listing in self._session.adopt_all(Listing, items)
@@ -167,21 +222,22 @@ class DynamoPlatformConnections:
         return found[0] if found else None
 
     async def of_user(self, user_id: str) -> Sequence[PlatformConnection]:
-        items = await _index(self._session, GSI1, f"USER#{user_id}", "PLATFORM#")
+        items = await index_items(self._session, GSI1, f"USER#{user_id}", "PLATFORM#")
         return self._session.adopt_all(PlatformConnection, items)
 
     async def due_for_care(self, checked_before: datetime) -> Sequence[PlatformConnection]:
-        # A scan, as for the gauges: run once per scheduled run, over a small item type.
-        items = await self._session.scan(
-            "sk = :sk", {":sk": s(primary_key(PlatformConnection, "")[1])}
-        )
-        due = [
+        # Every platform connection, as for the gauges: once per scheduled run, a small type.
+        return [
             c
-            for c in self._session.adopt_all(PlatformConnection, items)
+            for c in await self._all()
             if c.state == ConnectionState.ACTIVE
             and (c.tokens_checked_at is None or c.tokens_checked_at <= checked_before)
         ]
-        return sorted(due, key=lambda c: c.id)
+
+    async def _all(self) -> list[PlatformConnection]:
+        """By id."""
+        items = await index_items(self._session, GSI2, TYPE_PLATFORMS, "PLATFORM#")
+        return self._session.adopt_all(PlatformConnection, items)
 
     async def delete(self, user_id: str, platform: str) -> bool:
         connection = await self.get(user_id, platform)
@@ -195,10 +251,7 @@ class DynamoPlatformConnections:
         return await self._session.get(PlatformConnection, connection_id)
 
     async def state_counts(self) -> dict[tuple[str, str], int]:
-        items = await self._session.scan(
-            "sk = :sk", {":sk": s(primary_key(PlatformConnection, "")[1])}
-        )
-        return dict(Counter((item["platform"]["S"], item["state"]["S"]) for item in items))
+        return dict(Counter((c.platform, c.state) for c in await self._all()))
 
 
 class DynamoPosts:
@@ -207,7 +260,7 @@ class DynamoPosts:
 
     async def of_listing(self, listing_id: str) -> Sequence[Post]:
         return self._session.adopt_all(
-            Post, await _index(self._session, GSI1, f"LISTING#{listing_id}", "POST#")
+            Post, await index_items(self._session, GSI1, f"LISTING#{listing_id}", "POST#")
         )
 
     async def of_user(
@@ -269,20 +322,53 @@ class DynamoOutbox:
                 due.append((job, post, listing))
         return due
 
-    async def claim(self, job_id: str, *, now: datetime, until: datetime) -> bool:
+    async def claim(
+        self, job_id: str, *, now: datetime, until: datetime, by: str | None = None
+    ) -> bool:
+        return await self._reschedule(
+            job_id, until, by, condition="next_attempt_at <= :now", values={":now": s(iso(now))}
+        )
+
+    async def release_claims(self, by: str, *, now: datetime) -> int:
+        """One conditional write per job, sent at once like a claim: a job whose claim
+        changed hands since the query stays with its new holder."""
+        items = await index_items(self._session, GSI3, claims_of(by), "JOB#")
+        job_ids = [item["id"]["S"] for item in items]
+
+        async def release(job_id: str) -> bool:
+            return await self._reschedule(
+                job_id, now, None, condition="claimed_by = :holder", values={":holder": s(by)}
+            )
+
+        return sum(await each(job_ids, release))
+
+    async def _reschedule(
+        self,
+        job_id: str,
+        due: datetime,
+        by: str | None,
+        *,
+        condition: str,
+        values: dict[str, Any],
+    ) -> bool:
+        """The job due at `due`, claimed by `by` (None: by nobody), if `condition` holds:
+        a single write (the index keys with it), as SQL's UPDATE ... WHERE."""
         pk, sk = primary_key(UnpublishJob, job_id)
+        sets = ["next_attempt_at = :due_at", "gsi1sk = :due"]
+        values = {**values, ":due_at": s(iso(due)), ":due": s(job_due(job_id, due)), ":one": n(1)}
+        if by is None:
+            holder = " REMOVE claimed_by, gsi3pk, gsi3sk"
+        else:
+            sets += ["claimed_by = :by", "gsi3pk = :claims", "gsi3sk = :job"]
+            values.update({":by": s(by), ":claims": s(claims_of(by)), ":job": s(f"JOB#{job_id}")})
+            holder = ""
         try:
             await self._session.client.update_item(
                 TableName=self._session.tables.data_table,
                 Key={"pk": s(pk), "sk": s(sk)},
-                UpdateExpression="SET next_attempt_at = :until, gsi1sk = :due ADD version :one",
-                ConditionExpression="next_attempt_at <= :now",
-                ExpressionAttributeValues={
-                    ":until": s(iso(until)),
-                    ":due": s(f"{iso(until)}#{job_id}"),
-                    ":now": s(iso(now)),
-                    ":one": n(1),
-                },
+                UpdateExpression=f"SET {', '.join(sets)}{holder} ADD version :one",
+                ConditionExpression=f"attribute_exists(pk) AND {condition}",
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -292,7 +378,7 @@ class DynamoOutbox:
         return True
 
     async def depth(self) -> tuple[int, datetime | None]:
-        jobs = self._session.adopt_all(UnpublishJob, await _index(self._session, GSI1, OUTBOX))
+        jobs = self._session.adopt_all(UnpublishJob, await index_items(self._session, GSI1, OUTBOX))
         return len(jobs), min((job.created_at for job in jobs), default=None)
 
 

@@ -10,14 +10,17 @@ makes the commit fail with `StaleWriteError` instead of being silently overwritt
 what makes a status change idempotent (two runs cannot both record one change).
 
 Leases and outbox claims are single conditional writes sent at once by their repository
-functions, as the SQL backend's single statements are.
+functions, as the SQL backend's single statements are; so are the feeds' replica rows, in
+batches (store/dynamo/feeds.py says why that is safe). What must wait until the unit of work's
+items are in (a deleted feed's replica) is registered with `after_commit`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,7 +33,16 @@ from mls_sync.store.dynamo.schema import keys_of, primary_key
 from mls_sync.store.models import Base, ListingStatusHistory
 
 M = TypeVar("M", bound=Base)
+T = TypeVar("T")
+R = TypeVar("R")
 BATCH = 100  # TransactWriteItems' limit
+GET_BATCH = 100  # BatchGetItem's
+WRITE_BATCH = 25  # BatchWriteItem's
+# Requests in flight at once from one bulk read or write: half the client's pool (database.py),
+# so the unit of work's other requests never wait for a connection.
+AT_ONCE = 25
+# A batch's unprocessed part (throttling) is sent again this many times, backing off.
+_BATCH_ATTEMPTS = 10
 Key = tuple[str, str]
 
 
@@ -44,6 +56,35 @@ class _Tracked:
     snapshot: Item | None  # None: new in this unit of work
     version: int
     deleted: bool = False
+
+
+async def each(
+    values: Iterable[T], do: Callable[[T], Awaitable[R]], *, at_once: int = AT_ONCE
+) -> list[R]:
+    """`do` on every value, `at_once` of them in flight; the results in the values' order. The
+    first failure cancels the rest and is raised as it is."""
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(value: T) -> R:
+        async with gate:
+            return await do(value)
+
+    tasks = [asyncio.ensure_future(one(value)) for value in values]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _chunks(values: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+async def _backoff(attempt: int) -> None:
+    await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
 
 
 _history_ids = itertools.count()
@@ -62,6 +103,7 @@ class DynamoSession:
         self.client = client
         self.tables = tables
         self._tracked: dict[Key, _Tracked] = {}
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
 
     # the AsyncSession surface
 
@@ -124,6 +166,10 @@ class DynamoSession:
         """Drop an item from the identity map after a write sent directly (a claim)."""
         self._tracked.pop(primary_key(model, ident), None)
 
+    def after_commit(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Send `write` once this unit of work's items are written (never, when it fails)."""
+        self._after_commit.append(write)
+
     async def query(
         self,
         key_condition: str,
@@ -133,20 +179,15 @@ class DynamoSession:
         forward: bool = True,
         limit: int | None = None,
         filter_expression: str | None = None,
+        names: dict[str, str] | None = None,
+        projection: str | None = None,
     ) -> list[Item]:
-        """Every matching item (following pages), in key order."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.tables.data_table,
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeValues": values,
-            "ScanIndexForward": forward,
-        }
-        if index is not None:
-            kwargs["IndexName"] = index
-        else:
-            kwargs["ConsistentRead"] = True
-        if filter_expression is not None:
-            kwargs["FilterExpression"] = filter_expression
+        """Every matching item (following pages), in key order. `names` are the expressions'
+        `#name` placeholders (needed for reserved words such as `state`)."""
+        kwargs = self._query_args(key_condition, values, index, filter_expression, names)
+        kwargs["ScanIndexForward"] = forward
+        if projection is not None:
+            kwargs["ProjectionExpression"] = projection
         items: list[Item] = []
         while True:
             response = await self.client.query(**kwargs)
@@ -157,20 +198,80 @@ class DynamoSession:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    async def scan(self, filter_expression: str, values: dict[str, Any]) -> list[Item]:
-        """Every item of the data table that matches (management listings and gauges only)."""
+    async def count(
+        self, key_condition: str, values: dict[str, Any], *, index: str | None = None
+    ) -> int:
+        """How many items match, without reading them out (following pages)."""
+        kwargs = self._query_args(key_condition, values, index, None, None)
+        kwargs["Select"] = "COUNT"
+        total = 0
+        while True:
+            response = await self.client.query(**kwargs)
+            total += int(response.get("Count", 0))
+            if "LastEvaluatedKey" not in response:
+                return total
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _query_args(
+        self,
+        key_condition: str,
+        values: dict[str, Any],
+        index: str | None,
+        filter_expression: str | None,
+        names: dict[str, str] | None,
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "TableName": self.tables.data_table,
-            "FilterExpression": filter_expression,
+            "KeyConditionExpression": key_condition,
             "ExpressionAttributeValues": values,
         }
-        items: list[Item] = []
-        while True:
-            response = await self.client.scan(**kwargs)
-            items.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        if index is not None:
+            kwargs["IndexName"] = index
+        else:
+            kwargs["ConsistentRead"] = True
+        if filter_expression is not None:
+            kwargs["FilterExpression"] = filter_expression
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        return kwargs
+
+    # bulk reads and writes outside the identity map (the replica)
+
+    async def batch_get(self, keys: Iterable[Key]) -> list[Item]:
+        """The items with these keys that exist, read consistently, in no particular order."""
+        table = self.tables.data_table
+
+        async def get(part: Sequence[Key]) -> list[Item]:
+            keys_of_part = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in part]
+            request: dict[str, Any] = {table: {"Keys": keys_of_part, "ConsistentRead": True}}
+            found: list[Item] = []
+            for attempt in range(_BATCH_ATTEMPTS):
+                response = await self.client.batch_get_item(RequestItems=request)
+                found.extend(response.get("Responses", {}).get(table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    return found
+                await _backoff(attempt)
+            raise RuntimeError(f"DynamoDB kept refusing to read {table} (throttled)")
+
+        parts = await each(_chunks(list(dict.fromkeys(keys)), GET_BATCH), get)
+        return [item for part in parts for item in part]
+
+    async def batch_write(self, requests: Sequence[dict[str, Any]]) -> None:
+        """`PutRequest`s and `DeleteRequest`s, unconditional, sent now (at most one per key)."""
+        table = self.tables.data_table
+
+        async def write(part: Sequence[dict[str, Any]]) -> None:
+            request: dict[str, Any] = {table: list(part)}
+            for attempt in range(_BATCH_ATTEMPTS):
+                response = await self.client.batch_write_item(RequestItems=request)
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    return
+                await _backoff(attempt)
+            raise RuntimeError(f"DynamoDB kept refusing to write {table} (throttled)")
+
+        await each(_chunks(requests, WRITE_BATCH), write)
 
     # the commit
 
@@ -226,6 +327,9 @@ class DynamoSession:
                 del self._tracked[key]
             else:
                 tracked.snapshot, tracked.version = columns_of(tracked.obj), version
+        after, self._after_commit = self._after_commit, []
+        for send in after:
+            await send()
 
 
 def _key_of(obj: Base) -> Key:

@@ -3,6 +3,7 @@ aggregate (store/interface.py's `UnitOfWork`). `DynamoDatabase.transaction()` op
 
 from __future__ import annotations
 
+from mls_sync.store.dynamo.feeds import DynamoFeeds, DynamoReplica
 from mls_sync.store.dynamo.leases import DynamoLeases
 from mls_sync.store.dynamo.repositories import (
     DynamoListings,
@@ -19,6 +20,8 @@ from mls_sync.store.interface import Repository
 
 class DynamoUnitOfWork(DynamoSession):
     users = Repository(DynamoUsers)
+    feeds = Repository(DynamoFeeds)
+    replica = Repository(DynamoReplica)
     connections = Repository(DynamoMlsConnections)
     listings = Repository(DynamoListings)
     platforms = Repository(DynamoPlatformConnections)

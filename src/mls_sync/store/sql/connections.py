@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState
@@ -23,13 +24,29 @@ class SqlMlsConnections:
         )
         return (await self._session.execute(stmt)).scalars().all()
 
-    async def active_ids(self) -> list[str]:
+    async def of_feed(self, feed_id: str) -> Sequence[MlsConnection]:
         stmt = (
-            select(MlsConnection.id)
-            .where(MlsConnection.state == ConnectionState.ACTIVE)
+            select(MlsConnection)
+            .where(MlsConnection.feed_id == feed_id)
             .order_by(MlsConnection.created_at, MlsConnection.id)
         )
-        return list((await self._session.execute(stmt)).scalars().all())
+        return (await self._session.execute(stmt)).scalars().all()
+
+    async def mark_feed(self, feed_id: str, state: ConnectionState, message: str | None) -> None:
+        await self._session.execute(
+            update(MlsConnection)
+            .where(MlsConnection.feed_id == feed_id)
+            .values(state=state, state_message=message)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def touch_feed(self, feed_id: str, at: datetime) -> None:
+        await self._session.execute(
+            update(MlsConnection)
+            .where(MlsConnection.feed_id == feed_id)
+            .values(last_sync_at=at)
+            .execution_options(synchronize_session="fetch")
+        )
 
     async def delete(self, connection_id: str) -> None:
         # ON DELETE CASCADE removes the listings, their history and posts in the database:

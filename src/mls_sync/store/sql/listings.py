@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ListingStatus
@@ -28,6 +28,28 @@ class SqlListings:
             Listing.mls_connection_id == connection_id, Listing.listing_key == listing_key
         )
         return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    async def held_in_feed(self, feed_id: str, keys: Collection[str]) -> Sequence[Listing]:
+        held: list[Listing] = []
+        ordered = sorted(set(keys))
+        for i in range(0, len(ordered), 500):  # well under every database's bound-value limit
+            stmt = select(Listing).where(
+                Listing.feed_id == feed_id, Listing.listing_key.in_(ordered[i : i + 500])
+            )
+            held.extend((await self._session.execute(stmt)).scalars())
+        return held
+
+    async def of_feed(self, feed_id: str) -> Sequence[Listing]:
+        stmt = select(Listing).where(Listing.feed_id == feed_id).order_by(Listing.listing_key)
+        return (await self._session.execute(stmt)).scalars().all()
+
+    async def counts_in_feed(self, feed_id: str) -> dict[str, int]:
+        stmt = (
+            select(Listing.mls_connection_id, func.count())
+            .where(Listing.feed_id == feed_id)
+            .group_by(Listing.mls_connection_id)
+        )
+        return {cid: count for cid, count in await self._session.execute(stmt)}
 
     async def lock(self, listing_id: str) -> Listing | None:
         # FOR UPDATE on PostgreSQL; SQLite serialises writers anyway.

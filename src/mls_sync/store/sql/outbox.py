@@ -42,16 +42,28 @@ class SqlOutbox:
         rows = await self._session.execute(stmt)
         return [(job, post, listing) for job, post, listing in rows]
 
-    async def claim(self, job_id: str, *, now: datetime, until: datetime) -> bool:
+    async def claim(
+        self, job_id: str, *, now: datetime, until: datetime, by: str | None = None
+    ) -> bool:
         # UPDATE ... WHERE still due: of two drains, exactly one sees its row change.
         stmt = (
             update(UnpublishJob)
             .where(UnpublishJob.id == job_id, UnpublishJob.next_attempt_at <= now)
-            .values(next_attempt_at=until)
+            .values(next_attempt_at=until, claimed_by=by)
             .execution_options(synchronize_session=False)
         )
         result = await self._session.execute(stmt)
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def release_claims(self, by: str, *, now: datetime) -> int:
+        stmt = (
+            update(UnpublishJob)
+            .where(UnpublishJob.claimed_by == by)
+            .values(next_attempt_at=now, claimed_by=None)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self._session.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def depth(self) -> tuple[int, datetime | None]:
         stmt = select(func.count(), func.min(UnpublishJob.created_at))

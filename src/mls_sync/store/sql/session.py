@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.store.interface import Repository
 from mls_sync.store.sql.connections import SqlMlsConnections
+from mls_sync.store.sql.feeds import SqlFeeds, SqlReplica
 from mls_sync.store.sql.leases import SqlLeases
 from mls_sync.store.sql.listings import SqlListings
 from mls_sync.store.sql.outbox import SqlOutbox
@@ -18,6 +19,8 @@ from mls_sync.store.sql.users import SqlUsers
 
 class SqlSession(AsyncSession):
     users = Repository(SqlUsers)
+    feeds = Repository(SqlFeeds)
+    replica = Repository(SqlReplica)
     connections = Repository(SqlMlsConnections)
     listings = Repository(SqlListings)
     platforms = Repository(SqlPlatformConnections)
