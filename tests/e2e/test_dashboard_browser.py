@@ -90,8 +90,15 @@ async def set_up_over_the_api(
             json={"name": "Sandbox MLS", "baseUrl": reso_url, "token": "mls-token"},
         )
         connection_id: str = created.json()["id"]
+        # Given in full: the feed's copy that would supply them loads at the first sync.
         listing = await api.post(
-            "/api/listings", json={"mlsConnectionId": connection_id, "listingKey": "LK-1"}
+            "/api/listings",
+            json={
+                "mlsConnectionId": connection_id,
+                "listingKey": "LK-1",
+                "mlsNumber": "MLS-001",
+                "status": "active",
+            },
         )
         await api.put("/api/platform-connections/facebook", json={"accessToken": "fb-token"})
         await api.post(
