@@ -20,7 +20,7 @@ from mls_sync.store.migrate import current_revision, upgrade
 from mls_sync.store.models import Base
 
 # Bump when a migration is added: the tests prove the chain reaches it.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 EXPECTED_TABLES = {
     "users",
     "mls_connections",
@@ -110,10 +110,10 @@ _ROWS_AT_0004 = [
     "INSERT INTO users (id, email, created_at) VALUES ('u1', 'agent@example.com', :now)",
     "INSERT INTO mls_connections (id, user_id, name, provider, base_url, auth_kind,"
     " credentials_encrypted, key_field, filter_style, status_overrides, state, bookmark_keys,"
-    " profile_overrides, bookmark_timestamp, last_full_check_at, created_at)"
+    " profile_overrides, bookmark_timestamp, last_full_check_at, last_sync_at, created_at)"
     " VALUES ('c1', 'u1', 'Main MLS', 'mlsgrid', 'https://api.mlsgrid.com/v2', 'bearer',"
     " 'sealed-token', 'ListingId', 'in', '{\"Closed\": \"sold\"}', 'active', '[\"K9\"]',"
-    ' \'{"originating_system_name": "mred"}\', :now, :now, :now)',
+    ' \'{"originating_system_name": "mred"}\', :now, :now, :now, :now)',
     "INSERT INTO listings (id, user_id, mls_connection_id, mls_number, listing_key, status,"
     " created_at, updated_at) VALUES ('l1', 'u1', 'c1', 'MLS-1', 'K1', 'pending', :now, :now)",
     "INSERT INTO listing_status_history (listing_id, old_status, new_status, source, at)"
@@ -126,6 +126,14 @@ _ROWS_AT_0004 = [
     " state, status_changes, progress) VALUES ('r1', 'cron', 'connection', 'c1', 'u1', :now,"
     " '{}', '[]', 'finished', '[]', '{}')",
 ]
+
+
+async def _columns(db: Database, table: str, wanted: tuple[str, ...]) -> set[str]:
+    async with db.engine.connect() as conn:
+        names = await conn.run_sync(
+            lambda c: {col["name"] for col in inspect(c).get_columns(table)}
+        )
+    return names & set(wanted)
 
 
 async def _migrate_todays_data(url: str) -> dict[str, Any]:
@@ -164,6 +172,11 @@ async def _migrate_todays_data(url: str) -> dict[str, Any]:
                     )
                 },
                 "connection": (connection.user_id, connection.feed_id, connection.name),
+                # 0005 moved the connection's last sync to its feed; 0006 dropped the copy.
+                "last synced": feed.last_run_at is not None,
+                "member columns": sorted(
+                    await _columns(db, "mls_connections", ("last_sync_at", "feed_id"))
+                ),
                 "held": [(listing.id, listing.status) for listing in held],
                 "history": len(await session.listings.history("l1")),
                 "posts": [p.status for p in await session.posts.of_listing("l1")],
@@ -191,6 +204,8 @@ _AFTER = {
         "loaded_at": None,
     },
     "connection": ("u1", "c1", "Main MLS"),
+    "last synced": True,
+    "member columns": ["feed_id"],
     "held": [("l1", "pending")],
     "history": 1,
     "posts": ["published"],

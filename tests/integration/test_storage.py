@@ -321,6 +321,29 @@ async def test_leases_are_taken_once_renewed_by_their_holder_and_taken_over_when
         assert await session.leases.take("C1", "a", now=now, ttl=ttl) is True
 
 
+async def test_many_leases_are_taken_at_once_each_only_when_free_naming_a_dead_holder(
+    db: Any,
+) -> None:
+    """`take_many` takes every free or lapsed lease, leaves a live one to its holder, and says
+    whose lapsed lease it took over (the runtime then takes over that holder's claims)."""
+    now, ttl = utcnow(), timedelta(seconds=30)
+    async with db.transaction() as session:
+        assert await session.leases.take("live", "b", now=now, ttl=ttl)
+        assert await session.leases.take("lapsed", "dead", now=now - ttl * 2, ttl=ttl)
+        assert await session.leases.take("mine", "a", now=now - ttl * 2, ttl=ttl)
+    async with db.transaction() as session:
+        took = await session.leases.take_many(
+            ["free", "live", "lapsed", "mine", "free"], "a", now=now, ttl=ttl
+        )
+    assert took == {"free": None, "lapsed": "dead", "mine": None}
+    async with db.transaction() as session:
+        for connection_id, holder in [("free", "a"), ("live", "b"), ("lapsed", "a")]:
+            lease = await session.leases.of(connection_id)
+            assert lease is not None and lease.holder == holder
+        assert await session.leases.take_many([], "a", now=now, ttl=ttl) == {}
+        assert await session.leases.take_many(["free"], "c", now=now, ttl=ttl) == {}
+
+
 async def test_a_commit_over_a_stale_read_fails_and_writes_nothing(db: Any) -> None:
     """Optimistic concurrency on DynamoDB: a status change decided on a listing someone else
     changed meanwhile is refused as a whole (history, outbox and all), so the same change is

@@ -91,7 +91,7 @@ class ConnectionView:
             filter_style=filter_style_of(feed),
             state=connection.state,
             state_message=connection.state_message,
-            last_sync_at=connection.last_sync_at,
+            last_sync_at=feed.last_run_at,  # the member is synced by its feed's runs
             created_at=connection.created_at,
             feed_loaded_at=feed.loaded_at,
         )

@@ -153,7 +153,7 @@ async def _connections(uow: UnitOfWork, user_id: str) -> list[ConnectionRow]:
                 base_url=feed.base_url,
                 state=c.state,
                 state_message=c.state_message,
-                last_sync_at=c.last_sync_at,
+                last_sync_at=feed.last_run_at,
                 loading_records=loading,
             )
         )

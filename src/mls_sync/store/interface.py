@@ -63,6 +63,11 @@ class Feeds(Protocol):
         first."""
         ...
 
+    async def ran(self, feed_id: str, at: datetime) -> None:
+        """The feed's run that started `at` succeeded: its next is due a cadence after it,
+        and every member was synced then. One write, whatever the number of members."""
+        ...
+
     async def delete(self, feed_id: str) -> None:
         """The feed with its replica, its memberships and their listings."""
         ...
@@ -112,12 +117,17 @@ class MlsConnections(Protocol):
         """The feed's members, oldest first."""
         ...
 
-    async def mark_feed(self, feed_id: str, state: ConnectionState, message: str | None) -> None:
-        """Every member of the feed takes the feed's state (an expired credential)."""
+    async def holdings(self, feed_id: str) -> dict[str, int]:
+        """The feed's members' ids, oldest first, each with how many listings it holds (a
+        feed run reports every member: one query, not the members' rows)."""
         ...
 
-    async def touch_feed(self, feed_id: str, at: datetime) -> None:
-        """Every member of the feed was synced at `at` (its feed's run succeeded)."""
+    async def with_ids(self, connection_ids: Collection[str]) -> Sequence[MlsConnection]:
+        """These connections (the ones that exist), in one round."""
+        ...
+
+    async def mark_feed(self, feed_id: str, state: ConnectionState, message: str | None) -> None:
+        """Every member of the feed takes the feed's state (an expired credential)."""
         ...
 
     async def delete(self, connection_id: str) -> None:
@@ -144,12 +154,13 @@ class Listings(Protocol):
         """Every listing held in the feed, by ListingKey (reconciliation)."""
         ...
 
-    async def counts_in_feed(self, feed_id: str) -> dict[str, int]:
-        """How many listings each member connection of the feed holds."""
-        ...
-
     async def lock(self, listing_id: str) -> Listing | None:
         """The listing, held against other writers until the unit of work ends."""
+        ...
+
+    async def lock_many(self, listing_ids: Collection[str]) -> dict[str, Listing]:
+        """`lock` for many, in one round and in id order (two writers never wait on each
+        other's half); listings that no longer exist are left out."""
         ...
 
     async def history(self, listing_id: str) -> Sequence[ListingStatusHistory]:
@@ -245,9 +256,21 @@ class Runs(Protocol):
         on `started_at`."""
         ...
 
+    async def finish(self, run_id: str, values: dict[str, Any]) -> None:
+        """Set the run's closing fields (`values`: column -> value), in one write (SQL: one
+        UPDATE, no read of the row first); a run that no longer exists is left alone."""
+        ...
+
 
 class Leases(Protocol):
     """One row per connection being synced: who holds it, until when (sync/guard.py)."""
+
+    async def take_many(
+        self, connection_ids: Collection[str], holder: str, *, now: datetime, ttl: timedelta
+    ) -> dict[str, str | None]:
+        """`take` for many at once: each id taken, with the holder whose lapsed lease it
+        took over (None: there was no lease, or it was `holder`'s own)."""
+        ...
 
     async def take(self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take the lease for `holder` until `now + ttl`: True when it was free (no row, or an

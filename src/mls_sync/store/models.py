@@ -118,7 +118,7 @@ class MlsConnection(Base):
     office_mls_id: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(20), default=ConnectionState.ACTIVE)
     state_message: Mapped[str | None] = mapped_column(Text)
-    last_sync_at: Mapped[datetime | None]
+    # When the member was last synced is when its feed last ran: `MlsFeed.last_run_at`.
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     listings: Mapped[list[Listing]] = relationship(back_populates="connection")

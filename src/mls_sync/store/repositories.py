@@ -274,10 +274,23 @@ async def add_post(
 
 
 async def start_run(
-    session: UnitOfWork, *, trigger: str, scope: str, scope_id: str | None, user_id: str | None
+    session: UnitOfWork,
+    *,
+    trigger: str,
+    scope: str,
+    scope_id: str | None,
+    user_id: str | None,
+    feed_run_id: str | None = None,
 ) -> SyncRun:
+    """`feed_run_id`: a connection's row of a feed's run, pointing at the feed's row."""
     run = SyncRun(
-        trigger=trigger, scope=scope, scope_id=scope_id, user_id=user_id, totals={}, errors=[]
+        trigger=trigger,
+        scope=scope,
+        scope_id=scope_id,
+        user_id=user_id,
+        feed_run_id=feed_run_id,
+        totals={},
+        errors=[],
     )
     session.add(run)
     await session.flush()
@@ -294,17 +307,18 @@ async def finish_run(
     errors: list[dict[str, Any]],
     status_changes: list[dict[str, Any]] | None = None,
 ) -> None:
-    run = await session.get(SyncRun, run_id)
-    if run is None:
-        return
-    run.finished_at = utcnow()
-    run.state = "finished"
-    run.success = success
-    run.message = message
-    run.totals = totals
-    run.errors = errors
-    run.status_changes = status_changes or []
-    run.state = "finished"
+    await session.runs.finish(
+        run_id,
+        {
+            "finished_at": utcnow(),
+            "state": "finished",
+            "success": success,
+            "message": message,
+            "totals": totals,
+            "errors": errors,
+            "status_changes": status_changes or [],
+        },
+    )
 
 
 async def get_run(session: UnitOfWork, run_id: str, *, user_id: str | None) -> SyncRun | None:

@@ -208,8 +208,8 @@ class SyncEngine:
             feed = await session.get(MlsFeed, feed_id)
             if feed is None:
                 raise NotFound(FEED_NOT_FOUND)
-            members = [m.id for m in await session.connections.of_feed(feed.id)]
-            counts = await session.listings.counts_in_feed(feed.id)
+            counts = await session.connections.holdings(feed.id)
+            members = list(counts)
             run = await deferred_runs.resume_run(session, run_id) if run_id else None
             if run is None:
                 # The operator's row (no user): members see their own connections' rows, and
@@ -491,16 +491,15 @@ class SyncEngine:
         total = feed_outcome.result
         rows: dict[str, str] = {}
         async with self.db.transaction() as session:
-            feed = await session.get(MlsFeed, scope.feed.id)
-            if feed is not None and outcome.failure is None:
+            if outcome.failure is None:
                 # The run's start: the next one is due a cadence after it (runs.is_due); a
                 # failed or abandoned run leaves it, so the next tick tries again.
-                feed.last_run_at = started
-                await session.connections.touch_feed(feed.id, utcnow())
+                await session.feeds.ran(scope.feed.id, started)
             parts = [outcome.part_of(cid) for cid in reported]
             await self._finish_row(session, scope.run_id, feed_outcome, parts)
+            connections = {c.id: c for c in await session.connections.with_ids(reported)}
             for connection_id in reported:
-                connection = await session.get(MlsConnection, connection_id)
+                connection = connections.get(connection_id)
                 if connection is None:
                     continue
                 run_id = asked.get(connection_id)
@@ -512,8 +511,10 @@ class SyncEngine:
                         scope="connection",
                         scope_id=connection_id,
                         user_id=connection.user_id,
+                        feed_run_id=scope.run_id,
                     )
-                run.feed_run_id = scope.run_id
+                else:
+                    run.feed_run_id = scope.run_id
                 rows[connection_id] = run.id
                 await self._finish_row(session, run.id, outcome.outcome_for(connection_id))
         scope.log.info(
@@ -544,10 +545,6 @@ class SyncEngine:
         )
         if outcome.failure is not None:
             return
-        async with self.db.transaction() as session:
-            connections = {
-                cid: c for cid in rows if (c := await session.get(MlsConnection, cid)) is not None
-            }
         for connection_id, run_id in rows.items():
             if connection_id in connections:
                 await self._monitor(

@@ -131,24 +131,21 @@ class LeaseGuard:
             wanted = sorted(set(connection_ids) - set(self._held))
             for connection_id in wanted:
                 self._held[connection_id] = None  # claimed locally while the database is asked
-        taken: set[str] = set()
         try:
             async with self._db.transaction() as session:
-                now = self._clock()
-                dead: dict[str, str] = {}
-                for connection_id in wanted:
-                    prior = await session.leases.of(connection_id)
-                    if await session.leases.take(
-                        connection_id, self.holder, now=now, ttl=self._ttl
-                    ):
-                        taken.add(connection_id)
-                        if prior is not None and prior.holder != self.holder:
-                            dead[connection_id] = prior.holder  # it lapsed: its holder died
+                # Two statements for any number of connections on SQL (a cron run of 1,000
+                # private feeds paid two for each).
+                took = await session.leases.take_many(
+                    wanted, self.holder, now=self._clock(), ttl=self._ttl
+                )
         except BaseException:
             with self._lock:
                 for connection_id in wanted:
                     self._held.pop(connection_id, None)
             raise
+        taken = set(took)
+        # A lapsed lease of someone else's: its holder died.
+        dead = {cid: by for cid, by in took.items() if by is not None}
         loop = asyncio.get_running_loop()
         with self._lock:
             self._taken_over.update(dead)

@@ -73,6 +73,11 @@ class DynamoFeeds:
         # The index says what was committed; a feed marked in this unit of work is as marked.
         return [feed.id for feed in feeds if feed.state == ConnectionState.ACTIVE]
 
+    async def ran(self, feed_id: str, at: datetime) -> None:
+        feed = await self._session.get(MlsFeed, feed_id)
+        if feed is not None:  # written, version-checked, at the commit
+            feed.last_run_at = at
+
     async def delete(self, feed_id: str) -> None:
         """The members (with their listings, history, posts and jobs) and the feed go with the
         unit of work; the replica after it commits: rows without a feed are only dead weight

@@ -8,6 +8,7 @@ holders abandoned.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,19 @@ def _refused(exc: ClientError) -> bool:
 class DynamoLeases:
     def __init__(self, session: DynamoSession) -> None:
         self._session = session
+
+    async def take_many(
+        self, connection_ids: Collection[str], holder: str, *, now: datetime, ttl: timedelta
+    ) -> dict[str, str | None]:
+        """One read and one conditional write per id: DynamoDB has no multi-item conditional
+        put outside a transaction, and a transaction's one failed condition fails them all."""
+        taken: dict[str, str | None] = {}
+        for connection_id in sorted(set(connection_ids)):
+            prior = await self.of(connection_id)
+            if await self.take(connection_id, holder, now=now, ttl=ttl):
+                by = prior.holder if prior is not None else None
+                taken[connection_id] = None if by in (None, holder) else by
+        return taken
 
     async def take(self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         expires = now + ttl

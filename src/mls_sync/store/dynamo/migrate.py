@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from mls_sync.domain.errors import Conflict
-from mls_sync.store.dynamo.codec import Item, columns_of, from_item, iso, n, s
+from mls_sync.store.dynamo.codec import Item, columns_of, from_item, iso, n, parse_iso, s
 from mls_sync.store.dynamo.schema import INDEXES, TYPES, keys_of
 from mls_sync.store.dynamo.session import BATCH, each
 from mls_sync.store.models import (
@@ -213,9 +214,16 @@ def _private_feed(connection: MlsConnection, item: Item) -> MlsFeed:
         loaded_at=None,
         reconciled_at=None,
         entity_event_sequence=None,
-        last_run_at=connection.last_sync_at,
+        last_run_at=_last_sync_at(item),
         created_at=connection.created_at,
     )
+
+
+def _last_sync_at(item: Item) -> datetime | None:
+    """The connection item's `last_sync_at`, which the model no longer has (revision 0006:
+    a member's last sync is its feed's last run)."""
+    raw = item.get("last_sync_at")
+    return None if raw is None or "NULL" in raw else parse_iso(raw["S"])
 
 
 def _keys_of_item(item: Item) -> dict[str, str]:

@@ -100,15 +100,22 @@ class DynamoMlsConnections:
         items = await index_items(self._session, GSI3, f"FEED#{feed_id}", "CONN#")
         return self._session.adopt_all(MlsConnection, items)
 
+    async def holdings(self, feed_id: str) -> dict[str, int]:
+        held = Counter(
+            listing.mls_connection_id
+            for listing in await DynamoListings(self._session).of_feed(feed_id)
+        )
+        return {member.id: held[member.id] for member in await self.of_feed(feed_id)}
+
+    async def with_ids(self, connection_ids: Collection[str]) -> Sequence[MlsConnection]:
+        found = [await self._session.get(MlsConnection, cid) for cid in sorted(set(connection_ids))]
+        return [connection for connection in found if connection is not None]
+
     async def mark_feed(self, feed_id: str, state: ConnectionState, message: str | None) -> None:
         """Each member changed in the unit of work: written, version-checked, at its commit."""
         for connection in await self.of_feed(feed_id):
             connection.state = state
             connection.state_message = message
-
-    async def touch_feed(self, feed_id: str, at: datetime) -> None:
-        for connection in await self.of_feed(feed_id):
-            connection.last_sync_at = at
 
     async def delete(self, connection_id: str) -> None:
         """The connection with its listings, their history, posts and outbox jobs (what ON DELETE
@@ -174,13 +181,14 @@ class DynamoListings:
         items = await index_items(self._session, GSI3, f"FEED#{feed_id}", "LISTING#")
         return self._session.adopt_all(Listing, items)
 
-    async def counts_in_feed(self, feed_id: str) -> dict[str, int]:
-        return dict(Counter(listing.mls_connection_id for listing in await self.of_feed(feed_id)))
-
     async def lock(self, listing_id: str) -> Listing | None:
         """No lock on DynamoDB: the commit is conditioned on the version read here, so a
         concurrent change of the listing makes this unit of work fail instead."""
         return await self._session.get(Listing, listing_id)
+
+    async def lock_many(self, listing_ids: Collection[str]) -> dict[str, Listing]:
+        locked = {lid: await self.lock(lid) for lid in sorted(set(listing_ids))}
+        return {lid: listing for lid, listing in locked.items() if listing is not None}
 
     async def history(self, listing_id: str) -> Sequence[ListingStatusHistory]:
         items = await self._session.query(
@@ -402,3 +410,9 @@ class DynamoRuns:
             condition, values, index=index, forward=False, limit=limit
         )
         return self._session.adopt_all(SyncRun, items)
+
+    async def finish(self, run_id: str, values: dict[str, Any]) -> None:
+        run = await self._session.get(SyncRun, run_id)
+        if run is not None:  # written, version-checked, at the commit
+            for name, value in values.items():
+                setattr(run, name, value)

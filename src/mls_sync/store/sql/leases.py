@@ -10,6 +10,7 @@ On DynamoDB the same operations are conditional writes (store/dynamo/leases.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -18,10 +19,55 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.store.models import ConnectionLease
 
+# Leases per multi-row statement (4 bound values each: far under every database's limit).
+_IDS_A_STATEMENT = 500
+
 
 class SqlLeases:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def take_many(
+        self, connection_ids: Collection[str], holder: str, *, now: datetime, ttl: timedelta
+    ) -> dict[str, str | None]:
+        """Two statements per 500 ids, whatever the number: the rows as they stood, then one
+        multi-row INSERT ... ON CONFLICT whose RETURNING names the ids it took (a live lease's
+        row is left alone, so it is not returned)."""
+        taken: dict[str, str | None] = {}
+        wanted = sorted(set(connection_ids))
+        for i in range(0, len(wanted), _IDS_A_STATEMENT):
+            taken.update(await self._take_part(wanted[i : i + _IDS_A_STATEMENT], holder, now, ttl))
+        return taken
+
+    async def _take_part(
+        self, wanted: list[str], holder: str, now: datetime, ttl: timedelta
+    ) -> dict[str, str | None]:
+        table = ConnectionLease.metadata.tables[ConnectionLease.__tablename__]
+        prior = {
+            connection_id: by
+            for connection_id, by in await self._session.execute(
+                select(table.c.connection_id, table.c.holder).where(
+                    table.c.connection_id.in_(wanted)
+                )
+            )
+        }
+        dialect = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
+        rows = [
+            {"connection_id": cid, "holder": holder, "acquired_at": now, "expires_at": now + ttl}
+            for cid in wanted
+        ]
+        insert = dialect.insert(table).values(rows)
+        stmt = insert.on_conflict_do_update(
+            index_elements=[table.c.connection_id],
+            set_={
+                "holder": insert.excluded.holder,
+                "acquired_at": insert.excluded.acquired_at,
+                "expires_at": insert.excluded.expires_at,
+            },
+            where=table.c.expires_at <= now,
+        ).returning(table.c.connection_id, table.c.holder)
+        taken = [cid for cid, by in await self._session.execute(stmt) if by == holder]
+        return {cid: (None if prior.get(cid) in (None, holder) else prior[cid]) for cid in taken}
 
     async def take(self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take the connection's lease for `holder` until `now + ttl`: True when it was free (no

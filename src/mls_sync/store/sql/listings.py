@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ListingStatus
@@ -43,18 +43,23 @@ class SqlListings:
         stmt = select(Listing).where(Listing.feed_id == feed_id).order_by(Listing.listing_key)
         return (await self._session.execute(stmt)).scalars().all()
 
-    async def counts_in_feed(self, feed_id: str) -> dict[str, int]:
-        stmt = (
-            select(Listing.mls_connection_id, func.count())
-            .where(Listing.feed_id == feed_id)
-            .group_by(Listing.mls_connection_id)
-        )
-        return {cid: count for cid, count in await self._session.execute(stmt)}
-
     async def lock(self, listing_id: str) -> Listing | None:
         # FOR UPDATE on PostgreSQL; SQLite serialises writers anyway.
         stmt = select(Listing).where(Listing.id == listing_id).with_for_update()
         return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    async def lock_many(self, listing_ids: Collection[str]) -> dict[str, Listing]:
+        locked: dict[str, Listing] = {}
+        ordered = sorted(set(listing_ids))
+        for i in range(0, len(ordered), 500):
+            stmt = (
+                select(Listing)
+                .where(Listing.id.in_(ordered[i : i + 500]))
+                .order_by(Listing.id)
+                .with_for_update()
+            )
+            locked.update((li.id, li) for li in (await self._session.execute(stmt)).scalars())
+        return locked
 
     async def history(self, listing_id: str) -> Sequence[ListingStatusHistory]:
         stmt = (

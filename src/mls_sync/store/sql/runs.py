@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.store.models import SyncRun
@@ -23,3 +24,13 @@ class SqlRuns:
         if before is not None:
             stmt = stmt.where(SyncRun.started_at < before)
         return list((await self._session.scalars(stmt)).all())
+
+    async def finish(self, run_id: str, values: dict[str, Any]) -> None:
+        # "evaluate": a run row this unit of work holds (one it started) takes the values in
+        # Python too, without the SELECT that a `session.get` of a row from another one costs.
+        await self._session.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id)
+            .values(**values)
+            .execution_options(synchronize_session="evaluate")
+        )
