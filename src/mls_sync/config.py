@@ -75,12 +75,23 @@ class Settings(BaseSettings):
     mls_timeout_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="per MLS request; a timed-out request is not retried in the run, the "
-        "next run asks again",
+        le=600,
+        description="per MLS request, from the first byte sent to the last one read (an MLS "
+        "that drips its answer cannot hold a run); a timed-out request is not retried in the "
+        "run, the next run asks again",
+    )
+    connection_run_seconds: float = Field(
+        default=600.0,
+        ge=1,
+        le=86400,
+        description="the longest one feed's run may take (its MLS requests and its posts' "
+        "deletes); then it is cancelled, recorded as failed and its lease released: committed "
+        "pages stay, the next run goes on from them",
     )
     mls_requests_per_second: float = Field(
         default=2.0,
-        gt=0,
+        ge=0.1,
+        le=1000,
         description="MLS requests per second per credential (spaced, no burst); MLS Grid "
         "suspends tokens above 2/s",
     )
@@ -95,7 +106,7 @@ class Settings(BaseSettings):
         description="MLS requests per day per credential, unless the profile is stricter",
     )
     mls_budget_max_wait_seconds: float = Field(
-        default=30.0, ge=0, description="longer waits for a budget slot fail the request"
+        default=30.0, ge=0, le=600, description="longer waits for a budget slot fail the request"
     )
     mls_full_check_hours: float = Field(
         default=24.0,

@@ -18,6 +18,7 @@ from mls_sync.mls.transport import RetryPolicy
 from mls_sync.observability.emf import EmfConfig, EmfWriter, emf_active
 from mls_sync.observability.metrics import StoreSnapshot
 from mls_sync.observability.monitor import run_monitor
+from mls_sync.observability.redact import register_settings_secrets
 from mls_sync.services.monitoring import store_snapshot
 from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store.crypto import TokenCipher, cipher_from_settings
@@ -51,6 +52,7 @@ async def open_runtime(
     """Everything, opened from settings; `clock` is what the outbox (deferred and claimed
     deletes) and the connection leases read (tests move it instead of sleeping)."""
     own_db = db is None
+    register_settings_secrets(settings)  # the operator's secrets never reach a log line
     database: Storage = db or open_database(settings.async_database_url)
     cipher = cipher_from_settings(settings)
     mls_http = httpx.AsyncClient(
@@ -94,6 +96,7 @@ async def open_runtime(
                 max_retry_after=settings.mls_max_retry_after_seconds,
             ),
             guard=guard,
+            run_deadline=timedelta(seconds=settings.connection_run_seconds),
         )
         # Metrics and alerts per connection run; the slow-run rule for each run over everyone.
         engine.run_monitor = run_monitor(settings, alert_http)

@@ -239,7 +239,7 @@ async def test_the_operator_creates_lists_reads_updates_and_deletes_a_feed(
                 "provider": "mlsgrid",
                 "profileOverrides": {"originating_system": "mred"},  # not a profile field
             },
-            ["body", "profileOverrides"],
+            ["body", "profileOverrides", "originating_system"],
         ),
         (
             {

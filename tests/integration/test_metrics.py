@@ -171,5 +171,13 @@ async def test_connections_by_state_and_the_outbox_are_read_from_the_database(
 async def test_every_error_kind_is_exported_from_the_start(runtime: Runtime) -> None:
     async with api_client(runtime) as api:
         text = (await api.get("/metrics")).text
-    for kind in ("mls_auth", "mls_request", "listing", "unpublish", "config", "internal"):
+    for kind in (
+        "mls_auth",
+        "mls_request",
+        "listing",
+        "unpublish",
+        "config",
+        "deadline",
+        "internal",
+    ):
         assert f'mls_sync_errors_total{{kind="{kind}"}}' in text

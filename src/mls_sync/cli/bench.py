@@ -119,7 +119,9 @@ def bench(
         float, typer.Option(min=0.0, max=1.0, help="share of listings with a published post")
     ] = 0.2,
     latency_ms: Annotated[float, typer.Option(min=0.0, help="sandbox latency per request")] = 150,
-    rps: Annotated[float, typer.Option(min=0.1, help="MLS requests/s per credential")] = 2.0,
+    rps: Annotated[
+        float, typer.Option(min=0.1, max=1000.0, help="MLS requests/s per credential")
+    ] = 2.0,
     baseline_max: Annotated[
         int, typer.Option(min=1, help="listings the naive baseline really asks about")
     ] = 200,

@@ -1,7 +1,10 @@
 """How a connection proves who it is: a static bearer token, or OAuth2 client credentials.
 
-Client-credentials tokens are cached (per token endpoint and client id, so connections sharing
-a client share its token) until shortly before they expire. A 401/403 from the MLS makes the
+Client-credentials tokens are cached until shortly before they expire, by the credential's
+identity: a digest over the MLS host, the token endpoint, the client id **and the secret**.
+Connections that truly share a credential share its token (and its request budget); a user who
+names another's client id and token endpoint with any other secret, or another host, never gets
+that user's token: their own token request is made, and refused. A 401/403 from the MLS makes the
 transport call `invalidate` and ask once more with a fresh token; only when that also fails is
 the connection expired. Credentials are stored encrypted as one JSON object.
 """
@@ -9,18 +12,34 @@ the connection expired. Credentials are stored encrypted as one JSON object.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
 from mls_sync.mls.errors import NETWORK_TIMEOUT, MlsAuthError, MlsRequestError
+from mls_sync.observability.redact import SECRETS
 
 # Fetch a new token this long before the old one expires, so no request carries a token that
 # dies in flight.
 EXPIRY_MARGIN_SECONDS = 60.0
+MAX_TOKEN_SECONDS = 86400.0
+MAX_TOKEN_LENGTH = 8192  # an Authorization header this long is already an odd one
+
+
+def credential_identity(kind: str, base_url: str, *secrets_and_names: str) -> str:
+    """Who a credential is, for token caches, budgets and locks: a SHA-256 over the MLS host
+    and every part of the credential, its secret included, so that no two credentials share
+    one unless every part is the same. It never reveals the secret (logs and metrics may show
+    budget keys made from it)."""
+    host = urlsplit(base_url).netloc.lower()
+    digest = hashlib.sha256("\0".join((kind, host, *secrets_and_names)).encode()).hexdigest()
+    return f"{kind}:{digest[:32]}"
 
 
 class Authenticator(Protocol):
@@ -28,7 +47,7 @@ class Authenticator(Protocol):
 
     @property
     def credential_id(self) -> str:
-        """Identifies the credential (never the secret itself) for budgets."""
+        """The credential's identity (`credential_identity`): never the secret itself."""
         ...
 
     async def token(self) -> str: ...
@@ -39,11 +58,12 @@ class Authenticator(Protocol):
 @dataclass
 class StaticBearer:
     value: str
+    base_url: str = ""  # the MLS it is sent to: part of its identity
     refreshable: bool = False
 
     @property
     def credential_id(self) -> str:
-        return f"token:{self.value}"
+        return credential_identity("token", self.base_url, self.value)
 
     async def token(self) -> str:
         return self.value
@@ -59,25 +79,26 @@ class _Cached:
 
 
 class TokenCache:
-    """Access tokens by (token endpoint, client id), shared by every connection of a process."""
+    """Access tokens by credential identity (`credential_identity`: secret included), shared
+    by every connection of a process that holds the very same credential."""
 
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], _Cached] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._tokens: dict[str, _Cached] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+    def lock(self, key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
 
-    def get(self, key: tuple[str, str]) -> str | None:
+    def get(self, key: str) -> str | None:
         cached = self._tokens.get(key)
         if cached is None or cached.expires_at - EXPIRY_MARGIN_SECONDS <= time.monotonic():
             return None
         return cached.token
 
-    def put(self, key: tuple[str, str], token: str, expires_in: float) -> None:
+    def put(self, key: str, token: str, expires_in: float) -> None:
         self._tokens[key] = _Cached(token, time.monotonic() + expires_in)
 
-    def drop(self, key: tuple[str, str], token: str) -> None:
+    def drop(self, key: str, token: str) -> None:
         cached = self._tokens.get(key)
         if cached is not None and cached.token == token:
             del self._tokens[key]
@@ -90,6 +111,7 @@ class OAuth2ClientCredentials:
         self,
         http: httpx.AsyncClient,
         *,
+        base_url: str,
         token_url: str,
         client_id: str,
         client_secret: str,
@@ -102,12 +124,15 @@ class OAuth2ClientCredentials:
         self._client_secret = client_secret
         self._scope = scope
         self._cache = cache
-        self._key = (token_url, client_id)
+        # The token cache's key, the budget's and the fetch lock's: the secret is part of it,
+        # so a connection naming someone else's client id and token endpoint with another
+        # secret makes its own token request (and is refused), never reusing theirs.
+        self._key = credential_identity("client", base_url, token_url, client_id, client_secret)
         self.token_requests = 0
 
     @property
     def credential_id(self) -> str:
-        return f"client:{self._token_url}\0{self._client_id}"
+        return self._key
 
     async def token(self) -> str:
         cached = self._cache.get(self._key)
@@ -151,11 +176,16 @@ class OAuth2ClientCredentials:
             body = response.json()
             token = body["access_token"]
             expires_in = float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError):
+            # (a 400-digit expires_in overflowed float(); the traceback held the secret)
             raise MlsRequestError("Malformed MLS token response", retryable=False) from None
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise MlsRequestError("Malformed MLS token response", retryable=False)
-        return token, expires_in
+        if not math.isfinite(expires_in) or expires_in <= 0:
+            raise MlsRequestError("Malformed MLS token response", retryable=False)
+        SECRETS.add(token)  # never in a log line (observability/redact.py)
+        # A token is used for a day at most, whatever its answer says.
+        return token, min(expires_in, MAX_TOKEN_SECONDS)
 
 
 def parse_credentials(plaintext: str, auth_kind: str) -> dict[str, Any]:

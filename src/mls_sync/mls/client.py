@@ -90,7 +90,9 @@ class ResoClient:
         if transport is None:
             if token is None:
                 raise ValueError("a token or a transport is needed")
-            transport = MlsTransport(http, StaticBearer(token), profile=self._profile)
+            transport = MlsTransport(
+                http, StaticBearer(token, base_url=base_url), profile=self._profile
+            )
             self._limiter = limiter
         else:
             self._limiter = None
@@ -307,9 +309,12 @@ class ResoClient:
             return None
         if not isinstance(link, str):
             raise MlsPayloadError("@odata.nextLink is not a URL")
-        # Never send the bearer token to a host other than the MLS's own.
-        if urlsplit(link).netloc != urlsplit(self._base_url).netloc:
+        # Never send the bearer token to a host other than the MLS's own, nor in clear.
+        given, own = urlsplit(link), urlsplit(self._base_url)
+        if given.netloc != own.netloc:
             raise MlsPayloadError("@odata.nextLink points at another host")
+        if given.scheme != own.scheme:
+            raise MlsPayloadError(f"@odata.nextLink changes the scheme to {given.scheme!r}")
         return link
 
 

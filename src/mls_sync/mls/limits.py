@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -78,6 +79,7 @@ class RequestBudget:
         # One request every 1/rate seconds, no burst: a bucket of one, so no one-second window
         # ever holds more than `per_second` requests (a larger bucket would allow a burst on
         # top of the steady rate, which is exactly what gets an MLS Grid token suspended).
+        self._per_second = per_second
         self._second = AsyncLimiter(1, 1.0 / per_second)
         self._windows = [
             _Window(name, seconds, limit)
@@ -90,7 +92,17 @@ class RequestBudget:
 
     async def acquire(self) -> None:
         """Wait for a slot; raises MlsBudgetExhausted when the wait would exceed `max_wait`
-        (an hourly budget spent at minute 5 is not worth holding a run for 55 minutes)."""
+        (an hourly budget spent at minute 5 is not worth holding a run for 55 minutes). The
+        whole wait is capped, queueing behind other requests included: `max_wait` plus two
+        intervals of the rate (and a tenth of a second for the event loop), so no rate and
+        no queue can hold a run for ever."""
+        try:
+            async with asyncio.timeout(self._max_wait + 2.0 / self._per_second + 0.1):
+                await self._acquire()
+        except TimeoutError:
+            raise MlsBudgetExhausted("second") from None
+
+    async def _acquire(self) -> None:
         async with self._lock:
             now = time.monotonic()
             waits = [(self._paused_until - now, "minute")]
@@ -174,6 +186,11 @@ def connection_budget_key(profile: VendorProfile, base_url: str, credential_id: 
     return budget_key(profile.name, scope)
 
 
+# The longest pause a vendor's headers can impose on a credential here (a reset an hour or a
+# century away both mean "not now"; the next run asks again).
+MAX_PAUSE_SECONDS = 3600.0
+
+
 def budget_key(base_url: str, credential: str) -> str:
     """A stable key that never reveals the credential (logs and metrics may show it)."""
     digest = hashlib.sha256(f"{base_url}\0{credential}".encode()).hexdigest()
@@ -189,7 +206,8 @@ def quota_from_headers(headers: Mapping[str, str]) -> tuple[int | None, float | 
     if remaining is not None and remaining <= 0:
         reset = _number(headers.get("burst-ratelimit-reset"))
         pause = _seconds_until(reset) if reset is not None else 60.0
-    return (int(hour_limit) if hour_limit is not None else None), pause
+    limit = int(hour_limit) if hour_limit is not None and hour_limit >= 1 else None
+    return limit, None if pause is None else min(pause, MAX_PAUSE_SECONDS)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -198,12 +216,12 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
     number = _number(value)
     if number is not None:
-        return max(number, 0.0)
+        return min(max(number, 0.0), MAX_PAUSE_SECONDS)
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(moment.timestamp() - time.time(), 0.0)
+    return min(max(moment.timestamp() - time.time(), 0.0), MAX_PAUSE_SECONDS)
 
 
 def _seconds_until(reset: float) -> float:
@@ -216,12 +234,15 @@ def _seconds_until(reset: float) -> float:
 
 
 def _number(value: str | None) -> float | None:
-    if value is None:
+    """A header's number; None for anything else, `inf` and `nan` included (a hostile
+    `Hour-Quota-Limit: inf` crashed the run in `int()`)."""
+    if value is None or len(value) > 40:
         return None
     try:
-        return float(value)
-    except ValueError:
+        number = float(value)
+    except (ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _min(a: int | None, b: int | None) -> int | None:

@@ -128,13 +128,22 @@ class MlsTransport:
             headers["Accept-Encoding"] = "gzip"
         headers.update(extra or {})
         try:
-            return await self._http.get(url, params=params, headers=headers)
-        except httpx.TimeoutException:
+            # httpx's timeouts bound each read, so an MLS that drips its answer a byte at a
+            # time never trips them: the whole request gets the same number of seconds.
+            async with asyncio.timeout(_whole_request_seconds(self._http.timeout)):
+                return await self._http.get(url, params=params, headers=headers)
+        except (httpx.TimeoutException, TimeoutError):
             raise MlsRequestError(NETWORK_TIMEOUT) from None
         except httpx.TransportError as exc:
             if attempt < self._retry.attempts:
                 return None
             raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
+
+
+def _whole_request_seconds(timeout: httpx.Timeout) -> float | None:
+    """The client's per-operation timeout, as the deadline of a whole request."""
+    parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+    return max(parts) if parts else None
 
 
 def _host(url: str) -> str:

@@ -41,13 +41,16 @@ TAKEDOWN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 90.0, 120.0, 300.0, 600.0, 900.0, 120
 # request failed (network, 5xx, 429 beyond the retries), a listing could not be synced (gone
 # from the MLS, unknown status), a post could not be unpublished, the connection's own
 # configuration is broken, or our own bug.
-ErrorKind = Literal["mls_auth", "mls_request", "listing", "unpublish", "config", "internal"]
+ErrorKind = Literal[
+    "mls_auth", "mls_request", "listing", "unpublish", "config", "deadline", "internal"
+]
 ERROR_KINDS: tuple[ErrorKind, ...] = (
     "mls_auth",
     "mls_request",
     "listing",
     "unpublish",
     "config",
+    "deadline",  # a feed's run stopped at MLS_SYNC_CONNECTION_RUN_SECONDS
     "internal",
 )
 

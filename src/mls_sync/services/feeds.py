@@ -17,6 +17,7 @@ from typing import Any
 from mls_sync.domain.errors import FEED_NOT_FOUND, Conflict, InvalidInput, NotFound
 from mls_sync.domain.reso import StatusMapper
 from mls_sync.mls.auth import encode_credentials
+from mls_sync.mls.overrides import OverrideError, check_against, checked_overrides
 from mls_sync.mls.profiles import PROFILES, ProfileError, VendorProfile, resolve_profile
 from mls_sync.services.records import MlsFeed, UnitOfWork
 from mls_sync.store import repositories as repo
@@ -170,7 +171,10 @@ async def add_feed(
     """A shared feed (`owner_user_id` None) or a user's private one."""
     secret = settings.credentials.secret()
     overrides = profile_overrides(
-        settings.provider, settings.credentials, settings.profile_overrides
+        settings.provider,
+        settings.credentials,
+        settings.profile_overrides,
+        operator=owner_user_id is None,
     )
     return await repo.create_feed(
         uow,
@@ -209,7 +213,12 @@ async def update_feed(
     if credentials is not None:
         try:
             secret = credentials.secret()
-            overrides = profile_overrides(feed.provider, credentials, feed.profile_overrides)
+            overrides = profile_overrides(
+                feed.provider,
+                credentials,
+                feed.profile_overrides,
+                operator=feed.owner_user_id is None,
+            )
         except InvalidInput as exc:
             raise exc.nested_in("credentials") from None
         await repo.replace_mls_credentials(
@@ -261,16 +270,26 @@ def _one_of(value: str | None, allowed: tuple[str, ...], field: str) -> str | No
 
 
 def profile_overrides(
-    provider: str, credentials: MlsCredentials, given: Mapping[str, Any] | None
+    provider: str,
+    credentials: MlsCredentials,
+    given: Mapping[str, Any] | None,
+    *,
+    operator: bool,
 ) -> dict[str, Any]:
+    """The profile fields a feed overrides, checked for who sets them (mls/overrides.py: a
+    private feed's owner describes its MLS; rates and budgets are the operator's)."""
     if provider not in PROFILES:
         raise InvalidInput("provider", f"unknown MLS provider; one of {', '.join(PROFILES)}")
-    overrides = dict(given or {})
-    overrides.pop("auth_kind", None)  # the credentials say which
+    try:
+        overrides = checked_overrides(given, operator=operator)
+    except OverrideError as exc:
+        raise InvalidInput(exc.field, exc.message, within=("profileOverrides",)) from None
     if credentials.token_url:
         overrides["token_url"] = credentials.token_url
     try:
-        resolve_profile(provider, {**overrides, "auth_kind": credentials.auth_kind})
+        check_against(resolve_profile(provider, {**overrides, "auth_kind": credentials.auth_kind}))
+    except OverrideError as exc:
+        raise InvalidInput(exc.field, exc.message, within=("profileOverrides",)) from None
     except ProfileError as exc:
         field = "tokenUrl" if exc.setting == "token_url" else "profileOverrides"
         raise InvalidInput(field, str(exc)) from None

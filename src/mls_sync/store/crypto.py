@@ -12,6 +12,7 @@ import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from mls_sync.config import Settings
+from mls_sync.observability.redact import SECRETS
 
 log = structlog.get_logger(__name__)
 
@@ -35,15 +36,18 @@ class TokenCipher:
             ) from exc
 
     def encrypt(self, plaintext: str) -> str:
+        SECRETS.add_blob(plaintext)
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str:
         try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
+            plaintext = self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise SecretDecryptError(
                 "a stored secret cannot be decrypted with the configured token keys"
             ) from exc
+        SECRETS.add_blob(plaintext)  # so that no log line can show it (observability/redact)
+        return plaintext
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the first (newest) key."""

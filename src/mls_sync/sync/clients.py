@@ -14,6 +14,7 @@ from mls_sync.mls.auth import (
 )
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.limits import Budgets, RateBudgets
+from mls_sync.mls.overrides import check_against, checked_overrides
 from mls_sync.mls.profiles import VendorProfile, resolve_profile
 from mls_sync.mls.shared_limits import SharedRateBudgets
 from mls_sync.mls.transport import MlsTransport, RetryPolicy
@@ -47,12 +48,17 @@ class ClientFactory:
         self._tokens = token_cache or TokenCache()
 
     def profile(self, feed: MlsFeed) -> VendorProfile:
-        overrides = dict(feed.profile_overrides or {})
-        overrides.setdefault("auth_kind", feed.auth_kind)
+        """The feed's vendor profile with its overrides, each type- and range-checked (a value
+        stored before the rules, out of range, fails the run with a clear message). Who may
+        set which is checked where they are set (services/feeds.py); the budget takes the
+        stricter of the profile's rates and the operator's settings either way."""
         try:
-            return resolve_profile(feed.provider, overrides)
+            overrides = checked_overrides(feed.profile_overrides, operator=True)
+            profile = resolve_profile(feed.provider, {**overrides, "auth_kind": feed.auth_kind})
+            check_against(profile)
         except (ValueError, TypeError) as exc:
             raise ConnectionConfigError(f"MLS connection misconfigured: {exc}") from None
+        return profile
 
     def build(self, feed: MlsFeed) -> ResoClient:
         """Raises SecretDecryptError (wrong key) or ConnectionConfigError. What the feed
@@ -81,9 +87,10 @@ class ClientFactory:
         try:
             credentials = parse_credentials(plaintext, profile.auth_kind)
             if profile.auth_kind == "bearer":
-                return StaticBearer(str(credentials["token"]))
+                return StaticBearer(str(credentials["token"]), base_url=feed.base_url)
             return OAuth2ClientCredentials(
                 self._http,
+                base_url=feed.base_url,
                 token_url=str(credentials.get("token_url") or profile.token_url),
                 client_id=str(credentials["client_id"]),
                 client_secret=str(credentials["client_secret"]),

@@ -20,6 +20,7 @@ A listing's failure is recorded and the run goes on; only an expired credential 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -125,6 +126,7 @@ class SyncEngine:
         retry: RetryPolicy | None = None,
         token_cache: TokenCache | None = None,
         guard: ConnectionGuard | None = None,
+        run_deadline: timedelta = timedelta(seconds=600),
     ) -> None:
         self.db = db
         self._cipher = cipher
@@ -135,6 +137,9 @@ class SyncEngine:
         self._applier = Applier(db, policy)
         self._reconcile_every = full_check_every
         self._clock_skew = clock_skew
+        # MLS_SYNC_CONNECTION_RUN_SECONDS: no MLS (slow, dripping, or a budget gone tiny) and
+        # no platform holds a feed's run, its lease and the cron request past this.
+        self._run_deadline = run_deadline
         self._clients = ClientFactory(
             http,
             cipher,
@@ -221,13 +226,34 @@ class SyncEngine:
         # The product spec's log line, for the listings this one run serves.
         bound.info(f"Syncing status for {sum(counts.values())} listings...", members=len(members))
         scope = RunScope(feed, run.id, bound)
-        failure = await self._ask_mls(scope, started, progress, full)
+        failure = None
+        deadline = asyncio.timeout(self._run_deadline.total_seconds())
+        try:
+            async with deadline:
+                failure = await self._ask_mls(scope, started, progress, full)
+                await self._drain(scope, asked)
+        except TimeoutError:
+            if not deadline.expired():
+                await self._finish_crashed(run.id, "TimeoutError")
+                raise
+            # Committed pages (and their bookmark) stay: the next run goes on from them.
+            METRICS.error("deadline")
+            failure = run_deadline_passed(self._run_deadline)
+            bound.error("feed run stopped at its deadline", error=failure)
+        except Exception as exc:
+            # A bug: the row is finished (never left `running`), the crash is the caller's.
+            await self._finish_crashed(run.id, type(exc).__name__)
+            raise
         outcome = FeedOutcome(
             feed.id, run.id, failure, members, counts, scope.results, scope.records_read
         )
-        await self._drain(scope, asked)
         await self._record(scope, outcome, asked, trigger=trigger, started=started)
         return outcome
+
+    async def _finish_crashed(self, run_id: str, kind: str) -> None:
+        async with self.db.transaction() as session:
+            message = f"Internal error: {kind}"
+            await self._finish_row(session, run_id, Outcome(False, message, SyncResult()))
 
     async def sync_listing(
         self,
@@ -632,6 +658,13 @@ class SyncEngine:
             async with self.db.transaction() as session:
                 await repo.save_filter_style(session, feed.id, learned)
             feed.filter_style = learned
+
+
+def run_deadline_passed(deadline: timedelta) -> str:
+    return (
+        f"The MLS sync was stopped after {deadline.total_seconds():g} s (its deadline); "
+        "what it had applied is kept and the next run goes on from there"
+    )
 
 
 def _mapper(feed: MlsFeed) -> StatusMapper:
