@@ -15,6 +15,8 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mls_sync.egress import EgressPolicy
+
 # The platforms' current API versions; social/versions.py holds their sunset dates and a test
 # keeps the two in step (this module imports nothing of ours).
 GRAPH_DEFAULT = "v25.0"
@@ -55,13 +57,26 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("CRON_SECRET", "MLS_SYNC_CRON_SECRET"),
         description="bearer secret of POST /api/cron/sync-mls-status, compared in constant "
-        "time; unset: the cron endpoint answers 503",
+        "time, at least 32 characters in production; unset: the cron endpoint answers 503",
     )
 
     admin_api_key: SecretStr | None = Field(
         default=None,
         description="the operator's bearer key for /api/admin/* (the shared MLS feeds), "
         "compared in constant time; unset: those routes answer 503",
+    )
+
+    # Egress: where the service connects on users' behalf (mls_sync/egress.py)
+    egress_allow: str = Field(
+        default="",
+        description="hosts, host:port pairs and CIDR networks (comma-separated) that MLS base "
+        "and token URLs may reach although private or local, e.g. an MLS inside the VPC; "
+        "everything public is allowed, nothing private unless named here",
+    )
+    egress_allow_loopback: bool | None = Field(
+        default=None,
+        description="whether MLS URLs may reach loopback (127.0.0.1, ::1); unset: yes in "
+        "development (the sandbox, the demo), no in production",
     )
 
     # MLS side
@@ -467,6 +482,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @cached_property
+    def egress_policy(self) -> EgressPolicy:
+        """Where MLS requests may go: public addresses, what MLS_SYNC_EGRESS_ALLOW names,
+        loopback in development; https only in production."""
+        production = self.environment is Environment.PRODUCTION
+        loopback = (
+            not production if self.egress_allow_loopback is None else self.egress_allow_loopback
+        )
+        return EgressPolicy.parse(self.egress_allow, allow_loopback=loopback, https_only=production)
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _valid_egress_allow(cls, value: str) -> str:
+        EgressPolicy.parse(value, allow_loopback=False, https_only=False)  # a clear error at start
+        return value
+
     @property
     def uses_shared_rate_limits(self) -> bool:
         """Budgets shared through PostgreSQL: asked for, or implied by the worker executor."""
@@ -476,8 +507,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
-        if self.environment is Environment.PRODUCTION and self.token_keys is None:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        if self.token_keys is None:
             raise ValueError("MLS_SYNC_TOKEN_KEYS must be set in production")
+        if self.cron_secret is not None and len(self.cron_secret.get_secret_value()) < 32:
+            # A short secret can be guessed over HTTP; `mls-sync keys generate` makes a good one.
+            raise ValueError("CRON_SECRET must be at least 32 characters in production")
         return self
 
     @cached_property

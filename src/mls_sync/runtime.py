@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from mls_sync.config import Settings
+from mls_sync.egress import EgressTransport
 from mls_sync.executors import SyncExecutor, open_executor
 from mls_sync.mls.transport import RetryPolicy
 from mls_sync.observability.emf import EmfConfig, EmfWriter, emf_active
@@ -55,9 +56,16 @@ async def open_runtime(
     register_settings_secrets(settings)  # the operator's secrets never reach a log line
     database: Storage = db or open_database(settings.async_database_url)
     cipher = cipher_from_settings(settings)
+    # Every MLS request (data and token endpoints) passes the egress policy: users choose
+    # those URLs, so none may reach loopback or the private network unless the operator says.
     mls_http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.mls_timeout_seconds),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        transport=EgressTransport(
+            settings.egress_policy,
+            httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20)
+            ),
+        ),
     )
     platform_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.platform_timeout_seconds))
     alert_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.alert_webhook_timeout_seconds))

@@ -395,7 +395,7 @@ def test_the_handler_reads_its_settings_from_the_environment(
     database = tmp_path / "lambda.db"
     shutil.copy(sqlite_template, database)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
-    monkeypatch.setenv("CRON_SECRET", "from-secrets-manager")
+    monkeypatch.setenv("CRON_SECRET", "from-secrets-manager-0123456789abcdef")
     monkeypatch.setenv("MLS_SYNC_TOKEN_KEYS", TokenCipher.generate_key())
     monkeypatch.setenv("MLS_SYNC_ENVIRONMENT", "production")
     monkeypatch.setenv("MLS_SYNC_DATA_DIR", str(tmp_path))
@@ -403,7 +403,9 @@ def test_the_handler_reads_its_settings_from_the_environment(
     handler = LambdaHandler()
 
     refused = handler(function_url("POST", CRON, bearer(CRON_SECRET)), CONTEXT)
-    answered = handler(function_url("POST", CRON, bearer("from-secrets-manager")), CONTEXT)
+    answered = handler(
+        function_url("POST", CRON, bearer("from-secrets-manager-0123456789abcdef")), CONTEXT
+    )
 
     assert (refused["statusCode"], answered["statusCode"]) == (401, 200)
     assert json.loads(answered["body"])["message"].startswith("Synced 0 of 0 MLS connections")

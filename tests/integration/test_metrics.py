@@ -55,7 +55,6 @@ async def test_a_run_shows_in_the_run_listing_change_unpublish_and_error_metrics
     reso.set_status("K1", "Closed")
     reso.set_status("K2", "Active")
     reso.remove_listing("K3")
-    host = reso_url.removeprefix("http://")
 
     async with api_client(runtime) as api:
         before = await scrape(api)
@@ -79,15 +78,16 @@ async def test_a_run_shows_in_the_run_listing_change_unpublish_and_error_metrics
         assert delta(before, after, "mls_sync_posts_unpublished_total", platform=platform) == 1
     assert delta(before, after, "mls_sync_errors_total", kind="listing") == 1  # K3 gone
     assert delta(before, after, "mls_sync_errors_total", kind="mls_request") == 0
-    assert delta(before, after, "mls_sync_mls_requests_total", host=host) == len(reso.requests)
-    assert delta(before, after, "mls_sync_mls_rate_limited_total", host=host) == 0
+    assert delta(before, after, "mls_sync_mls_requests_total", profile="generic") == len(
+        reso.requests
+    )
+    assert delta(before, after, "mls_sync_mls_rate_limited_total", profile="generic") == 0
 
 
-async def test_mls_failures_count_by_kind_and_429s_by_host(
+async def test_mls_failures_count_by_kind_and_429s_by_profile(
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE, "K2": S.ACTIVE})
-    host = reso_url.removeprefix("http://")
     # One 429 (retried, then answered), then a request that fails on every attempt.
     attempts = runtime.settings.mls_retry_attempts
 
@@ -102,8 +102,10 @@ async def test_mls_failures_count_by_kind_and_429s_by_host(
         after = await scrape(api)
 
     assert not failed.success and not expired.success
-    assert delta(before, after, "mls_sync_mls_rate_limited_total", host=host) == 1
-    assert delta(before, after, "mls_sync_mls_requests_total", host=host) == len(reso.requests)
+    assert delta(before, after, "mls_sync_mls_rate_limited_total", profile="generic") == 1
+    assert delta(before, after, "mls_sync_mls_requests_total", profile="generic") == len(
+        reso.requests
+    )
     # The feed's failed replication request (once, however many listings it holds), then
     # the refused credentials.
     assert delta(before, after, "mls_sync_errors_total", kind="mls_request") == 1

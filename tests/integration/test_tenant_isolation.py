@@ -12,22 +12,27 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 import structlog
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api_support import api_client, bearer, new_user
-from factories import seed_user
+from factories import seed_connection, seed_user
 from mls_sync.config import Settings
 from mls_sync.domain.errors import InvalidInput
+from mls_sync.domain.status import ListingStatus
+from mls_sync.egress import EgressPolicy, EgressRefused, EgressTransport, system_resolver
 from mls_sync.mls.auth import OAuth2ClientCredentials, StaticBearer, TokenCache
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.errors import (
+    EGRESS_REFUSED,
     MLS_CONNECTION_EXPIRED,
     NETWORK_TIMEOUT,
     MlsBudgetExhausted,
@@ -36,7 +41,7 @@ from mls_sync.mls.errors import (
 )
 from mls_sync.mls.limits import RateBudgets, RequestBudget
 from mls_sync.mls.profiles import PROFILES
-from mls_sync.mls.transport import MlsTransport
+from mls_sync.mls.transport import REMOTE_TEXT_LIMIT, MlsTransport, odata_message
 from mls_sync.observability.logs import configure_logging
 from mls_sync.observability.redact import REDACTED, SECRETS
 from mls_sync.runtime import Runtime, open_runtime
@@ -45,6 +50,7 @@ from mls_sync.sandbox.reso_vendors import Fault
 from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.services.feeds import FeedSettings, MlsCredentials, add_feed
 from mls_sync.store import repositories as repo
+from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.sync.engine import run_deadline_passed
 
@@ -60,11 +66,19 @@ def b_server() -> Iterator[tuple[ResoSandbox, str]]:
 
 
 async def _oauth_connection(
-    runtime: Runtime, mls: ResoSandbox, base_url: str, token_url: str, secret: str
+    runtime: Runtime,
+    mls: ResoSandbox,
+    base_url: str,
+    token_url: str,
+    secret: str,
+    *,
+    client_id: str = A_CLIENT,
+    user_id: str | None = None,
 ) -> str:
-    """A new user's connection (a private feed) holding K1, with A's client id."""
+    """A connection (a private feed, a new user's unless given) holding K1, with an OAuth2
+    client: A's client id unless another is given."""
     mls.add_listing("K1", "MLS-K1", "Active")
-    user_id = await seed_user(runtime, f"{uuid.uuid4().hex[:12]}@example.com")
+    user_id = user_id or await seed_user(runtime, f"{uuid.uuid4().hex[:12]}@example.com")
     async with runtime.db.transaction() as session:
         connection = await repo.create_mls_connection(
             session,
@@ -73,7 +87,7 @@ async def _oauth_connection(
             base_url=base_url,
             token=None,
             auth_kind="oauth2",
-            credentials={"client_id": A_CLIENT, "client_secret": secret},
+            credentials={"client_id": client_id, "client_secret": secret},
             profile_overrides={"token_url": token_url},
         )
         await repo.add_listing(session, connection=connection, listing_key="K1", mls_number="M1")
@@ -81,14 +95,8 @@ async def _oauth_connection(
 
 
 async def _bearer_connection(runtime: Runtime, mls: ResoSandbox, base_url: str) -> str:
-    mls.add_listing("K1", "MLS-K1", "Active")
-    user_id = await seed_user(runtime, f"{uuid.uuid4().hex[:12]}@example.com")
-    async with runtime.db.transaction() as session:
-        connection = await repo.create_mls_connection(
-            session, runtime.cipher, user_id=user_id, base_url=base_url, token="mls-token"
-        )
-        await repo.add_listing(session, connection=connection, listing_key="K1", mls_number="M1")
-    return connection.id
+    seeded = await seed_connection(runtime, mls, base_url, {"K1": ListingStatus.ACTIVE})
+    return seeded.connection_id
 
 
 async def test_b_naming_as_client_and_token_endpoint_never_gets_as_token(
@@ -364,27 +372,18 @@ async def test_hostile_answers_are_clear_errors_leaving_no_secret_in_the_logs(
     secret = "client-SECRET-5f0c2e9a"
     user_id, key = await new_user(runtime, "b@example.com")
     with BackgroundServer(_hostile_token_endpoint()) as token_server:
-        async with runtime.db.transaction() as session:
-            oauth = await repo.create_mls_connection(
-                session,
-                runtime.cipher,
-                user_id=user_id,
-                base_url=reso_url,
-                token=None,
-                auth_kind="oauth2",
-                credentials={"client_id": "hostile-client", "client_secret": secret},
-                profile_overrides={"token_url": f"{token_server.url}/token"},
-            )
-            bearer_connection = await repo.create_mls_connection(
-                session, runtime.cipher, user_id=user_id, base_url=reso_url, token="mls-token"
-            )
+        token_url = f"{token_server.url}/token"
+        oauth = await _oauth_connection(
+            runtime, reso, reso_url, token_url, secret, client_id="hostile", user_id=user_id
+        )
+        seeded = await seed_connection(runtime, reso, reso_url, {}, user_id=user_id)
         reso.fail_next.append(
             Fault(status=200, body={"value": []}, headers={"Hour-Quota-Limit": "inf"})
         )
         async with api_client(runtime) as api:
             answers = [
-                await api.post(f"/api/mls-connections/{c.id}/sync", headers=bearer(key))
-                for c in (bearer_connection, oauth)
+                await api.post(f"/api/mls-connections/{c}/sync", headers=bearer(key))
+                for c in (seeded.connection_id, oauth)
             ]
 
     assert [a.status_code for a in answers] == [200, 200]
@@ -442,3 +441,191 @@ async def test_a_next_link_that_changes_the_scheme_is_refused_before_anything_is
             async for _ in client.fetch_changes_since(None):
                 pass
     assert len(reso.requests) == 1
+
+
+def _policy(
+    allow: str = "", *, loopback: bool = False, https_only: bool = False, **names: list[str]
+) -> EgressPolicy:
+    """A policy over a resolver that knows `names` (host -> addresses); literal addresses and
+    their other spellings go to the system's resolver (no network needed)."""
+    known = {host.replace("_", "."): addresses for host, addresses in names.items()}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host in known:
+            return known[host]
+        return list(await system_resolver(host, port))
+
+    return EgressPolicy.parse(
+        allow, allow_loopback=loopback, https_only=https_only, resolver=resolve
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:6379/",  # Redis on loopback
+        "http://localhost:5432/",
+        "http://[::1]/",
+        "http://2130706433/",  # 127.0.0.1 as one integer
+        "http://0177.0.0.1/",  # and in octal
+        "http://0.0.0.0/",
+        "http://10.1.2.3/",
+        "http://172.16.0.9/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data/",  # the cloud's metadata service
+        "http://100.64.0.1/",  # carrier-grade NAT
+        "http://224.0.0.1/",  # multicast
+        "http://[::ffff:127.0.0.1]/",  # IPv4-mapped loopback
+        "http://[fd00::1]/",
+        "http://[fe80::1]/",
+        "http://intranet.test/",  # a name that resolves to a private address
+        "http://rebind.test/",  # a public and a private answer: refused whole
+        "ftp://mls.example/",
+    ],
+)
+async def test_loopback_private_and_odd_destinations_are_refused(url: str) -> None:
+    policy = _policy(intranet_test=["10.0.0.7"], rebind_test=["93.184.216.34", "127.0.0.1"])
+    with pytest.raises(EgressRefused):
+        await policy.check_url(url)
+
+
+async def test_the_operator_allows_hosts_ports_and_networks_by_name_and_https_in_production() -> (
+    None
+):
+    policy = _policy(
+        "mls.internal, 10.9.0.0/16, 127.0.0.1:8080",
+        mls_internal=["10.0.0.7"],
+        vpc_mls=["10.9.3.4"],
+        public_mls=["93.184.216.34"],
+    )
+    for allowed in (
+        "https://public.mls/odata",
+        "http://mls.internal/odata",
+        "http://vpc.mls/odata",
+        "http://127.0.0.1:8080/odata",
+    ):
+        await policy.check_url(allowed)
+    with pytest.raises(EgressRefused):
+        await policy.check_url("http://127.0.0.1:8081/odata")  # another port
+    production = _policy(https_only=True, public_mls=["93.184.216.34"])
+    await production.check_url("https://public.mls/odata")
+    with pytest.raises(EgressRefused, match="only https"):
+        await production.check_url("http://public.mls/odata")
+    with pytest.raises(ValueError, match="not a network"):
+        EgressPolicy.parse("10.0.0.0/99", allow_loopback=False, https_only=False)
+    with pytest.raises(ValidationError, match="EGRESS_ALLOW"):
+        Settings(egress_allow="mls.test:99999")
+
+
+async def test_a_user_cannot_save_an_mls_url_the_policy_refuses(
+    settings: Settings, db: Database
+) -> None:
+    """A base URL or token URL on loopback, the private network or the metadata service is a
+    422 naming the field, nothing saved; the service connected to none of them."""
+    strict = settings.model_copy(update={"egress_allow_loopback": False})
+    async with open_runtime(strict, db=db) as runtime:
+        _, key = await new_user(runtime, "b@example.com")
+        bodies = {
+            "baseUrl": {"baseUrl": "http://127.0.0.1:6379/", "token": "b-token-0123"},
+            "tokenUrl": {
+                "baseUrl": "https://93.184.216.34/odata",  # public: passes, not connected
+                "authKind": "oauth2",
+                "clientId": "b",
+                "clientSecret": "b-secret-0123",
+                "tokenUrl": "http://169.254.169.254/token",
+            },
+        }
+        async with api_client(runtime) as api:
+            for field, body in bodies.items():
+                answer = await api.post("/api/mls-connections", json=body, headers=bearer(key))
+                assert answer.status_code == 422, answer.text
+                [error] = answer.json()["detail"]
+                assert error["loc"][-1] == field
+                assert error["msg"].startswith(EGRESS_REFUSED)
+            assert (await api.get("/api/mls-connections", headers=bearer(key))).json() == []
+
+
+async def test_every_request_is_checked_so_a_stored_or_rebound_host_is_refused(
+    settings: Settings, db: Database, reso: ResoSandbox, reso_url: str
+) -> None:
+    """The policy holds at each request, not only when a URL is saved: a host that resolved
+    to an allowed address and now resolves to a private one is refused before connecting,
+    and a connection stored while loopback was allowed stops reaching it."""
+    port = int(reso_url.rsplit(":", 1)[1])
+    answers = {"mls.rebind.test": ["127.0.0.1"]}
+
+    async def resolve(host: str, _port: int) -> list[str]:
+        return answers[host]
+
+    policy = EgressPolicy.parse(
+        "127.0.0.1/32", allow_loopback=False, https_only=False, resolver=resolve
+    )
+    async with httpx.AsyncClient(
+        timeout=2.0, transport=EgressTransport(policy, httpx.AsyncHTTPTransport())
+    ) as http:
+        client = ResoClient(http, base_url=f"http://mls.rebind.test:{port}", token="mls-token")
+        reso.add_listing("K1", "MLS-1", "Active")
+        assert "K1" in await client.fetch_by_keys(["K1"])  # sent to the address it checked
+        assert reso.requests[-1].headers["host"] == f"mls.rebind.test:{port}"
+        answers["mls.rebind.test"] = ["10.0.0.5"]  # the name now points inside
+        with pytest.raises(MlsRequestError, match=EGRESS_REFUSED):
+            await client.fetch_by_keys(["K1"])
+    assert len(reso.requests) == 1
+
+    strict = settings.model_copy(update={"egress_allow_loopback": False})
+    async with open_runtime(strict, db=db) as runtime:
+        connection_id = await _bearer_connection(runtime, reso, reso_url)  # saved directly
+        outcome = await runtime.engine.sync_connection(connection_id)
+    assert not outcome.success and EGRESS_REFUSED in outcome.message
+    assert len(reso.requests) == 1  # the sandbox on loopback heard nothing more
+
+
+def test_remote_error_text_reaches_users_as_a_short_plain_summary() -> None:
+    body = {"error": {"code": 1550, "message": "Over\x00 rate\n\nlimit " + "x" * 500}}
+    response = httpx.Response(429, json=body)
+    said = odata_message(response)
+    assert said.startswith(": code 1550 Over rate limit xxx")
+    assert len(said) <= len(": code 1550 ") + REMOTE_TEXT_LIMIT + 1
+    assert "\x00" not in said and "\n" not in said
+
+
+# 5. the low ones
+
+
+async def test_a_before_cursor_that_is_no_instant_in_utc_is_422_not_500(runtime: Runtime) -> None:
+    _, key = await new_user(runtime, "b@example.com")
+    async with api_client(runtime) as api:
+        odd = await api.get(
+            "/api/sync-runs",
+            params={"before": "0001-01-01T00:00:00+14:00"},  # before year 1, in UTC
+            headers=bearer(key),
+        )
+        fine = await api.get(
+            "/api/sync-runs", params={"before": "9999-12-31T10:00:00-01:00"}, headers=bearer(key)
+        )
+    assert odd.status_code == 422, odd.text
+    assert odd.json()["detail"][0]["loc"] == ["query", "before"]
+    assert fine.status_code == 200
+
+
+def test_production_refuses_a_cron_secret_shorter_than_32_characters(tmp_path: Path) -> None:
+    production = {
+        "environment": "production",
+        "token_keys": TokenCipher.generate_key(),
+        "data_dir": tmp_path,
+    }
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(**production, cron_secret="x")
+    assert Settings(**production, cron_secret="x" * 32).cron_secret is not None
+    assert Settings(environment="development", cron_secret="x").cron_secret is not None
+
+
+async def test_metrics_name_the_vendor_profile_never_a_users_mls_host(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    connection_id = await _bearer_connection(runtime, reso, reso_url)
+    assert (await runtime.engine.sync_connection(connection_id)).success
+    async with api_client(runtime) as api:
+        text = (await api.get("/metrics")).text
+    assert 'mls_sync_mls_requests_total{profile="generic"}' in text
+    assert reso_url.removeprefix("http://") not in text

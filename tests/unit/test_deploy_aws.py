@@ -101,7 +101,7 @@ def test_the_functions_environment_is_settings_the_service_accepts(
         elif "resolve:secretsmanager" in value["Fn::Sub"]:
             env[name] = {
                 "DATABASE_URL": "postgresql://mls@db.internal/mls",
-                "CRON_SECRET": "s3cret",
+                "CRON_SECRET": "s3cret-of-at-least-32-characters!",
                 "MLS_SYNC_TOKEN_KEYS": TokenCipher.generate_key(),
             }[name]
         else:
@@ -118,7 +118,10 @@ def test_the_functions_environment_is_settings_the_service_accepts(
     settings = Settings()
 
     assert settings.environment == "production"
-    assert settings.cron_secret is not None and settings.cron_secret.get_secret_value() == "s3cret"
+    assert (
+        settings.cron_secret is not None
+        and settings.cron_secret.get_secret_value() == "s3cret-of-at-least-32-characters!"
+    )
     assert settings.emf_namespace == "MlsStatusSync"
     assert settings.emf_dimensions == {"Service": stack}
     assert str(settings.data_dir) == "/tmp"

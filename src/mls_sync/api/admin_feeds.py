@@ -48,7 +48,13 @@ async def create_feed(body: MlsFeedCreate, runtime: RuntimeDep, session: Session
         status_overrides=body.status_overrides,
         cadence_seconds=body.cadence_seconds,
     )
-    feed = await feeds.add_feed(session, runtime.cipher, settings, owner_user_id=None)
+    feed = await feeds.add_feed(
+        session,
+        runtime.cipher,
+        settings,
+        owner_user_id=None,
+        egress=runtime.settings.egress_policy,
+    )
     return await _out(session, feed)
 
 
@@ -74,6 +80,7 @@ async def update_feed(
         session,
         runtime.cipher,
         feed,
+        egress=runtime.settings.egress_policy,
         name=body.name,
         base_url=str(body.base_url) if body.base_url is not None else None,
         credentials=credentials_of(body.credentials) if body.credentials else None,

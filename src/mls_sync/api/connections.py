@@ -40,6 +40,7 @@ async def create_connection(
     connection = await connections.create_connection(
         session,
         runtime.cipher,
+        egress=runtime.settings.egress_policy,
         user_id=user.id,
         feed_id=body.feed_id,
         base_url=str(body.base_url) if body.base_url is not None else None,
@@ -81,6 +82,7 @@ async def update_connection(
         session,
         runtime.cipher,
         connection.id,
+        egress=runtime.settings.egress_policy,
         user_id=user.id,
         name=body.name,
         agent_mls_id=body.agent_mls_id,

@@ -3,10 +3,11 @@ one run in full (state, progress, and the final response in the product spec's f
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
 from mls_sync.api.deps import CronAuthorized, CurrentUser, SessionDep, looks_like_id
 from mls_sync.api.schemas import ErrorOut
@@ -15,6 +16,17 @@ from mls_sync.observability import history
 from mls_sync.services import runs
 
 router = APIRouter(tags=["sync runs"])
+
+
+def _an_instant(value: datetime | None) -> datetime | None:
+    """A `before` that names an instant (0001-01-01T00:00:00+14:00 is before year 1 in UTC:
+    it answered 500)."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("an instant between the years 1 and 9999 in UTC") from None
 
 
 @router.get("/api/sync-runs", response_model=history.RunPage, response_model_by_alias=True)
@@ -27,6 +39,7 @@ async def list_sync_runs(
         Query(
             description="only runs started before this instant (the previous page's `nextBefore`)"
         ),
+        AfterValidator(_an_instant),
     ] = None,
 ) -> history.RunPage:
     """The caller's runs, newest first, `limit` at a time."""

@@ -79,6 +79,7 @@ def connections_add(
         return await connections.create_connection(
             session,
             runtime.cipher,
+            egress=runtime.settings.egress_policy,
             user_id=user_id,
             feed_id=feed,
             base_url=base_url,
@@ -137,6 +138,7 @@ def connections_update(
                 session,
                 runtime.cipher,
                 connection_id,
+                egress=runtime.settings.egress_policy,
                 user_id=None,
                 name=name,
                 agent_mls_id=agent,

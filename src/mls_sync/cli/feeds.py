@@ -68,7 +68,13 @@ def feeds_add(
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.db.transaction() as session:
-            feed = await feeds.add_feed(session, runtime.cipher, settings, owner_user_id=None)
+            feed = await feeds.add_feed(
+                session,
+                runtime.cipher,
+                settings,
+                owner_user_id=None,
+                egress=runtime.settings.egress_policy,
+            )
             return _row(await feeds.view(session, feed))
 
     show("MLS feed added", with_runtime(work), FEED_FIELDS, as_json)
@@ -121,6 +127,7 @@ def feeds_update(
                 session,
                 runtime.cipher,
                 feed,
+                egress=runtime.settings.egress_policy,
                 name=name,
                 base_url=base_url,
                 credentials=credentials,

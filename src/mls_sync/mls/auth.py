@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mls_sync.mls.errors import NETWORK_TIMEOUT, MlsAuthError, MlsRequestError
+from mls_sync.egress import EgressRefused
+from mls_sync.mls.errors import EGRESS_REFUSED, NETWORK_TIMEOUT, MlsAuthError, MlsRequestError
 from mls_sync.observability.redact import SECRETS
 
 # Fetch a new token this long before the old one expires, so no request carries a token that
@@ -165,6 +166,8 @@ class OAuth2ClientCredentials:
             )
         except httpx.TimeoutException:
             raise MlsRequestError(NETWORK_TIMEOUT) from None
+        except EgressRefused as exc:
+            raise MlsRequestError(f"{EGRESS_REFUSED}: {exc}", retryable=False) from None
         except httpx.TransportError as exc:
             raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
         # RFC 6749 5.2: invalid_client / unauthorized_client come as 400 or 401.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MLS_CONNECTION_EXPIRED = "MLS connection expired. Please re-authenticate."
 NETWORK_TIMEOUT = "Network error: Request timeout"
+EGRESS_REFUSED = "Refused by the egress policy"
 
 
 class MlsError(Exception):

@@ -19,8 +19,15 @@ from typing import Any
 
 import httpx
 
+from mls_sync.egress import EgressRefused
 from mls_sync.mls.auth import Authenticator
-from mls_sync.mls.errors import NETWORK_TIMEOUT, MlsAuthError, MlsPayloadError, MlsRequestError
+from mls_sync.mls.errors import (
+    EGRESS_REFUSED,
+    NETWORK_TIMEOUT,
+    MlsAuthError,
+    MlsPayloadError,
+    MlsRequestError,
+)
 from mls_sync.mls.limits import Budget, retry_after_seconds
 from mls_sync.mls.profiles import PROFILES, VendorProfile
 from mls_sync.observability.metrics import METRICS
@@ -89,7 +96,7 @@ class MlsTransport:
                     continue
                 raise MlsAuthError(f"HTTP {status}")
             if status == 429 or code in self._profile.rate_limit_codes:
-                METRICS.mls_rate_limit(_host(url))
+                METRICS.mls_rate_limit(self._profile.name)
                 wait = retry_after_seconds(response.headers.get("retry-after"))
                 wait = self._retry.delay(attempt) if wait is None else wait
                 if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
@@ -122,7 +129,7 @@ class MlsTransport:
         if self._budget is not None:
             await self._budget.acquire()
         self.requests_made += 1
-        METRICS.mls_request(_host(url))
+        METRICS.mls_request(self._profile.name)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if self._profile.gzip:
             headers["Accept-Encoding"] = "gzip"
@@ -134,6 +141,8 @@ class MlsTransport:
                 return await self._http.get(url, params=params, headers=headers)
         except (httpx.TimeoutException, TimeoutError):
             raise MlsRequestError(NETWORK_TIMEOUT) from None
+        except EgressRefused as exc:
+            raise MlsRequestError(f"{EGRESS_REFUSED}: {exc}", retryable=False) from None
         except httpx.TransportError as exc:
             if attempt < self._retry.attempts:
                 return None
@@ -146,11 +155,6 @@ def _whole_request_seconds(timeout: httpx.Timeout) -> float | None:
     return max(parts) if parts else None
 
 
-def _host(url: str) -> str:
-    """The metrics label: host[:port], never a path or query (they may name listings)."""
-    return httpx.URL(url).netloc.decode("ascii", "replace")
-
-
 def vendor_code(response: httpx.Response) -> int | None:
     """A vendor's numeric error code from an OData error body (Spark: {"error": {"code":
     1020}}; the D.Code form of Spark's own API is read too)."""
@@ -158,7 +162,7 @@ def vendor_code(response: httpx.Response) -> int | None:
         return None
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict):
         return None
@@ -166,14 +170,33 @@ def vendor_code(response: httpx.Response) -> int | None:
     code = error.get("code", error.get("Code")) if isinstance(error, dict) else None
     try:
         return int(code) if code is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
+# How much of a remote error's text reaches users (API answers, run history): the MLS is
+# someone else's server, and what it says may be long, binary or a page of another service.
+REMOTE_TEXT_LIMIT = 200
+
+
 def odata_message(response: httpx.Response) -> str:
+    """The vendor's code and message from an OData error body, as a short plain-text summary
+    after a colon (nothing when the body has none)."""
     try:
         error = response.json().get("error", {})
         message = error.get("message") if isinstance(error, dict) else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
-    return f": {message}" if isinstance(message, str) and message else ""
+    code = vendor_code(response)
+    text = remote_text(message) if isinstance(message, str) else ""
+    parts = [f"code {code}" if code is not None else "", text]
+    said = " ".join(p for p in parts if p)
+    return f": {said}" if said else ""
+
+
+def remote_text(text: str, limit: int = REMOTE_TEXT_LIMIT) -> str:
+    """The first `limit` printable characters of what a remote server said, whitespace
+    collapsed; longer text ends with an ellipsis."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    collapsed = " ".join(printable.split())
+    return collapsed if len(collapsed) <= limit else collapsed[:limit].rstrip() + "…"

@@ -135,12 +135,12 @@ class Metrics:
         )
         self.errors = Counter("mls_sync_errors", "Errors by kind", ["kind"], registry=r)
         self.mls_requests = Counter(
-            "mls_sync_mls_requests", "Requests sent to an MLS", ["host"], registry=r
+            "mls_sync_mls_requests", "Requests sent to an MLS", ["profile"], registry=r
         )
         self.mls_rate_limited = Counter(
             "mls_sync_mls_rate_limited",
             "MLS answers that said slow down (HTTP 429 or the vendor's rate-limit code)",
-            ["host"],
+            ["profile"],
             registry=r,
         )
         self.alerts_fired = Counter(
@@ -183,11 +183,13 @@ class Metrics:
         if count:
             self.errors.labels(kind).inc(count)
 
-    def mls_request(self, host: str) -> None:
-        self.mls_requests.labels(host).inc()
+    # By vendor profile, never by host: users choose hosts, so a host label would grow
+    # without bound and show every user's MLS (and private hosts) to whoever reads /metrics.
+    def mls_request(self, profile: str) -> None:
+        self.mls_requests.labels(profile).inc()
 
-    def mls_rate_limit(self, host: str) -> None:
-        self.mls_rate_limited.labels(host).inc()
+    def mls_rate_limit(self, profile: str) -> None:
+        self.mls_rate_limited.labels(profile).inc()
 
     def post_unpublished(self, platform: str, *, latency_seconds: float | None = None) -> None:
         self.posts_unpublished.labels(platform).inc()

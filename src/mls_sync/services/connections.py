@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from mls_sync.domain.errors import CONNECTION_NOT_FOUND, Conflict, InvalidInput, NotFound
+from mls_sync.egress import EgressPolicy
 from mls_sync.services.feeds import (
     KEY_FIELDS,
     PROVIDERS,
@@ -128,6 +129,7 @@ async def create_connection(
     filter_style: str | None = None,
     profile_overrides: Mapping[str, Any] | None = None,
     status_overrides: Mapping[str, str] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> ConnectionView:
     """Join the shared feed `feed_id`, or connect with credentials of one's own (`base_url`
     and `credentials`: a private feed). Key field, filter style, page size and budget come
@@ -155,7 +157,7 @@ async def create_connection(
             profile_overrides=profile_overrides,
             status_overrides=status_overrides,
         )
-        feed = await add_feed(uow, cipher, settings, owner_user_id=user_id)
+        feed = await add_feed(uow, cipher, settings, owner_user_id=user_id, egress=egress)
     connection = await repo.join_feed(
         uow,
         user_id=user_id,
@@ -180,6 +182,7 @@ async def update_connection(
     base_url: str | None = None,
     credentials: MlsCredentials | None = None,
     status_overrides: Mapping[str, str] | None = None,
+    egress: EgressPolicy | None = None,
 ) -> ConnectionView:
     """Rename, change the agent or office, and on a private feed move or re-authenticate
     (new credentials make an expired connection active)."""
@@ -205,6 +208,7 @@ async def update_connection(
             base_url=base_url,
             credentials=credentials,
             status_overrides_given=status_overrides,
+            egress=egress,
         )
     await uow.flush()
     return ConnectionView.of(connection, feed)

@@ -16,7 +16,9 @@ from typing import Any
 
 from mls_sync.domain.errors import FEED_NOT_FOUND, Conflict, InvalidInput, NotFound
 from mls_sync.domain.reso import StatusMapper
+from mls_sync.egress import EgressPolicy, EgressRefused
 from mls_sync.mls.auth import encode_credentials
+from mls_sync.mls.errors import EGRESS_REFUSED
 from mls_sync.mls.overrides import OverrideError, check_against, checked_overrides
 from mls_sync.mls.profiles import PROFILES, ProfileError, VendorProfile, resolve_profile
 from mls_sync.services.records import MlsFeed, UnitOfWork
@@ -166,9 +168,15 @@ async def get_shared_feed(uow: UnitOfWork, feed_id: str) -> MlsFeed:
 
 
 async def add_feed(
-    uow: UnitOfWork, cipher: TokenCipher, settings: FeedSettings, *, owner_user_id: str | None
+    uow: UnitOfWork,
+    cipher: TokenCipher,
+    settings: FeedSettings,
+    *,
+    owner_user_id: str | None,
+    egress: EgressPolicy | None = None,
 ) -> MlsFeed:
-    """A shared feed (`owner_user_id` None) or a user's private one."""
+    """A shared feed (`owner_user_id` None) or a user's private one. `egress`: the policy
+    its URLs must pass (the edges pass the runtime's; every request checks it again)."""
     secret = settings.credentials.secret()
     overrides = profile_overrides(
         settings.provider,
@@ -176,6 +184,8 @@ async def add_feed(
         settings.profile_overrides,
         operator=owner_user_id is None,
     )
+    await check_egress(egress, settings.base_url, "baseUrl")
+    await check_egress(egress, overrides.get("token_url"), "tokenUrl")
     return await repo.create_feed(
         uow,
         cipher,
@@ -203,12 +213,14 @@ async def update_feed(
     credentials: MlsCredentials | None = None,
     status_overrides_given: Mapping[str, str] | None = None,
     cadence_seconds: int | None = None,
+    egress: EgressPolicy | None = None,
 ) -> MlsFeed:
     """Rename, move, re-authenticate (an expired feed and its members become active again),
-    change the status mapping or the cadence."""
+    change the status mapping or the cadence. `egress`: as for `add_feed`."""
     if name is not None:
         feed.name = name
     if base_url is not None:
+        await check_egress(egress, base_url, "baseUrl")
         feed.base_url = check_url(base_url, "baseUrl").rstrip("/")
     if credentials is not None:
         try:
@@ -221,6 +233,7 @@ async def update_feed(
             )
         except InvalidInput as exc:
             raise exc.nested_in("credentials") from None
+        await check_egress(egress, overrides.get("token_url"), "tokenUrl")
         await repo.replace_mls_credentials(
             uow, feed, cipher, secret, auth_kind=credentials.auth_kind
         )
@@ -248,6 +261,17 @@ async def remove_feed(engine: SyncEngine, feed_id: str, *, force: bool = False) 
             raise SyncInProgressError()
         async with engine.db.transaction() as uow:
             await uow.feeds.delete(feed_id)
+
+
+async def check_egress(egress: EgressPolicy | None, url: str | None, field: str) -> None:
+    """A URL the service will connect to on the caller's behalf: refused (422, nothing saved)
+    when the egress policy would refuse its requests."""
+    if egress is None or url is None:
+        return
+    try:
+        await egress.check_url(url)
+    except EgressRefused as exc:
+        raise InvalidInput(field, f"{EGRESS_REFUSED}: {exc}") from None
 
 
 def check_url(url: str, field: str) -> str:

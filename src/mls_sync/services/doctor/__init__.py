@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from mls_sync.config import Settings
+from mls_sync.egress import EgressTransport
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.transport import RetryPolicy
 from mls_sync.services.doctor._text import _one_line, _utc
@@ -127,7 +128,10 @@ async def diagnose_deployment(
         db = open_database(settings.async_database_url)
     except RuntimeError as exc:  # dynamodb:// without the optional extra installed
         return [settings_check, Check("database", Status.FAIL, _one_line(exc))]
-    mls_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.mls_timeout_seconds))
+    mls_http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.mls_timeout_seconds),
+        transport=EgressTransport(settings.egress_policy, httpx.AsyncHTTPTransport()),
+    )
     platform_http = httpx.AsyncClient(timeout=httpx.Timeout(settings.platform_timeout_seconds))
     try:
         key_cipher, _ = check_token_key(settings)  # `diagnose` reports on it
