@@ -19,7 +19,7 @@ from mls_sync.mls.transport import RetryPolicy
 from mls_sync.observability.emf import EmfConfig, EmfWriter, emf_active
 from mls_sync.observability.metrics import StoreSnapshot
 from mls_sync.observability.monitor import run_monitor
-from mls_sync.observability.redact import register_settings_secrets
+from mls_sync.observability.redact import SECRETS, register_settings_secrets
 from mls_sync.services.monitoring import store_snapshot
 from mls_sync.social.registry import build_platform_clients, platform_configs
 from mls_sync.store.crypto import TokenCipher, cipher_from_settings
@@ -56,6 +56,7 @@ async def open_runtime(
     register_settings_secrets(settings)  # the operator's secrets never reach a log line
     database: Storage = db or open_database(settings.async_database_url)
     cipher = cipher_from_settings(settings)
+    cipher.seen = SECRETS.add_blob  # every stored secret, as it is used: never in a log line
     # Every MLS request (data and token endpoints) passes the egress policy: users choose
     # those URLs, so none may reach loopback or the private network unless the operator says.
     mls_http = httpx.AsyncClient(

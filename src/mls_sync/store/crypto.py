@@ -6,13 +6,13 @@ ciphertexts stay readable until they are re-encrypted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from mls_sync.config import Settings
-from mls_sync.observability.redact import SECRETS
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +25,9 @@ class SecretDecryptError(RuntimeError):
 
 class TokenCipher:
     def __init__(self, keys: list[str]) -> None:
+        # Told every plaintext the cipher handles: the composition root hands them to the
+        # log redaction (observability/redact.py), so no stored secret can reach a log line.
+        self.seen: Callable[[str], None] = lambda _plaintext: None
         if not keys:
             raise ValueError("at least one token key is needed")
         try:
@@ -36,7 +39,7 @@ class TokenCipher:
             ) from exc
 
     def encrypt(self, plaintext: str) -> str:
-        SECRETS.add_blob(plaintext)
+        self.seen(plaintext)
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str:
@@ -46,7 +49,7 @@ class TokenCipher:
             raise SecretDecryptError(
                 "a stored secret cannot be decrypted with the configured token keys"
             ) from exc
-        SECRETS.add_blob(plaintext)  # so that no log line can show it (observability/redact)
+        self.seen(plaintext)
         return plaintext
 
     def rotate(self, ciphertext: str) -> str:
