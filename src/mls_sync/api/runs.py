@@ -21,10 +21,11 @@ router = APIRouter(tags=["sync runs"])
 def _an_instant(value: datetime | None) -> datetime | None:
     """A `before` that names an instant (0001-01-01T00:00:00+14:00 is before year 1 in UTC:
     it answered 500)."""
-    if value is None:
+    utc = history.as_utc(value)
+    if utc is None:
         return None
     try:
-        return value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
+        return utc.astimezone(UTC)
     except OverflowError:
         raise ValueError("an instant between the years 1 and 9999 in UTC") from None
 

@@ -10,7 +10,7 @@ On DynamoDB the same operations are conditional writes (store/dynamo/leases.py).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.store.models import ConnectionLease
+from mls_sync.store.sql.feeds import chunks
 
 # Leases per multi-row statement (4 bound values each: far under every database's limit).
 _IDS_A_STATEMENT = 500
@@ -34,13 +35,12 @@ class SqlLeases:
         multi-row INSERT ... ON CONFLICT whose RETURNING names the ids it took (a live lease's
         row is left alone, so it is not returned)."""
         taken: dict[str, str | None] = {}
-        wanted = sorted(set(connection_ids))
-        for i in range(0, len(wanted), _IDS_A_STATEMENT):
-            taken.update(await self._take_part(wanted[i : i + _IDS_A_STATEMENT], holder, now, ttl))
+        for part in chunks(sorted(set(connection_ids)), _IDS_A_STATEMENT):
+            taken.update(await self._take_part(part, holder, now, ttl))
         return taken
 
     async def _take_part(
-        self, wanted: list[str], holder: str, now: datetime, ttl: timedelta
+        self, wanted: Sequence[str], holder: str, now: datetime, ttl: timedelta
     ) -> dict[str, str | None]:
         table = ConnectionLease.metadata.tables[ConnectionLease.__tablename__]
         prior = {

@@ -9,6 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ListingStatus
 from mls_sync.store.models import Listing, ListingStatusHistory
+from mls_sync.store.sql.feeds import chunks
+
+# Ids per IN (...): well under every database's limit on bound values.
+_IDS_A_QUERY = 500
 
 
 class SqlListings:
@@ -50,13 +54,9 @@ class SqlListings:
 
     async def lock_many(self, listing_ids: Collection[str]) -> dict[str, Listing]:
         locked: dict[str, Listing] = {}
-        ordered = sorted(set(listing_ids))
-        for i in range(0, len(ordered), 500):
+        for part in chunks(sorted(set(listing_ids)), _IDS_A_QUERY):
             stmt = (
-                select(Listing)
-                .where(Listing.id.in_(ordered[i : i + 500]))
-                .order_by(Listing.id)
-                .with_for_update()
+                select(Listing).where(Listing.id.in_(part)).order_by(Listing.id).with_for_update()
             )
             locked.update((li.id, li) for li in (await self._session.execute(stmt)).scalars())
         return locked
