@@ -66,6 +66,20 @@ class Settings(BaseSettings):
         "compared in constant time; unset: those routes answer 503",
     )
 
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token GET /metrics asks for (Prometheus: `authorization: "
+        "{credentials_file: ...}`); unset: /metrics is open, for a private network only",
+    )
+    auth_failures_per_minute: int = Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="refused API keys, cron secrets, admin keys, metrics tokens and dashboard "
+        "sign-ins per client address per minute; then that address is answered 429 with "
+        "Retry-After until the minute's oldest refusal passes; 0 turns the throttle off",
+    )
+
     # Egress: where the service connects on users' behalf (mls_sync/egress.py)
     egress_allow: str = Field(
         default="",

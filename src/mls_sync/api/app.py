@@ -3,7 +3,8 @@ runtime and runs the embedded scheduler."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
@@ -25,7 +26,9 @@ from mls_sync.api import (
     sync_routes,
     users,
 )
+from mls_sync.api.auth_throttle import AuthThrottle
 from mls_sync.api.body_limit import BodySizeLimit
+from mls_sync.api.deps import document_guards
 from mls_sync.config import Settings, cron_trigger
 from mls_sync.runtime import Runtime, open_runtime
 from mls_sync.scheduler import SyncScheduler
@@ -37,10 +40,15 @@ Authenticate user routes with `Authorization: Bearer <API key>` (`mls-sync users
 and the cron route with `Authorization: Bearer <CRON_SECRET>`."""
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
     """The app. With `runtime`, the app uses it (tests); otherwise its lifespan opens one from
     `settings` and closes it on shutdown. The lifespan also runs the scheduler, unless
-    `settings.scheduler_enabled` is false."""
+    `settings.scheduler_enabled` is false. `clock` times the sign-in throttle."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +83,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.settings = settings  # the app's own: the cron secret, the scheduler
     app.state.runtime = runtime
     app.state.scheduler = None
+    app.state.auth_throttle = AuthThrottle(limit=settings.auth_failures_per_minute, clock=clock)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     for module in (health, cron, sync_routes, users, connections, platforms, listings, posts):
@@ -84,4 +93,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(doctor.router)  # GET /api/doctor, the caller's health report
     app.include_router(metrics.router)  # GET /metrics, Prometheus
     dashboard.install(app)  # the page at /, its sign-in and its static files
+    document_guards(app)  # every guarded route names its 401, 429 (and 503)
     return app

@@ -30,7 +30,15 @@ def credentials_of(body: MlsCredentialsIn) -> connections.MlsCredentials:
     )
 
 
-@router.post("", response_model=MlsConnectionOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=MlsConnectionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        404: {"model": ErrorOut, "description": "no shared feed with this `feedId`"},
+        409: {"model": ErrorOut, "description": "you are a member of this feed already"},
+    },
+)
 async def create_connection(
     body: MlsConnectionCreate, user: CurrentUser, runtime: RuntimeDep, session: SessionDep
 ) -> MlsConnectionOut:

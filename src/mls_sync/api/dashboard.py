@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 
 import jinja2
 import structlog
-from fastapi import APIRouter, FastAPI, Form, Request, Response, status
+from fastapi import APIRouter, FastAPI, Form, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from mls_sync.api.auth_throttle import TOO_MANY, check_not_throttled, count_refusal
 from mls_sync.api.dashboard_session import (
     FLASH_COOKIE,
     FLASH_SECONDS,
@@ -120,7 +121,7 @@ async def _signed_in(request: Request, runtime: Runtime) -> tuple[WebSession, Us
             user = await users.find_user(db, session.user_id)
     except NotFound:
         return None
-    if not codec.still_valid(session, user.api_key_hash):
+    if not codec.still_valid(session, user.api_key_hash, user.web_sessions_ended_at):
         return None
     return session, user
 
@@ -204,9 +205,16 @@ async def sign_in(
 ) -> Response:
     if not _same_origin(request):
         return _problem(request, FORM_EXPIRED, status.HTTP_403_FORBIDDEN)
+    try:
+        check_not_throttled(request)
+    except HTTPException as exc:  # the page, not JSON; with the same Retry-After
+        page = _page(request, "sign_in.html", {"error": TOO_MANY}, code=exc.status_code)
+        page.headers.update(exc.headers or {})
+        return page
     async with runtime.db.transaction() as db:
         user = await users.authenticate(db, api_key.strip())
     if user is None:
+        count_refusal(request)
         log.info("dashboard sign-in refused")
         return _page(
             request, "sign_in.html", {"error": WRONG_KEY}, code=status.HTTP_401_UNAUTHORIZED
@@ -231,9 +239,16 @@ async def sign_in(
 async def sign_out(
     request: Request, runtime: RuntimeDep, csrf: Annotated[str, Form()] = ""
 ) -> Response:
+    """Ends this sign-in and every other of the user's, on the server: the cookie is refused
+    from now on even where a copy of it is kept."""
     signed_in = await _signed_in(request, runtime)
-    if signed_in is not None and not (_same_origin(request) and csrf_matches(signed_in[0], csrf)):
-        return _problem(request, FORM_EXPIRED, status.HTTP_403_FORBIDDEN)
+    if signed_in is not None:
+        session, user = signed_in
+        if not (_same_origin(request) and csrf_matches(session, csrf)):
+            return _problem(request, FORM_EXPIRED, status.HTTP_403_FORBIDDEN)
+        async with runtime.db.transaction() as db:
+            await users.end_web_sessions(db, user.id)
+        log.info("dashboard sign-out", user_id=user.id)
     response = _redirect("/sign-in")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -1,18 +1,24 @@
 """Dashboard sign-in: a signed cookie naming the user, and a CSRF token per sign-in.
 
 The cookie is signed, not encrypted (itsdangerous): it holds no secret, only the user's id, a
-CSRF token the page repeats in every form, and a check value tied to the user's current API
-key, so issuing a new key (`mls-sync users key`) ends every dashboard sign-in made with the old
-one. It is HttpOnly (scripts cannot read the CSRF token from it) and SameSite=Lax (other sites'
-forms do not carry it); its signature's age bounds the sign-in.
+CSRF token the page repeats in every form, when it was signed, and a check value tied to the
+user's current API key, so issuing a new key (`mls-sync users key`) ends every dashboard
+sign-in made with the old one. Signing out records the instant on the user, which ends every
+sign-in signed before it, in every browser (a copied cookie too). It is HttpOnly (scripts
+cannot read the CSRF token from it) and SameSite=Lax (other sites' forms do not carry it); its
+signature's age bounds the sign-in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -31,6 +37,7 @@ class WebSession:
     user_id: str
     key_check: str
     csrf: str
+    signed_at: float  # seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,15 @@ class Flash:
 class SessionCodec:
     """Writes and reads the dashboard's cookies with one secret."""
 
-    def __init__(self, secret: bytes, *, max_age_seconds: float) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        max_age_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
+        self._clock = clock
         self._max_age = max(1, int(max_age_seconds))
         self._sessions = URLSafeTimedSerializer(secret, salt="mls-sync.dashboard.session")
         self._flashes = URLSafeTimedSerializer(secret, salt="mls-sync.dashboard.flash")
@@ -59,10 +73,11 @@ class SessionCodec:
 
     def open(self, user_id: str, api_key_hash: str | None) -> tuple[WebSession, str]:
         """A new sign-in and its cookie value."""
-        session = WebSession(user_id, self.key_check(api_key_hash), secrets.token_urlsafe(32))
-        value = self._sessions.dumps(
-            {"u": session.user_id, "k": session.key_check, "c": session.csrf}
+        session = WebSession(
+            user_id, self.key_check(api_key_hash), secrets.token_urlsafe(32), self._clock()
         )
+        fields = {"u": user_id, "k": session.key_check, "c": session.csrf, "t": session.signed_at}
+        value = self._sessions.dumps(fields)
         return session, value
 
     def read(self, cookie: str | None) -> WebSession | None:
@@ -70,15 +85,22 @@ class SessionCodec:
         data = self._load(self._sessions, cookie, self._max_age)
         if data is None:
             return None
-        user_id, key_hash, csrf = data.get("u"), data.get("k"), data.get("c")
+        user_id, key_hash, csrf, signed_at = (data.get(k) for k in ("u", "k", "c", "t"))
         if not (isinstance(user_id, str) and isinstance(key_hash, str) and isinstance(csrf, str)):
             return None
+        if not (isinstance(signed_at, int | float) and math.isfinite(signed_at)):
+            return None  # also every cookie signed before sign-outs were recorded
         if not (user_id and key_hash and csrf):
             return None
-        return WebSession(user_id, key_hash, csrf)
+        return WebSession(user_id, key_hash, csrf, signed_at)
 
-    def still_valid(self, session: WebSession, api_key_hash: str | None) -> bool:
-        """False once the user's API key has been replaced (or revoked)."""
+    def still_valid(
+        self, session: WebSession, api_key_hash: str | None, ended_at: datetime | None
+    ) -> bool:
+        """False once the user's API key has been replaced (or revoked), and for a sign-in
+        signed before the user last signed out (`ended_at`)."""
+        if ended_at is not None and session.signed_at <= ended_at.timestamp():
+            return False
         return api_key_hash is not None and hmac.compare_digest(
             session.key_check, self.key_check(api_key_hash)
         )

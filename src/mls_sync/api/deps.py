@@ -11,12 +11,13 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from mls_sync.api.auth_throttle import check_not_throttled, count_refusal
 from mls_sync.config import Settings
 from mls_sync.domain.errors import CONNECTION_NOT_FOUND, LISTING_NOT_FOUND, NotFound
 from mls_sync.executors import SyncExecutor
@@ -35,6 +36,11 @@ _cron_secret = HTTPBearer(
 )
 _admin_key = HTTPBearer(
     auto_error=False, scheme_name="AdminKey", description="The MLS_SYNC_ADMIN_API_KEY setting."
+)
+_metrics_token = HTTPBearer(
+    auto_error=False,
+    scheme_name="MetricsToken",
+    description="The MLS_SYNC_METRICS_TOKEN setting, when set.",
 )
 _BEARER = {"WWW-Authenticate": "Bearer"}
 # Our ids are uuid4 hex. Anything else cannot exist, and is answered 404 without a query
@@ -69,10 +75,13 @@ SessionDep = Annotated[UnitOfWork, Depends(get_session)]
 
 
 async def current_user(
+    request: Request,
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key)],
 ) -> User:
+    check_not_throttled(request)
     if credentials is None:
+        count_refusal(request)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Missing API key: send Authorization: Bearer <key>",
@@ -81,6 +90,7 @@ async def current_user(
     async with runtime.db.transaction() as session:
         user = await users.authenticate(session, credentials.credentials)
     if user is None:
+        count_refusal(request)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid API key", headers=_BEARER)
     return user
 
@@ -89,18 +99,24 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def _check_secret(
+    request: Request,
     secret: SecretStr | None,
     credentials: HTTPAuthorizationCredentials | None,
     *,
-    disabled: str,
+    disabled: str | None,
     refused: str,
 ) -> None:
-    """Closed unless the secret is set; compared in constant time."""
+    """Compared in constant time. An unset secret closes the route (503) when `disabled`
+    says why, and opens it when `disabled` is None."""
     expected = secret.get_secret_value() if secret is not None else ""
     if not expected:
+        if disabled is None:
+            return
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, disabled)
+    check_not_throttled(request)
     given = credentials.credentials if credentials is not None else ""
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        count_refusal(request)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, refused, headers=_BEARER)
 
 
@@ -110,6 +126,7 @@ async def require_cron_secret(
 ) -> None:
     settings: Settings = request.app.state.settings
     _check_secret(
+        request,
         settings.cron_secret,
         credentials,
         disabled="The cron endpoint is disabled: set CRON_SECRET to enable it",
@@ -123,6 +140,7 @@ async def require_admin_key(
 ) -> None:
     settings: Settings = request.app.state.settings
     _check_secret(
+        request,
         settings.admin_api_key,
         credentials,
         disabled="The admin routes are disabled: set MLS_SYNC_ADMIN_API_KEY to enable them",
@@ -130,8 +148,23 @@ async def require_admin_key(
     )
 
 
+async def require_metrics_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_token)],
+) -> None:
+    settings: Settings = request.app.state.settings
+    _check_secret(
+        request,
+        settings.metrics_token,
+        credentials,
+        disabled=None,  # unset: open, as most exporters are
+        refused="Missing or wrong metrics token",
+    )
+
+
 CronAuthorized = Depends(require_cron_secret)
 AdminAuthorized = Depends(require_admin_key)
+MetricsAuthorized = Depends(require_metrics_token)
 
 
 def looks_like_id(value: str) -> bool:
@@ -155,3 +188,50 @@ async def owned_listing(listing_id: str, user: CurrentUser, session: SessionDep)
 
 OwnedConnection = Annotated[ConnectionView, Depends(owned_connection)]
 OwnedListing = Annotated[Listing, Depends(owned_listing)]
+
+
+# What each guard may answer instead of the route, by the security scheme it names in the
+# OpenAPI document: added to every operation that names the scheme (document_guards), so the
+# document cannot forget one.
+_REFUSED = {
+    "401": "No or wrong `Authorization: Bearer` secret",
+    "429": "Too many refused secrets from this address; see `Retry-After`",
+}
+GUARD_ANSWERS: dict[str, dict[str, str]] = {
+    "ApiKey": _REFUSED,
+    "CronSecret": {**_REFUSED, "503": "CRON_SECRET is not set"},
+    "AdminKey": {**_REFUSED, "503": "MLS_SYNC_ADMIN_API_KEY is not set"},
+    "MetricsToken": _REFUSED,
+}
+_ERROR = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def document_guards(app: FastAPI) -> None:
+    """Make the app's OpenAPI document name each guarded operation's refusals (an
+    operation's own entries win)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    _add_refusals(operation)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_refusals(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    for requirement in operation.get("security", []):
+        for scheme in requirement:
+            for code, description in GUARD_ANSWERS.get(scheme, {}).items():
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                )

@@ -1,5 +1,6 @@
-"""`GET /metrics`: Prometheus text format. Like most exporters it has no authentication:
-keep it on the private network Prometheus scrapes from (see README, Monitoring)."""
+"""`GET /metrics`: Prometheus text format. Open unless MLS_SYNC_METRICS_TOKEN is set, when it
+asks for that bearer token (Prometheus sends it with `authorization: {credentials_file}`);
+open, keep it on the private network Prometheus scrapes from (see README, Monitoring)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mls_sync.api.deps import RuntimeDep
+from mls_sync.api.deps import MetricsAuthorized, RuntimeDep
 from mls_sync.observability.metrics import METRICS
 
 router = APIRouter(tags=["monitoring"])
 log = structlog.get_logger(__name__)
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=True)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    include_in_schema=True,
+    dependencies=[MetricsAuthorized],
+)
 async def metrics(runtime: RuntimeDep) -> Response:
     """Run, MLS and unpublish counters of this process, and connection states and the
     outbox read from the database now."""

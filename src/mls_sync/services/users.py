@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from mls_sync.domain.errors import Conflict, InvalidInput, NotFound
 from mls_sync.services.records import UnitOfWork, User
@@ -48,3 +49,10 @@ async def list_users(uow: UnitOfWork) -> Sequence[User]:
 async def authenticate(uow: UnitOfWork, api_key: str) -> User | None:
     """The key's user, or None for a key that is not (or no longer) valid."""
     return await api_keys.authenticate(uow, api_key)
+
+
+async def end_web_sessions(uow: UnitOfWork, user_id: str, *, at: datetime | None = None) -> None:
+    """Every dashboard sign-in of the user signed before `at` (now) stops working."""
+    user = await find_user(uow, user_id)
+    user.web_sessions_ended_at = at or datetime.now(UTC)
+    await uow.flush()

@@ -13,6 +13,7 @@ import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from mls_sync.config import Settings
+from mls_sync.store.private_files import create_owner_only
 
 log = structlog.get_logger(__name__)
 
@@ -75,12 +76,9 @@ def cipher_from_settings(settings: Settings) -> TokenCipher:
 
 def _dev_key(data_dir: Path) -> str:
     path = data_dir / DEV_KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = TokenCipher.generate_key()
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    if not create_owner_only(path, (key + "\n").encode()):
+        return path.read_text().strip()
     log.warning(
         "generated a development token key; set MLS_SYNC_TOKEN_KEYS in production",
         path=str(path),

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from mls_sync.config import to_async_url
+from mls_sync.store.private_files import create_owner_only
 from mls_sync.store.sql.session import SqlSession
 
 
@@ -24,7 +25,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                # Owner-only from the first byte; SQLite gives its -wal and -shm files the
+                # database file's mode.
+                create_owner_only(Path(parsed.database))
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)

@@ -41,6 +41,8 @@ class User(Base):
     id: Mapped[str] = _id()
     email: Mapped[str] = mapped_column(String(320), unique=True)
     api_key_hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Signing out of the dashboard ends every sign-in made before this instant.
+    web_sessions_ended_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
