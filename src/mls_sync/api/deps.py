@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -98,73 +98,62 @@ async def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
-def _check_secret(
-    request: Request,
-    secret: SecretStr | None,
-    credentials: HTTPAuthorizationCredentials | None,
+def secret_guard(
+    scheme: HTTPBearer,
+    secret_of: Callable[[Settings], SecretStr | None],
     *,
     disabled: str | None,
     refused: str,
-) -> None:
-    """Compared in constant time. An unset secret closes the route (503) when `disabled`
-    says why, and opens it when `disabled` is None."""
-    expected = secret.get_secret_value() if secret is not None else ""
-    if not expected:
-        if disabled is None:
-            return
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, disabled)
-    check_not_throttled(request)
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        count_refusal(request)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, refused, headers=_BEARER)
+) -> Callable[..., Awaitable[None]]:
+    """A dependency that lets a request through with the setting's bearer secret, compared in
+    constant time, and counts every refusal against the caller's address. An unset secret
+    closes the route (503) when `disabled` says why, and opens it when `disabled` is None."""
+
+    # `Depends` as a default, not in `Annotated`: FastAPI resolves string annotations in the
+    # module's globals, where this function's `scheme` is not.
+    async def require(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Depends(scheme),
+    ) -> None:
+        secret = secret_of(request.app.state.settings)
+        expected = secret.get_secret_value() if secret is not None else ""
+        if not expected:
+            if disabled is None:
+                return
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, disabled)
+        check_not_throttled(request)
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            count_refusal(request)
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, refused, headers=_BEARER)
+
+    return require
 
 
-async def require_cron_secret(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_cron_secret)],
-) -> None:
-    settings: Settings = request.app.state.settings
-    _check_secret(
-        request,
-        settings.cron_secret,
-        credentials,
+CronAuthorized = Depends(
+    secret_guard(
+        _cron_secret,
+        lambda settings: settings.cron_secret,
         disabled="The cron endpoint is disabled: set CRON_SECRET to enable it",
         refused="Missing or wrong cron secret",
     )
-
-
-async def require_admin_key(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_key)],
-) -> None:
-    settings: Settings = request.app.state.settings
-    _check_secret(
-        request,
-        settings.admin_api_key,
-        credentials,
+)
+AdminAuthorized = Depends(
+    secret_guard(
+        _admin_key,
+        lambda settings: settings.admin_api_key,
         disabled="The admin routes are disabled: set MLS_SYNC_ADMIN_API_KEY to enable them",
         refused="Missing or wrong admin key",
     )
-
-
-async def require_metrics_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_token)],
-) -> None:
-    settings: Settings = request.app.state.settings
-    _check_secret(
-        request,
-        settings.metrics_token,
-        credentials,
+)
+MetricsAuthorized = Depends(
+    secret_guard(
+        _metrics_token,
+        lambda settings: settings.metrics_token,
         disabled=None,  # unset: open, as most exporters are
         refused="Missing or wrong metrics token",
     )
-
-
-CronAuthorized = Depends(require_cron_secret)
-AdminAuthorized = Depends(require_admin_key)
-MetricsAuthorized = Depends(require_metrics_token)
+)
 
 
 def looks_like_id(value: str) -> bool:
