@@ -273,12 +273,12 @@ async def test_the_schedule_runs_each_feed_on_its_cadence_once_per_tick_with_thr
     assert len(ticks) == len(set(ticks)) == len(parents) >= 3
     assert all(b - a == 2 for a, b in itertools.pairwise(ticks))
     # The first tick runs every feed (never run); the feeds' cadence (15 minutes) has not come
-    # again within the test, so the later ticks find nothing due and ask the MLS nothing.
+    # again within the test, so no later tick runs one again. A later tick may still see a
+    # feed whose first run is waiting or just starting (a slow machine): it records that
+    # feed's child as skipped (a job already waiting, or ran since it was queued).
     parents.sort(key=lambda p: p.started_at)
-    first, *later = [
-        sorted(c.scope_id or "" for c in await runs_where(runtime.db, SyncRun.parent_id == p.id))
-        for p in parents
-    ]
-    assert first == sorted(feeds[cid] for cid in seeded)
-    assert later and all(children == [] for children in later)
+    children = [await runs_where(runtime.db, SyncRun.parent_id == p.id) for p in parents]
+    ran = [c.scope_id for tick in children for c in tick if not (c.totals or {}).get("skipped")]
+    assert sorted(ran) == sorted(feeds[cid] for cid in seeded)
+    assert sorted(c.scope_id or "" for c in children[0]) == sorted(feeds.values())
     assert_no_overlap(await runs_where(runtime.db, SyncRun.scope == "feed"))

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from factories import seed_connection
 from mls_sync.domain.status import ListingStatus as S
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.services import queued_runs
+from mls_sync.store import deferred_runs
 from mls_sync.store.models import MlsFeed
 from mls_sync.sync import runs
 
@@ -63,3 +67,48 @@ async def test_the_schedule_runs_only_due_feeds_and_the_cron_runs_every_feed(
         fast.connection_id,
         slow.connection_id,
     }
+
+
+async def test_a_scheduled_feed_job_that_finds_its_feed_ran_since_it_was_queued_asks_nothing(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    # A tick decides from a snapshot: a feed whose run was just starting looks due, and a
+    # second job is queued behind the first. Under the lease, that job sees the run and stops.
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    await runs.sync_feed(runtime.engine, seeded.feed_id, trigger="schedule", only_if_due=True)
+    before = reso.request_count
+    with pytest.raises(runs.NotDueError):
+        await runs.sync_feed(runtime.engine, seeded.feed_id, trigger="schedule", only_if_due=True)
+    assert reso.request_count == before
+    # The operator's own run (and the cron's) is never held back by the cadence.
+    await runs.sync_feed(runtime.engine, seeded.feed_id, trigger="manual")
+    assert reso.request_count > before
+
+
+async def test_the_skipped_job_finishes_its_child_row_as_skipped_so_the_tick_completes(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    await runs.sync_feed(runtime.engine, seeded.feed_id, trigger="schedule")
+    async with runtime.db.transaction() as session:
+        parent = await deferred_runs.queue_run(
+            session, trigger="schedule", scope="all", scope_id=None, user_id=None, connections=0
+        )
+        (child,) = await deferred_runs.start_fan_out(
+            session, parent, [seeded.feed_id], scope="feed"
+        )
+    await queued_runs.run_feed(
+        runtime.engine,
+        feed_id=seeded.feed_id,
+        run_id=child.id,
+        parent_id=parent.id,
+        trigger="schedule",
+        last_attempt=False,
+        only_if_due=True,
+    )
+    async with runtime.db.transaction() as session:
+        finished_child = await deferred_runs.get_run(session, child.id)
+        finished_parent = await deferred_runs.get_run(session, parent.id)
+    assert finished_child is not None and finished_child.totals == {"skipped": True}
+    assert finished_child.message == runs.RAN_SINCE_SCHEDULED
+    assert finished_parent is not None and finished_parent.state == deferred_runs.FINISHED

@@ -173,11 +173,13 @@ async def run_feed(
     parent_id: str | None,
     trigger: str,
     last_attempt: bool,
+    only_if_due: bool = False,
 ) -> None:
-    """One feed's job of a run over everyone: the feed's run recorded into `run_id`."""
+    """One feed's job of a run over everyone: the feed's run recorded into `run_id`.
+    `only_if_due` (the schedule's jobs): skipped when the feed ran since it was queued."""
     await _run_child(
         engine,
-        runs.sync_feed(engine, feed_id, trigger=trigger, run_id=run_id),
+        runs.sync_feed(engine, feed_id, trigger=trigger, run_id=run_id, only_if_due=only_if_due),
         run_id=run_id,
         parent_id=parent_id,
         last_attempt=last_attempt,
@@ -203,6 +205,8 @@ async def _run_child(
         message = None
     except NotFound as exc:  # removed since it was queued
         message = exc.message
+    except runs.NotDueError as exc:  # a run of the feed began since it was queued
+        message, skipped = exc.message, True
     except SyncInProgressError:
         if not last_attempt:
             raise

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from mls_sync.domain.errors import USER_NOT_FOUND, NotFound
+from mls_sync.domain.errors import USER_NOT_FOUND, Conflict, NotFound
 from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncResult
 from mls_sync.domain.status import ConnectionState
 from mls_sync.observability.metrics import METRICS
@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 # spends most of its run waiting for its credential's budget (2 requests/s), so a run's speed
 # grows with this bound (see the docs' Performance page).
 FEEDS_AT_ONCE = 64
+RAN_SINCE_SCHEDULED = "This MLS feed ran since this scheduled run was queued"
 
 # Called after each feed of a run with (connections just finished, connections in the run).
 ConnectionProgress = Callable[[int, int], None]
@@ -70,13 +71,17 @@ async def sync_feed(
     progress: ProgressCallback | None = None,
     full: bool | None = None,
     run_id: str | None = None,
+    only_if_due: bool = False,
 ) -> Outcome:
     """One feed's run over all its members (the operator's `feeds sync`, a worker's job for
     everyone's run); raises NotFound, or SyncInProgressError when it is being replicated.
-    `full=True` reconciles it too; `run_id`: a queued row to record into."""
+    `full=True` reconciles it too; `run_id`: a queued row to record into. `only_if_due` (a
+    scheduled job): raises NotDueError when a run began since the job was queued."""
     async with hold(engine.guard, feed_id) as held:
         if not held:
             raise SyncInProgressError()
+        if only_if_due:
+            await _still_due(engine, feed_id)
         ran = await engine.sync_feed(
             feed_id, trigger=trigger, progress=progress, full=full, run_id=run_id
         )
@@ -100,6 +105,24 @@ async def sync_user(
         for connection in await session.connections.of_user(user_id):
             plan.setdefault(connection.feed_id, []).append(connection.id)
     return await sync_feeds(engine, plan, trigger=trigger, progress=progress, asked=True)
+
+
+class NotDueError(Conflict):
+    """A scheduled feed job found that the feed ran since the tick queued it."""
+
+    def __init__(self) -> None:
+        super().__init__(RAN_SINCE_SCHEDULED)
+
+
+async def _still_due(engine: SyncEngine, feed_id: str) -> None:
+    """Checked under the feed's lease: a tick decides from a snapshot, and a run of the feed
+    may finish between that snapshot and this job (or this job be a second one queued while
+    the first was already running), so the cadence is checked again where nobody else can
+    move it."""
+    async with engine.db.transaction() as session:
+        feed = await session.get(MlsFeed, feed_id)
+    if feed is not None and not is_due(feed, datetime.now(UTC)):
+        raise NotDueError()
 
 
 def is_due(feed: MlsFeed, now: datetime) -> bool:

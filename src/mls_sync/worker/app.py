@@ -101,12 +101,28 @@ class Deferrer:
             listing_id=listing_id, run_id=run_id, trigger=trigger
         )
 
-    async def feed(self, feed_id: str, run_id: str, parent_id: str | None, *, trigger: str) -> bool:
-        """False when a run of this feed is already waiting (its queueing lock)."""
+    async def feed(
+        self,
+        feed_id: str,
+        run_id: str,
+        parent_id: str | None,
+        *,
+        trigger: str,
+        only_if_due: bool = False,
+    ) -> bool:
+        """False when a run of this feed is already waiting (its queueing lock). The lock
+        covers waiting jobs only: a tick that queues a feed whose job has just started is
+        caught by `only_if_due`, checked under the feed's lease."""
         try:
             await self.app.configure_task(
                 SYNC_FEED, lock=feed_id, queueing_lock=feed_id
-            ).defer_async(feed_id=feed_id, run_id=run_id, parent_id=parent_id, trigger=trigger)
+            ).defer_async(
+                feed_id=feed_id,
+                run_id=run_id,
+                parent_id=parent_id,
+                trigger=trigger,
+                only_if_due=only_if_due,
+            )
         except AlreadyEnqueued:
             return False
         return True
@@ -117,9 +133,11 @@ class Deferrer:
 
         return defer
 
-    def for_feed_fan_out(self, trigger: str) -> DeferConnection:
+    def for_feed_fan_out(self, trigger: str, *, only_if_due: bool = False) -> DeferConnection:
         async def defer(feed_id: str, run_id: str, parent_id: str) -> bool:
-            return await self.feed(feed_id, run_id, parent_id, trigger=trigger)
+            return await self.feed(
+                feed_id, run_id, parent_id, trigger=trigger, only_if_due=only_if_due
+            )
 
         return defer
 
@@ -172,6 +190,7 @@ def build_app(settings: Settings) -> App:
         run_id: str,
         parent_id: str | None = None,
         trigger: str = "worker",
+        only_if_due: bool = False,
     ) -> None:
         await queued_runs.run_feed(
             engine_of(context),
@@ -180,6 +199,7 @@ def build_app(settings: Settings) -> App:
             parent_id=parent_id,
             trigger=trigger,
             last_attempt=last_attempt(context),
+            only_if_due=only_if_due,
         )
 
     @app.task(name=SYNC_USER, retry=retry, pass_context=True)
@@ -222,7 +242,7 @@ def build_app(settings: Settings) -> App:
             engine_of(context),
             run_id=None,
             trigger="schedule",
-            defer=deferrer.for_feed_fan_out("schedule"),
+            defer=deferrer.for_feed_fan_out("schedule", only_if_due=True),
             due_only=True,
         )
 
