@@ -67,6 +67,20 @@ async def test_a_lease_is_taken_once_until_released(db: Database) -> None:
         assert await session.leases.of("f1") is None
 
 
+async def test_a_cycles_leases_are_given_back_together_and_only_the_holders(
+    db: Database,
+) -> None:
+    mine, theirs = LeaseGuard(db), LeaseGuard(db)
+    assert await mine.try_acquire_many(["f1", "f2", "f3"]) == {"f1", "f2", "f3"}
+    assert await theirs.try_acquire("f4")
+
+    await mine.release_many(["f1", "f3", "f4", "never-held"])  # f4 is not this guard's
+    assert mine.held() == frozenset({"f2"})
+    assert await theirs.try_acquire("f1") and await theirs.try_acquire("f3")
+    assert not await mine.try_acquire("f4")  # still theirs
+    await mine.release_many([])  # nothing to give back: no transaction at all
+
+
 async def test_many_concurrent_claims_have_exactly_one_winner(db: Database) -> None:
     guards = [LeaseGuard(db) for _ in range(8)]
 

@@ -321,6 +321,22 @@ async def test_leases_are_taken_once_renewed_by_their_holder_and_taken_over_when
         assert await session.leases.take("C1", "a", now=now, ttl=ttl) is True
 
 
+async def test_many_leases_are_given_back_at_once_only_where_they_are_the_holders(
+    db: Any,
+) -> None:
+    now, ttl = utcnow(), timedelta(seconds=30)
+    async with db.transaction() as session:
+        await session.leases.take_many(["C1", "C2"], "a", now=now, ttl=ttl)
+        await session.leases.take("C3", "b", now=now, ttl=ttl)
+    async with db.transaction() as session:
+        await session.leases.release_many(["C1", "C2", "C3", "C9"], "a")  # C3 is b's
+    async with db.transaction() as session:
+        assert await session.leases.of("C1") is None and await session.leases.of("C2") is None
+        lease = await session.leases.of("C3")
+        assert lease is not None and lease.holder == "b"
+        await session.leases.release_many([], "a")
+
+
 async def test_many_leases_are_taken_at_once_each_only_when_free_naming_a_dead_holder(
     db: Any,
 ) -> None:

@@ -313,6 +313,17 @@ async def test_a_records_holders_are_every_member_holding_its_key_in_that_feed(d
         assert await session.connections.holdings(elsewhere.feed_id) == {elsewhere.id: 1}
         assert await session.connections.holdings(unheld.id) == {}
         assert {c.id for c in await session.connections.with_ids([bobs.id, "nobody"])} == {bobs.id}
+        # A cron cycle opens many feeds at once: the same answers, every feed asked present.
+        many = await session.connections.holdings_of([feed.id, elsewhere.feed_id, unheld.id])
+        assert many == {
+            feed.id: {alices.id: 2, bobs.id: 2},
+            elsewhere.feed_id: {elsewhere.id: 1},
+            unheld.id: {},
+        }
+        assert list(many[feed.id]) == [alices.id, bobs.id]
+        assert await session.connections.holdings_of([]) == {}
+        found = await session.feeds.with_ids([feed.id, unheld.id, "no-such-feed", feed.id])
+        assert sorted(f.id for f in found) == sorted([feed.id, unheld.id])
 
 
 async def test_a_listing_found_in_its_feed_is_changed_within_the_unit_of_work(db: Any) -> None:

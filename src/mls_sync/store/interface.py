@@ -63,6 +63,11 @@ class Feeds(Protocol):
         first."""
         ...
 
+    async def with_ids(self, feed_ids: Collection[str]) -> Sequence[MlsFeed]:
+        """The feeds of `feed_ids` that exist, in no particular order (a cron cycle opens
+        every feed it runs at once)."""
+        ...
+
     async def ran(self, feed_id: str, at: datetime) -> None:
         """The feed's run that started `at` succeeded: its next is due a cadence after it,
         and every member was synced then. One write, whatever the number of members."""
@@ -120,6 +125,11 @@ class MlsConnections(Protocol):
     async def holdings(self, feed_id: str) -> dict[str, int]:
         """The feed's members' ids, oldest first, each with how many listings it holds (a
         feed run reports every member: one query, not the members' rows)."""
+        ...
+
+    async def holdings_of(self, feed_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """`holdings` for many feeds: {feed id: its members' holdings}, every feed asked for
+        present (an empty dict for a feed without members)."""
         ...
 
     async def with_ids(self, connection_ids: Collection[str]) -> Sequence[MlsConnection]:
@@ -286,6 +296,10 @@ class Leases(Protocol):
 
     async def release(self, connection_id: str, holder: str) -> None:
         """Give it back (a no-op when it is not the holder's any more)."""
+        ...
+
+    async def release_many(self, connection_ids: Collection[str], holder: str) -> None:
+        """`release` for many at once (a cron cycle gives its feeds back together)."""
         ...
 
     async def of(self, connection_id: str) -> ConnectionLease | None:

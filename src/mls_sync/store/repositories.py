@@ -283,6 +283,28 @@ async def start_run(
     feed_run_id: str | None = None,
 ) -> SyncRun:
     """`feed_run_id`: a connection's row of a feed's run, pointing at the feed's row."""
+    run = new_run(
+        session,
+        trigger=trigger,
+        scope=scope,
+        scope_id=scope_id,
+        user_id=user_id,
+        feed_run_id=feed_run_id,
+    )
+    await session.flush()
+    return run
+
+
+def new_run(
+    session: UnitOfWork,
+    *,
+    trigger: str,
+    scope: str,
+    scope_id: str | None,
+    user_id: str | None,
+    feed_run_id: str | None = None,
+) -> SyncRun:
+    """`start_run` without the flush, for many rows written by one (its id comes with it)."""
     run = SyncRun(
         trigger=trigger,
         scope=scope,
@@ -293,7 +315,6 @@ async def start_run(
         errors=[],
     )
     session.add(run)
-    await session.flush()
     return run
 
 

@@ -21,14 +21,14 @@ A listing's failure is recorded and the run goes on; only an expired credential 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
-from mls_sync.domain.errors import CONNECTION_NOT_FOUND, FEED_NOT_FOUND, LISTING_NOT_FOUND, NotFound
+from mls_sync.domain.errors import CONNECTION_NOT_FOUND, LISTING_NOT_FOUND, NotFound
 from mls_sync.domain.policy import DEFAULT as DEFAULT_POLICY
 from mls_sync.domain.policy import TransitionPolicy
 from mls_sync.domain.reso import StatusMapper
@@ -51,6 +51,13 @@ from mls_sync.store.interface import Storage, UnitOfWork
 from mls_sync.store.models import MlsConnection, MlsFeed
 from mls_sync.store.types import utcnow
 from mls_sync.sync.apply import Applier, RunScope, Target, judge, listing_error
+from mls_sync.sync.bookkeeping import (
+    Opener,
+    QuietCloser,
+    QuietRun,
+    finish_row,
+    open_feed_run,
+)
 from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
 from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
 from mls_sync.sync.fanout import fan_out
@@ -202,30 +209,25 @@ class SyncEngine:
         full: bool | None = None,
         asked: Mapping[str, str | None] | None = None,
         run_id: str | None = None,
+        opener: Opener | None = None,
+        quiet: QuietCloser | None = None,
     ) -> FeedOutcome:
         """One run of the feed. `asked`: member connections that asked for this run (each
         gets its own run row whatever happened; a value is a queued row to record into).
-        `run_id`: a queued row to record the feed's run into (a worker's job)."""
+        `run_id`: a queued row to record the feed's run into (a worker's job). A cron cycle
+        opens its feeds' runs and closes the quiet ones together (`opener`, `quiet`:
+        sync/bookkeeping.py)."""
         asked = dict(asked or {})
-        started = utcnow()
         await self._take_over_claims(feed_id)
-        async with self.db.transaction() as session:
-            feed = await session.get(MlsFeed, feed_id)
-            if feed is None:
-                raise NotFound(FEED_NOT_FOUND)
-            counts = await session.connections.holdings(feed.id)
-            members = list(counts)
-            run = await deferred_runs.resume_run(session, run_id) if run_id else None
-            if run is None:
-                # The operator's row (no user): members see their own connections' rows, and
-                # a connection's `feedLoadedAt` says whether its feed is still loading.
-                run = await repo.start_run(
-                    session, trigger=trigger, scope="feed", scope_id=feed.id, user_id=None
-                )
-        bound = log.bind(feed_id=feed.id, trigger=trigger, sync_run_id=run.id)
+        opened = await opener.submit(feed_id) if opener is not None else None
+        if opened is None:
+            opened = await open_feed_run(self.db, feed_id, trigger=trigger, run_id=run_id)
+        feed, counts, run_id, started = opened.feed, opened.counts, opened.run_id, opened.started
+        members = list(counts)
+        bound = log.bind(feed_id=feed.id, trigger=trigger, sync_run_id=run_id)
         # The product spec's log line, for the listings this one run serves.
         bound.info(f"Syncing status for {sum(counts.values())} listings...", members=len(members))
-        scope = RunScope(feed, run.id, bound)
+        scope = RunScope(feed, run_id, bound)
         failure = None
         deadline = asyncio.timeout(self._run_deadline.total_seconds())
         try:
@@ -234,7 +236,7 @@ class SyncEngine:
                 await self._drain(scope, asked)
         except TimeoutError:
             if not deadline.expired():
-                await self._finish_crashed(run.id, "TimeoutError")
+                await self._finish_crashed(run_id, "TimeoutError")
                 raise
             # Committed pages (and their bookmark) stay: the next run goes on from them.
             METRICS.error("deadline")
@@ -242,18 +244,18 @@ class SyncEngine:
             bound.error("feed run stopped at its deadline", error=failure)
         except Exception as exc:
             # A bug: the row is finished (never left `running`), the crash is the caller's.
-            await self._finish_crashed(run.id, type(exc).__name__)
+            await self._finish_crashed(run_id, type(exc).__name__)
             raise
         outcome = FeedOutcome(
-            feed.id, run.id, failure, members, counts, scope.results, scope.records_read
+            feed.id, run_id, failure, members, counts, scope.results, scope.records_read
         )
-        await self._record(scope, outcome, asked, trigger=trigger, started=started)
+        await self._record(scope, outcome, asked, trigger=trigger, started=started, quiet=quiet)
         return outcome
 
     async def _finish_crashed(self, run_id: str, kind: str) -> None:
         async with self.db.transaction() as session:
             message = f"Internal error: {kind}"
-            await self._finish_row(session, run_id, Outcome(False, message, SyncResult()))
+            await finish_row(session, run_id, Outcome(False, message, SyncResult()))
 
     async def sync_listing(
         self,
@@ -295,7 +297,7 @@ class SyncEngine:
             else Outcome(True, summary(result), result)
         )
         async with self.db.transaction() as session:
-            await self._finish_row(session, run.id, outcome)
+            await finish_row(session, run.id, outcome)
         await self._monitor(run.id, connection, trigger, "listing", outcome, started)
         return outcome
 
@@ -505,6 +507,7 @@ class SyncEngine:
         *,
         trigger: str,
         started: datetime,
+        quiet: QuietCloser | None,
     ) -> None:
         """The feed's run row (totals over every member) and a row for each member that
         asked or had something happen (an idle cycle of 1,000 members writes one row)."""
@@ -516,33 +519,23 @@ class SyncEngine:
         feed_outcome = outcome.whole()
         total = feed_outcome.result
         rows: dict[str, str] = {}
-        async with self.db.transaction() as session:
-            if outcome.failure is None:
-                # The run's start: the next one is due a cadence after it (runs.is_due); a
-                # failed or abandoned run leaves it, so the next tick tries again.
-                await session.feeds.ran(scope.feed.id, started)
-            parts = [outcome.part_of(cid) for cid in reported]
-            await self._finish_row(session, scope.run_id, feed_outcome, parts)
-            connections = {c.id: c for c in await session.connections.with_ids(reported)}
-            for connection_id in reported:
-                connection = connections.get(connection_id)
-                if connection is None:
-                    continue
-                run_id = asked.get(connection_id)
-                run = await deferred_runs.resume_run(session, run_id) if run_id else None
-                if run is None:
-                    run = await repo.start_run(
-                        session,
-                        trigger=trigger,
-                        scope="connection",
-                        scope_id=connection_id,
-                        user_id=connection.user_id,
-                        feed_run_id=scope.run_id,
-                    )
-                else:
-                    run.feed_run_id = scope.run_id
-                rows[connection_id] = run.id
-                await self._finish_row(session, run.id, outcome.outcome_for(connection_id))
+        connections: dict[str, MlsConnection] = {}
+        if quiet is not None and not reported and outcome.failure is None:
+            await quiet.submit(QuietRun(scope.feed.id, scope.run_id, started, feed_outcome))
+        else:
+            async with self.db.transaction() as session:
+                if outcome.failure is None:
+                    # The run's start: the next one is due a cadence after it (runs.is_due);
+                    # a failed or abandoned run leaves it, so the next tick tries again.
+                    await session.feeds.ran(scope.feed.id, started)
+                parts = [outcome.part_of(cid) for cid in reported]
+                await finish_row(session, scope.run_id, feed_outcome, parts)
+                connections = {c.id: c for c in await session.connections.with_ids(reported)}
+                for connection_id in reported:
+                    if connection_id in connections:
+                        rows[connection_id] = await self._member_row(
+                            session, scope, connections[connection_id], outcome, asked, trigger
+                        )
         scope.log.info(
             f"Status sync complete: {total.updated_listings} updated, "
             f"{total.unpublished_posts} posts unpublished, {total.restored_listings} restored",
@@ -584,31 +577,30 @@ class SyncEngine:
                 )
 
     @staticmethod
-    async def _finish_row(
+    async def _member_row(
         session: UnitOfWork,
-        run_id: str,
-        outcome: Outcome,
-        parts: Sequence[ConnectionSyncResult] | None = None,
-    ) -> None:
-        """`parts`: a feed run's per-connection results (its members that had something
-        happen), kept in its totals: run history is per feed run, with per-connection
-        results, and a worker's parent run sums them (sync/deferred.py)."""
-        result = outcome.result
-        totals = result.model_dump(mode="json", by_alias=True, exclude={"errors", "status_changes"})
-        if parts is not None:
-            totals["connections"] = [
-                part.model_dump(mode="json", by_alias=True, exclude={"errors", "status_changes"})
-                for part in parts
-            ]
-        await repo.finish_run(
-            session,
-            run_id,
-            success=outcome.success,
-            message=outcome.message,
-            totals=totals,
-            errors=[e.to_wire() for e in result.errors],
-            status_changes=[c.to_wire() for c in result.status_changes],
-        )
+        scope: RunScope,
+        connection: MlsConnection,
+        outcome: FeedOutcome,
+        asked: Mapping[str, str | None],
+        trigger: str,
+    ) -> str:
+        """A member's row of the feed's run: the one it queued, or a new one."""
+        run_id = asked.get(connection.id)
+        run = await deferred_runs.resume_run(session, run_id) if run_id else None
+        if run is None:
+            run = await repo.start_run(
+                session,
+                trigger=trigger,
+                scope="connection",
+                scope_id=connection.id,
+                user_id=connection.user_id,
+                feed_run_id=scope.run_id,
+            )
+        else:
+            run.feed_run_id = scope.run_id
+        await finish_row(session, run.id, outcome.outcome_for(connection.id))
+        return run.id
 
     async def _monitor(
         self,

@@ -85,6 +85,16 @@ async def acquire_many(guard: ConnectionGuard, connection_ids: Sequence[str]) ->
     return {cid for cid in connection_ids if await guard.try_acquire(cid)}
 
 
+async def release_many(guard: ConnectionGuard, connection_ids: Sequence[str]) -> None:
+    """Give many connections back at once where the guard can (one transaction)."""
+    batch = getattr(guard, "release_many", None)
+    if batch is not None:
+        await batch(connection_ids)
+        return
+    for connection_id in connection_ids:
+        await guard.release(connection_id)
+
+
 class LeaseGuard:
     """One sync per connection across processes and machines: a lease row per connection.
 
@@ -160,22 +170,28 @@ class LeaseGuard:
         return taken
 
     async def release(self, connection_id: str) -> None:
-        with self._lock:
-            if connection_id not in self._held:
-                return
-            loop = self._held.pop(connection_id)
-            self._lost.discard(connection_id)
-            idle = loop is not None and loop not in self._held.values()
-            renewer = self._renewers.pop(loop) if idle and loop in self._renewers else None
-        if renewer is not None:
-            renewer.cancel()  # nothing left to renew on that loop
-        # Shielded: a release during cancellation (shutdown) still gives the lease back, so
-        # nobody waits out the TTL for a connection nobody syncs.
-        await asyncio.shield(self._release_row(connection_id))
+        await self.release_many([connection_id])
 
-    async def _release_row(self, connection_id: str) -> None:
+    async def release_many(self, connection_ids: Sequence[str]) -> None:
+        """Give back every one of `connection_ids` this guard holds, in one transaction."""
+        renewers = []
+        with self._lock:
+            mine = [cid for cid in dict.fromkeys(connection_ids) if cid in self._held]
+            loops = {self._held.pop(cid) for cid in mine}
+            self._lost.difference_update(mine)
+            for loop in loops:
+                if loop is not None and loop not in self._held.values() and loop in self._renewers:
+                    renewers.append(self._renewers.pop(loop))
+        for renewer in renewers:
+            renewer.cancel()  # nothing left to renew on that loop
+        if mine:
+            # Shielded: a release during cancellation (shutdown) still gives the leases back,
+            # so nobody waits out the TTL for a connection nobody syncs.
+            await asyncio.shield(self._release_rows(mine))
+
+    async def _release_rows(self, connection_ids: Sequence[str]) -> None:
         async with self._db.transaction() as session:
-            await session.leases.release(connection_id, self.holder)
+            await session.leases.release_many(connection_ids, self.holder)
 
     def held(self) -> frozenset[str]:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -23,8 +24,16 @@ from mls_sync.observability.metrics import METRICS
 from mls_sync.observability.reports import RunReport, notify
 from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import MlsFeed
+from mls_sync.sync.bookkeeping import Opener, QuietCloser
 from mls_sync.sync.engine import Outcome, ProgressCallback, SyncEngine, summary
-from mls_sync.sync.guard import SYNC_IN_PROGRESS, SyncInProgressError, acquire_many, hold
+from mls_sync.sync.group_commit import GroupCommit
+from mls_sync.sync.guard import (
+    SYNC_IN_PROGRESS,
+    SyncInProgressError,
+    acquire_many,
+    hold,
+    release_many,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -199,11 +208,18 @@ async def sync_feeds(
     at_once: int = FEEDS_AT_ONCE,
 ) -> tuple[Outcome, AggregatedResult]:
     """Claim every feed that is free, run the claimed ones, report the others' connections
-    skipped. `asked`: every reported connection gets a run row (a user's sync)."""
+    skipped. `asked`: every reported connection gets a run row (a user's sync). The feeds
+    whose turns come (or end) together share their bookkeeping's transactions: opening their
+    runs, closing the quiet ones, giving their leases back (sync/bookkeeping.py)."""
     unreleased: set[str] = set()
     outcomes: dict[str, Outcome] = {}
     gate = asyncio.Semaphore(at_once)
     total = sum(len(members) for members in plan.values())
+    books = Books(
+        Opener(engine.db, trigger=trigger),
+        QuietCloser(engine.db),
+        GroupCommit(lambda feed_ids: _release(engine, feed_ids)),
+    )
 
     async def run(feed_id: str) -> None:
         members = plan[feed_id]
@@ -217,11 +233,12 @@ async def sync_feeds(
                         trigger=trigger,
                         progress=progress,
                         asked=asked,
+                        books=books,
                     )
                 )
         finally:
             unreleased.discard(feed_id)
-            await engine.guard.release(feed_id)
+            await books.releases.submit(feed_id)
         if on_connection_done is not None:
             on_connection_done(len(members), total)
 
@@ -231,8 +248,7 @@ async def sync_feeds(
         await asyncio.gather(*(run(feed_id) for feed_id in claimed))
     finally:
         # Only reached with claims left when cancelled (shutdown) or a claim failed half-way.
-        for feed_id in unreleased:
-            await engine.guard.release(feed_id)
+        await release_many(engine.guard, sorted(unreleased))
     order = [cid for members in plan.values() for cid in members]
     return _aggregate(order, outcomes)
 
@@ -245,6 +261,7 @@ async def _run_claimed(
     trigger: str,
     progress: ProgressCallback | None,
     asked: bool,
+    books: Books,
 ) -> dict[str, Outcome]:
     try:
         ran = await engine.sync_feed(
@@ -252,6 +269,8 @@ async def _run_claimed(
             trigger=trigger,
             progress=progress,
             asked=dict.fromkeys(members) if asked else None,
+            opener=books.opener,
+            quiet=books.quiet,
         )
     except NotFound as exc:  # removed since the run listed it
         return {cid: Outcome(False, str(exc), SyncResult()) for cid in members}
@@ -261,6 +280,20 @@ async def _run_claimed(
         failed = f"Internal error: {type(exc).__name__}"
         return {cid: Outcome(False, failed, SyncResult()) for cid in members}
     return {cid: ran.outcome_for(cid) for cid in members}
+
+
+@dataclass(frozen=True)
+class Books:
+    """A cycle's shared bookkeeping (sync/bookkeeping.py)."""
+
+    opener: Opener
+    quiet: QuietCloser
+    releases: GroupCommit[str, None]
+
+
+async def _release(engine: SyncEngine, feed_ids: Sequence[str]) -> list[None]:
+    await release_many(engine.guard, feed_ids)
+    return [None] * len(feed_ids)
 
 
 def _aggregate(

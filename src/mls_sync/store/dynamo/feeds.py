@@ -73,6 +73,10 @@ class DynamoFeeds:
         # The index says what was committed; a feed marked in this unit of work is as marked.
         return [feed.id for feed in feeds if feed.state == ConnectionState.ACTIVE]
 
+    async def with_ids(self, feed_ids: Collection[str]) -> Sequence[MlsFeed]:
+        found = [await self._session.get(MlsFeed, feed_id) for feed_id in sorted(set(feed_ids))]
+        return [feed for feed in found if feed is not None]
+
     async def ran(self, feed_id: str, at: datetime) -> None:
         feed = await self._session.get(MlsFeed, feed_id)
         if feed is not None:  # written, version-checked, at the commit

@@ -100,6 +100,11 @@ class DynamoLeases:
             if not _refused(exc):
                 raise
 
+    async def release_many(self, connection_ids: Collection[str], holder: str) -> None:
+        # A conditional delete each: DynamoDB's batch writes take no conditions.
+        for connection_id in sorted(set(connection_ids)):
+            await self.release(connection_id, holder)
+
     async def of(self, connection_id: str) -> ConnectionLease | None:
         response = await self._session.client.get_item(
             TableName=self._session.tables.coordination_table,

@@ -107,6 +107,9 @@ class DynamoMlsConnections:
         )
         return {member.id: held[member.id] for member in await self.of_feed(feed_id)}
 
+    async def holdings_of(self, feed_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        return {feed_id: await self.holdings(feed_id) for feed_id in sorted(set(feed_ids))}
+
     async def with_ids(self, connection_ids: Collection[str]) -> Sequence[MlsConnection]:
         found = [await self._session.get(MlsConnection, cid) for cid in sorted(set(connection_ids))]
         return [connection for connection in found if connection is not None]

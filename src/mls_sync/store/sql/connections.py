@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ScalarSelect, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState
 from mls_sync.store.models import Listing, MlsConnection
-from mls_sync.store.sql.feeds import chunks
-
-# Ids per IN (...): well under every database's limit on bound values.
-_IDS_A_QUERY = 500
+from mls_sync.store.sql.feeds import IDS_A_QUERY, chunks
 
 
 class SqlMlsConnections:
@@ -36,24 +33,29 @@ class SqlMlsConnections:
         return (await self._session.execute(stmt)).scalars().all()
 
     async def holdings(self, feed_id: str) -> dict[str, int]:
-        # A count per member from the listings' connection index (index-only), rather than a
-        # GROUP BY over the feed's listings: 1 ms, not 10, for 1,000 members of 20 each.
-        held = (
-            select(func.count())
-            .where(Listing.mls_connection_id == MlsConnection.id)
-            .correlate(MlsConnection)
-            .scalar_subquery()
-        )
         stmt = (
-            select(MlsConnection.id, held)
+            select(MlsConnection.id, _held_listings())
             .where(MlsConnection.feed_id == feed_id)
             .order_by(MlsConnection.created_at, MlsConnection.id)
         )
         return {connection_id: count for connection_id, count in await self._session.execute(stmt)}
 
+    async def holdings_of(self, feed_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        wanted = sorted(set(feed_ids))
+        held: dict[str, dict[str, int]] = {feed_id: {} for feed_id in wanted}
+        for part in chunks(wanted, IDS_A_QUERY):
+            stmt = (
+                select(MlsConnection.feed_id, MlsConnection.id, _held_listings())
+                .where(MlsConnection.feed_id.in_(part))
+                .order_by(MlsConnection.created_at, MlsConnection.id)
+            )
+            for feed_id, connection_id, count in await self._session.execute(stmt):
+                held[feed_id][connection_id] = count
+        return held
+
     async def with_ids(self, connection_ids: Collection[str]) -> Sequence[MlsConnection]:
         found: list[MlsConnection] = []
-        for part in chunks(sorted(set(connection_ids)), _IDS_A_QUERY):
+        for part in chunks(sorted(set(connection_ids)), IDS_A_QUERY):
             stmt = select(MlsConnection).where(MlsConnection.id.in_(part))
             found.extend((await self._session.execute(stmt)).scalars())
         return found
@@ -74,3 +76,14 @@ class SqlMlsConnections:
     async def state_counts(self) -> dict[str, int]:
         stmt = select(MlsConnection.state, func.count()).group_by(MlsConnection.state)
         return {state: count for state, count in await self._session.execute(stmt)}
+
+
+def _held_listings() -> ScalarSelect[int]:
+    """A count per member from the listings' connection index (index-only), rather than a
+    GROUP BY over the feed's listings: 1 ms, not 10, for 1,000 members of 20 each."""
+    return (
+        select(func.count())
+        .where(Listing.mls_connection_id == MlsConnection.id)
+        .correlate(MlsConnection)
+        .scalar_subquery()
+    )

@@ -32,6 +32,10 @@ _REPLACED = (
 _KEYS_A_QUERY = 500
 
 
+# Ids in one `IN (...)`: well under SQLite's 32,766 bound parameters and PostgreSQL's 65,535.
+IDS_A_QUERY = 500
+
+
 def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
@@ -54,6 +58,14 @@ class SqlFeeds:
             .order_by(MlsFeed.created_at, MlsFeed.id)
         )
         return list((await self._session.execute(stmt)).scalars().all())
+
+    async def with_ids(self, feed_ids: Collection[str]) -> Sequence[MlsFeed]:
+        found: list[MlsFeed] = []
+        for part in chunks(sorted(set(feed_ids)), IDS_A_QUERY):
+            found.extend(
+                (await self._session.execute(select(MlsFeed).where(MlsFeed.id.in_(part)))).scalars()
+            )
+        return found
 
     async def ran(self, feed_id: str, at: datetime) -> None:
         await self._session.execute(

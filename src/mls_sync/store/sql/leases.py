@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.store.models import ConnectionLease
-from mls_sync.store.sql.feeds import chunks
+from mls_sync.store.sql.feeds import IDS_A_QUERY, chunks
 
 # Leases per multi-row statement (4 bound values each: far under every database's limit).
 _IDS_A_STATEMENT = 500
@@ -113,6 +113,14 @@ class SqlLeases:
             .where(ConnectionLease.connection_id == connection_id, ConnectionLease.holder == holder)
             .execution_options(synchronize_session=False)
         )
+
+    async def release_many(self, connection_ids: Collection[str], holder: str) -> None:
+        for part in chunks(sorted(set(connection_ids)), IDS_A_QUERY):
+            await self._session.execute(
+                delete(ConnectionLease)
+                .where(ConnectionLease.connection_id.in_(part), ConnectionLease.holder == holder)
+                .execution_options(synchronize_session=False)
+            )
 
     async def of(self, connection_id: str) -> ConnectionLease | None:
         """The connection's lease row as stored (expired or not), for tests and diagnostics."""

@@ -9,10 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ListingStatus
 from mls_sync.store.models import Listing, ListingStatusHistory
-from mls_sync.store.sql.feeds import chunks
-
-# Ids per IN (...): well under every database's limit on bound values.
-_IDS_A_QUERY = 500
+from mls_sync.store.sql.feeds import IDS_A_QUERY, chunks
 
 
 class SqlListings:
@@ -54,7 +51,7 @@ class SqlListings:
 
     async def lock_many(self, listing_ids: Collection[str]) -> dict[str, Listing]:
         locked: dict[str, Listing] = {}
-        for part in chunks(sorted(set(listing_ids)), _IDS_A_QUERY):
+        for part in chunks(sorted(set(listing_ids)), IDS_A_QUERY):
             stmt = (
                 select(Listing).where(Listing.id.in_(part)).order_by(Listing.id).with_for_update()
             )
