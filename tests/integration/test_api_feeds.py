@@ -38,6 +38,7 @@ FEED_FIELDS = {
     "reconciledAt",
     "bookmarkTimestamp",
     "lastRunAt",
+    "suspendedUntil",
     "createdAt",
     "members",
     "records",
@@ -182,6 +183,7 @@ async def test_the_operator_creates_lists_reads_updates_and_deletes_a_feed(
         "reconciledAt": None,
         "bookmarkTimestamp": None,
         "lastRunAt": None,
+        "suspendedUntil": None,
         "members": 0,
         "records": 0,
     }

@@ -4,6 +4,7 @@ rate limits and payload validation. Engine-level tests run on SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from mls_sync.mls.errors import (
     MLS_CONNECTION_EXPIRED,
     MlsAuthError,
     MlsBudgetExhausted,
+    MlsCredentialSuspended,
     MlsRequestError,
 )
 from mls_sync.mls.limits import RateBudgets, RequestBudget
@@ -373,13 +375,31 @@ async def test_429_waits_for_retry_after_then_retries(
     assert second.at - first.at >= 1.0  # nobody on the credential asked again before it
 
 
-async def test_spark_over_rate_limit_code_is_retried_whatever_the_status(
+async def test_spark_over_rate_limit_code_rests_the_credential_whatever_the_status(
     http: httpx.AsyncClient, reso: ResoSandbox, reso_url: str
 ) -> None:
+    """Spark's 1550 comes with 503 (documented) or 429 (seen): the code decides, and it is a
+    punishment: no retry a second later, the credential rests the profile's five minutes."""
     reso.add_listing("K1", "MLS-K1", "Active")
     body = {"error": {"code": 1550, "message": "Over rate limit"}}
     reso.fail_next.append(Fault(status=503, body=body, headers={"Retry-After": "0"}))
-    assert "K1" in await client_for(http, reso_url, PROFILES["spark"]).fetch_by_keys(["K1"])
+    with pytest.raises(MlsCredentialSuspended) as suspended:
+        await client_for(http, reso_url, PROFILES["spark"]).fetch_by_keys(["K1"])
+    assert reso.request_count == 1
+    assert suspended.value.until >= datetime.now(UTC) + timedelta(seconds=299)
+
+
+async def test_mls_grid_429_suspends_for_the_longer_of_its_hour_and_retry_after(
+    http: httpx.AsyncClient, reso: ResoSandbox, reso_url: str
+) -> None:
+    reso.vendor = "mlsgrid"
+    body = {"error": {"code": "429", "message": "Too Many Requests"}}
+    reso.fail_next.append(Fault(status=429, body=body, headers={"Retry-After": "7200"}))
+    profile = dataclasses.replace(PROFILES["mlsgrid"], originating_system_name="sandbox")
+    with pytest.raises(MlsCredentialSuspended) as suspended:
+        await client_for(http, reso_url, profile).fetch_by_keys(["K1"])
+    assert reso.request_count == 1
+    assert suspended.value.until >= datetime.now(UTC) + timedelta(seconds=7199)
 
 
 async def test_connections_sharing_a_credential_share_one_per_second_budget(

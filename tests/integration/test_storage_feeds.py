@@ -411,6 +411,18 @@ async def test_a_feeds_successful_run_is_one_write_whatever_the_number_of_member
 # feeds
 
 
+async def test_a_feeds_suspension_is_stored_and_read_back_by_every_unit_of_work(db: Any) -> None:
+    feed = await _shared_feed(db)
+    until = utcnow().replace(microsecond=0) + timedelta(hours=1)
+    async with db.transaction() as session:
+        row = await session.get(MlsFeed, feed.id)
+        assert row is not None and row.suspended_until is None
+        row.suspended_until = until
+    async with db.transaction() as session:
+        (found,) = await session.feeds.with_ids([feed.id])
+        assert found.suspended_until == until
+
+
 async def test_feeds_are_listed_oldest_first_by_owner_and_expired_ones_wait(db: Any) -> None:
     """`owner_user_id` None lists every feed (shared and private); a user's id only their
     private ones. Expired feeds are not replicated until they have new credentials."""

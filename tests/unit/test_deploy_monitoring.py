@@ -14,6 +14,7 @@ import yaml
 
 from mls_sync.config import Settings
 from mls_sync.observability.alerts import (
+    CREDENTIAL_SUSPENDED,
     ERROR_RATE_HIGH,
     PLATFORM_API_VERSION_RETIRED,
     PLATFORM_RULES,
@@ -113,6 +114,7 @@ def test_the_platform_alerts_are_shipped_with_the_severity_the_service_sends(
     assert set(PLATFORM_RULES) <= set(by_name)
     assert by_name[PLATFORM_API_VERSION_RETIRED]["labels"]["severity"] == "critical"
     assert by_name[PLATFORM_TOKEN_EXPIRING]["labels"]["severity"] == "warning"
+    assert by_name[CREDENTIAL_SUSPENDED]["labels"]["severity"] == "critical"
     # The description names every setting an operator may have to change.
     description = by_name[PLATFORM_API_VERSION_RETIRED]["annotations"]["description"]
     for policy in POLICIES.values():

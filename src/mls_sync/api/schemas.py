@@ -165,6 +165,11 @@ class MlsConnectionOut(ResponseModel):
     feed_loaded_at: datetime | None = Field(
         description="when the feed's local copy first held every record; null while it loads"
     )
+    feed_suspended_until: datetime | None = Field(
+        default=None,
+        description="until when the MLS has suspended the feed's credential (over its "
+        "request limits); null when it is not suspended",
+    )
 
 
 # MLS feeds (the operator's)
@@ -210,6 +215,10 @@ class MlsFeedOut(ResponseModel):
     reconciled_at: datetime | None
     bookmark_timestamp: datetime | None
     last_run_at: datetime | None
+    suspended_until: datetime | None = Field(
+        description="until when the MLS has suspended the feed's credential (over its "
+        "request limits): nothing is sent before; null when it is not suspended"
+    )
     created_at: datetime
     members: int
     records: int

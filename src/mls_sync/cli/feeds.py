@@ -26,6 +26,7 @@ FEED_FIELDS = (
     "members",
     "records",
     "loaded_at",
+    "suspended_until",
 )
 CadenceOption = Annotated[
     int | None, typer.Option(help="seconds between runs: 60 to 86400 (default 900)")

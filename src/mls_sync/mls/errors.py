@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 MLS_CONNECTION_EXPIRED = "MLS connection expired. Please re-authenticate."
 NETWORK_TIMEOUT = "Network error: Request timeout"
 EGRESS_REFUSED = "Refused by the egress policy"
@@ -17,6 +19,23 @@ class MlsAuthError(MlsError):
     def __init__(self, detail: str = "") -> None:
         super().__init__(MLS_CONNECTION_EXPIRED)
         self.detail = detail
+
+
+class MlsCredentialSuspended(MlsError):
+    """The vendor answered that the credential is over its limits and, by its rules, is now
+    suspended (MLS Grid's 429) or must rest (Spark's code 1550): nothing may be sent with it
+    until `until`. Like MlsAuthError it stops the whole feed, not one request."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(suspended_message(until))
+        self.until = until
+
+
+def suspended_message(until: datetime) -> str:
+    return (
+        f"The MLS suspended this credential for going over its request limits; nothing is "
+        f"sent with it until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 class MlsRequestError(MlsError):

@@ -210,18 +210,23 @@ def quota_from_headers(headers: Mapping[str, str]) -> tuple[int | None, float | 
     return limit, None if pause is None else min(pause, MAX_PAUSE_SECONDS)
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+# The longest suspension a vendor's Retry-After can set (MLS Grid's daily limit resets within
+# a day; anything longer is a number to distrust, and the next day's cycle asks again).
+MAX_SUSPENSION_SECONDS = 86400.0
+
+
+def retry_after_seconds(value: str | None, *, cap: float = MAX_PAUSE_SECONDS) -> float | None:
+    """Retry-After as delta-seconds or an HTTP date (RFC 9110 10.2.3), at most `cap`."""
     if value is None:
         return None
     number = _number(value)
     if number is not None:
-        return min(max(number, 0.0), MAX_PAUSE_SECONDS)
+        return min(max(number, 0.0), cap)
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return min(max(moment.timestamp() - time.time(), 0.0), MAX_PAUSE_SECONDS)
+    return min(max(moment.timestamp() - time.time(), 0.0), cap)
 
 
 def _seconds_until(reset: float) -> float:

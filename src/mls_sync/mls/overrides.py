@@ -64,6 +64,10 @@ class OperatorOverrides(MemberOverrides):
     replication: Literal[REPLICATION_MODES] | None = None  # type: ignore[valid-type]
     entity_event_lookup: Literal[ENTITY_EVENT_LOOKUPS] | None = None  # type: ignore[valid-type]
     entity_event_resource_filter: bool | None = None
+    # How long a vendor's punishment rests the credential (MLS Grid: an hour by default).
+    suspension_seconds: (
+        Annotated[float, Field(ge=60.0, le=86_400.0, allow_inf_nan=False)] | None
+    ) = None
 
 
 MEMBER_FIELDS = tuple(MemberOverrides.model_fields)

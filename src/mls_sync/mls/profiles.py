@@ -52,6 +52,10 @@ class VendorProfile:
     budget_per: str = "credential"  # "host": every credential on the host shares one budget
     auth_error_codes: frozenset[int] = frozenset()  # vendor codes that mean "re-authenticate"
     rate_limit_codes: frozenset[int] = frozenset()  # vendor codes that mean "slow down"
+    # A rate-limit answer that punishes (MLS Grid suspends the token): nothing is sent with the
+    # credential for this many seconds, or until the vendor's Retry-After if later; no retry
+    # in between, ever. None: a rate-limit answer is waited out and retried (Retry-After).
+    suspension_seconds: float | None = None
     gone_field: str | None = None  # a boolean field that is false when the record is gone
     replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
     # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
@@ -71,6 +75,8 @@ class VendorProfile:
         _one_of("entity_event_lookup", self.entity_event_lookup, ENTITY_EVENT_LOOKUPS)
         if self.key_field not in ("ListingKey", "ListingId"):
             raise ValueError("key_field must be ListingKey or ListingId")
+        if self.suspension_seconds is not None and not 0 < self.suspension_seconds <= 86400:
+            raise ValueError("suspension_seconds must be between 0 and 86400")
         if self.requests_per_second <= 0 or self.batch_size < 1:
             raise ValueError("requests_per_second and batch_size must be positive")
         if self.auth_kind == "oauth2" and not self.token_url:
@@ -116,6 +122,10 @@ PROFILES: dict[str, VendorProfile] = {
         requests_per_hour=7200,
         requests_per_day=40000,
         gone_field="MlgCanView",
+        # Going over answers 429 and suspends the token until usage drops ("Exceeding limits
+        # returns HTTP 429 and temporarily suspends access", docs.mlsgrid.com, Rate Limits):
+        # retrying keeps usage high, so the credential rests an hour (operator-configurable).
+        suspension_seconds=3600.0,
     ),
     # Bridge Interactive RESO Web API (bridgedataoutput.com/docs/platform): a server token as
     # bearer; on the v3 endpoint $top is the collection size and the page size is the
@@ -160,6 +170,9 @@ PROFILES: dict[str, VendorProfile] = {
         top_cap=1000,
         auth_error_codes=frozenset({1000, 1010, 1020}),
         rate_limit_codes=frozenset({1550}),
+        # Spark documents no reset time for 1550: the credential rests five minutes (a third
+        # of a cycle), so the next cycle asks again instead of a retry a second later.
+        suspension_seconds=300.0,
         requests_per_second=1.0,
     ),
 }

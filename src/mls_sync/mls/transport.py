@@ -4,7 +4,9 @@
 - 401/403 (or a vendor's auth error code): a refreshable credential fetches a new token and
   tries once more; a second refusal is MlsAuthError (the connection expires).
 - 429 (or a vendor's rate-limit code): the whole credential pauses for Retry-After (or the
-  backoff), then retries; a Retry-After longer than `max_retry_after` is not waited for.
+  backoff), then retries; a Retry-After longer than `max_retry_after` is not waited for. Where
+  the profile says the vendor punishes (`suspension_seconds`: MLS Grid suspends the token),
+  nothing is retried: MlsCredentialSuspended says until when the credential must rest.
 - 5xx and connection errors: exponential backoff with full jitter, `attempts` in all.
 - Timeouts are not retried within a run: the request may have been counted by the MLS and the
   wait already cost the timeout; the next run asks again.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,10 +28,11 @@ from mls_sync.mls.errors import (
     EGRESS_REFUSED,
     NETWORK_TIMEOUT,
     MlsAuthError,
+    MlsCredentialSuspended,
     MlsPayloadError,
     MlsRequestError,
 )
-from mls_sync.mls.limits import Budget, retry_after_seconds
+from mls_sync.mls.limits import MAX_SUSPENSION_SECONDS, Budget, retry_after_seconds
 from mls_sync.mls.profiles import PROFILES, VendorProfile
 from mls_sync.observability.metrics import METRICS
 
@@ -97,7 +101,13 @@ class MlsTransport:
                 raise MlsAuthError(f"HTTP {status}")
             if status == 429 or code in self._profile.rate_limit_codes:
                 METRICS.mls_rate_limit(self._profile.name)
-                wait = retry_after_seconds(response.headers.get("retry-after"))
+                retry_after = response.headers.get("retry-after")
+                wait = retry_after_seconds(retry_after)
+                if self._profile.suspension_seconds is not None:
+                    # A punishment, not a throttle: a retry would keep the usage high.
+                    reset = retry_after_seconds(retry_after, cap=MAX_SUSPENSION_SECONDS)
+                    rest = max(self._profile.suspension_seconds, reset or 0.0)
+                    raise MlsCredentialSuspended(datetime.now(UTC) + timedelta(seconds=rest))
                 wait = self._retry.delay(attempt) if wait is None else wait
                 if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
                     raise MlsRequestError(f"MLS rate limit: HTTP {status}", status=status)

@@ -22,11 +22,13 @@ log = structlog.get_logger(__name__)
 RUN_FAILED = "MlsSyncRunFailed"
 ERROR_RATE_HIGH = "MlsSyncErrorRateHigh"
 RUN_SLOW = "MlsSyncRunSlow"
-# Raised by the outbox and the token care as they happen, not by a finished run.
+# Raised as they happen, not by a finished run: by the outbox and the token care, and by the
+# engine when an MLS suspends a credential.
 PLATFORM_API_VERSION_RETIRED = "MlsSyncPlatformApiVersionRetired"
 PLATFORM_TOKEN_EXPIRING = "MlsSyncPlatformTokenExpiring"
+CREDENTIAL_SUSPENDED = "MlsSyncCredentialSuspended"
 RULES = (RUN_FAILED, ERROR_RATE_HIGH, RUN_SLOW)
-PLATFORM_RULES = (PLATFORM_API_VERSION_RETIRED, PLATFORM_TOKEN_EXPIRING)
+PLATFORM_RULES = (PLATFORM_API_VERSION_RETIRED, PLATFORM_TOKEN_EXPIRING, CREDENTIAL_SUSPENDED)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ class Alert:
 
 @dataclass(frozen=True)
 class PlatformAlert:
-    """An alert about a social platform, raised when it is seen (no run behind it)."""
+    """An alert raised when it is seen (no run behind it): about a social platform, or an
+    MLS vendor (`platform` names it, e.g. `mls:mlsgrid`)."""
 
     rule: str
     severity: str
@@ -143,6 +146,20 @@ class PlatformAlert:
 
     def log_fields(self) -> dict[str, Any]:
         return {"platform": self.platform, **self.details}
+
+
+def credential_suspended_alert(profile: str, *, feed_id: str, until: datetime) -> PlatformAlert:
+    """The MLS suspended a feed's credential: nothing is sent until `until`; a person should
+    find out why the budget was exceeded (another client on the same token, a changed
+    limit) before the vendor's warnings turn into a revoked token."""
+    return PlatformAlert(
+        CREDENTIAL_SUSPENDED,
+        "critical",
+        f"the MLS suspended the feed's credential until {until:%Y-%m-%d %H:%M} UTC "
+        "(over its request limits); no request is sent before then",
+        f"mls:{profile}",
+        {"feedId": feed_id, "suspendedUntil": until.isoformat()},
+    )
 
 
 def version_retired_alert(platform: str, version: str, message: str) -> PlatformAlert:

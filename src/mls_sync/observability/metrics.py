@@ -37,15 +37,24 @@ RUN_DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 # A one-minute feed cadence aims under 90 s at p99; the default 15 minutes, under 20 minutes.
 TAKEDOWN_BUCKETS = (5.0, 15.0, 30.0, 60.0, 90.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0)
 
-# Where an error came from: the MLS refused the credentials (the connection expires), an MLS
+# Where an error came from: the MLS refused the credentials (the connection expires) or
+# suspended them (over its limits), an MLS
 # request failed (network, 5xx, 429 beyond the retries), a listing could not be synced (gone
 # from the MLS, unknown status), a post could not be unpublished, the connection's own
 # configuration is broken, or our own bug.
 ErrorKind = Literal[
-    "mls_auth", "mls_request", "listing", "unpublish", "config", "deadline", "internal"
+    "mls_auth",
+    "mls_suspended",
+    "mls_request",
+    "listing",
+    "unpublish",
+    "config",
+    "deadline",
+    "internal",
 ]
 ERROR_KINDS: tuple[ErrorKind, ...] = (
     "mls_auth",
+    "mls_suspended",  # the vendor suspended the credential (over its limits)
     "mls_request",
     "listing",
     "unpublish",

@@ -230,6 +230,10 @@ class ResoSandbox:
         self.supports_in = True
         self.status_labels = False  # send `Active Under Contract` instead of the enum name
         self.rate_limit: float | None = None  # requests per second per token, then 429
+        # Going over `rate_limit` suspends the token for this long (every request answers 429
+        # until then): MLS Grid's way, and its mode's default (an hour). None: a plain 429.
+        self.suspension_seconds: float | None = None
+        self._suspended: dict[str | None, float] = {}  # token -> monotonic end
         self.quota_headers: dict[str, str] = {}  # sent with every answer (Trestle, Bridge)
         # Seeded random 5xx, timeouts and 429 bursts on every data request (sandbox/chaos.py).
         self.chaos: Chaos | None = None
@@ -383,12 +387,33 @@ class ResoSandbox:
             return False
         now = time.monotonic()
         with self._lock:
+            if self._suspended.get(token, 0.0) > now:
+                return True  # suspended: every request is refused, and keeps usage high
             recent = [t for t in self._recent.get(token, []) if t > now - 1.0]
             over = len(recent) >= self.rate_limit
             if not over:
                 recent.append(now)
             self._recent[token] = recent
+            rest = self._suspension()
+            if over and rest is not None:
+                self._suspended[token] = now + rest
             return over
+
+    def _suspension(self) -> float | None:
+        if self.suspension_seconds is not None:
+            return self.suspension_seconds
+        return 3600.0 if self.vendor == "mlsgrid" else None
+
+    def suspended(self, token: str) -> bool:
+        """Whether the token is suspended now (going over `rate_limit` in a suspending mode)."""
+        with self._lock:
+            return self._suspended.get(token, 0.0) > time.monotonic()
+
+    def lift_suspensions(self) -> None:
+        """The vendor's cool-down is over (a test's stand-in for the hour passing)."""
+        with self._lock:
+            self._suspended.clear()
+            self._recent.clear()
 
     def _pop_failure(self) -> int | Fault | None:
         with self._lock:

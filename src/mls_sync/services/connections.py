@@ -25,6 +25,7 @@ from mls_sync.services.feeds import (
     filter_style_of,
     get_shared_feed,
     key_field_of,
+    suspension_of,
     update_feed,
 )
 from mls_sync.services.records import MlsConnection, MlsFeed, UnitOfWork
@@ -74,6 +75,9 @@ class ConnectionView:
     # When the feed's local copy first held the whole feed; None while it is still loading
     # (imports wait for it).
     feed_loaded_at: datetime | None = None
+    # Until when the vendor has suspended the feed's credential (nothing is sent); None
+    # when it is not suspended.
+    feed_suspended_until: datetime | None = None
 
     @classmethod
     def of(cls, connection: MlsConnection, feed: MlsFeed) -> ConnectionView:
@@ -95,6 +99,7 @@ class ConnectionView:
             last_sync_at=feed.last_run_at,  # the member is synced by its feed's runs
             created_at=connection.created_at,
             feed_loaded_at=feed.loaded_at,
+            feed_suspended_until=suspension_of(feed),
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.status import ConnectionState
+from mls_sync.services.feeds import suspension_of
 from mls_sync.store import repositories as repo
 from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import (
@@ -47,6 +48,8 @@ class ConnectionRow:
     last_sync_at: datetime | None
     # While the connection's feed is still on its first load: the records loaded so far.
     loading_records: int | None = None
+    # While the MLS has suspended the feed's credential (over its limits): until when.
+    suspended_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ async def _connections(uow: UnitOfWork, user_id: str) -> list[ConnectionRow]:
                 state_message=c.state_message,
                 last_sync_at=feed.last_run_at,
                 loading_records=loading,
+                suspended_until=suspension_of(feed),
             )
         )
     return rows

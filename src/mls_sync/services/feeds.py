@@ -24,6 +24,7 @@ from mls_sync.mls.profiles import PROFILES, ProfileError, VendorProfile, resolve
 from mls_sync.services.records import MlsFeed, UnitOfWork
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
+from mls_sync.store.types import utcnow
 from mls_sync.sync.engine import SyncEngine
 from mls_sync.sync.guard import SyncInProgressError, hold
 
@@ -98,9 +99,16 @@ class FeedView:
     reconciled_at: datetime | None
     bookmark_timestamp: datetime | None
     last_run_at: datetime | None
+    suspended_until: datetime | None  # the vendor's cool-down, while it runs
     created_at: datetime
     members: int
     records: int
+
+
+def suspension_of(feed: MlsFeed) -> datetime | None:
+    """Until when the vendor has suspended the feed's credential; None once that is past."""
+    until = feed.suspended_until
+    return until if until is not None and until > utcnow() else None
 
 
 def effective_profile(feed: MlsFeed) -> VendorProfile | None:
@@ -140,6 +148,7 @@ async def view(uow: UnitOfWork, feed: MlsFeed) -> FeedView:
         reconciled_at=feed.reconciled_at,
         bookmark_timestamp=feed.bookmark_timestamp,
         last_run_at=feed.last_run_at,
+        suspended_until=suspension_of(feed),
         created_at=feed.created_at,
         members=len(await uow.connections.of_feed(feed.id)),
         records=await uow.replica.count(feed.id),

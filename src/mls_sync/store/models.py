@@ -80,6 +80,8 @@ class MlsFeed(Base):
     # RESO EntityEvent (RCP-027) replication: the last EntityEventSequence applied.
     entity_event_sequence: Mapped[int | None] = mapped_column(BigInteger)
     last_run_at: Mapped[datetime | None]
+    # A vendor suspended the feed's credential (over its limits): nothing is sent before.
+    suspended_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

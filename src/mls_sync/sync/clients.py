@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import urlsplit
+
 import httpx
 
 from mls_sync.config import Settings
@@ -18,11 +21,12 @@ from mls_sync.mls.overrides import check_against, checked_overrides
 from mls_sync.mls.profiles import VendorProfile, resolve_profile
 from mls_sync.mls.shared_limits import SharedRateBudgets
 from mls_sync.mls.transport import MlsTransport, RetryPolicy
-from mls_sync.store.crypto import TokenCipher
+from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.store.interface import Storage
 from mls_sync.store.models import MlsFeed
 from mls_sync.store.sql.rate_buckets import SqlRateBuckets
+from mls_sync.store.types import utcnow
 
 
 class ConnectionConfigError(ValueError):
@@ -82,6 +86,15 @@ class ClientFactory:
             profile=profile,
         )
 
+    def credential_id(self, feed: MlsFeed) -> str | None:
+        """The feed's credential identity (mls/auth.py: a digest, never the secret), or None
+        for a feed whose credentials cannot be read: feeds with the same one share a budget
+        and a vendor's suspension."""
+        try:
+            return self._auth(feed, self.profile(feed)).credential_id
+        except (SecretDecryptError, ConnectionConfigError):
+            return None
+
     def _auth(self, feed: MlsFeed, profile: VendorProfile) -> Authenticator:
         plaintext = self._cipher.decrypt(feed.credentials_encrypted)
         try:
@@ -99,6 +112,34 @@ class ClientFactory:
             )
         except (KeyError, ValueError) as exc:
             raise ConnectionConfigError(f"MLS connection misconfigured: missing {exc}") from None
+
+
+async def suspend_credential(
+    db: Storage, clients: ClientFactory, feed: MlsFeed, until: datetime
+) -> bool:
+    """Rest `feed`'s credential until `until`: the feed and every other feed with the same
+    credential (same vendor and host; the identity compares the secret too) are marked, in
+    one unit of work. False when the feed was suspended already (a request in flight when
+    the first refusal came): the suspension is announced once."""
+    credential = clients.credential_id(feed)
+    host = urlsplit(feed.base_url).netloc
+    now = utcnow()
+    newly = True
+    async with db.transaction() as session:
+        for other in await session.feeds.all():
+            same = other.id == feed.id or (
+                credential is not None
+                and other.provider == feed.provider
+                and urlsplit(other.base_url).netloc == host
+                and clients.credential_id(other) == credential
+            )
+            if not same:
+                continue
+            if other.id == feed.id and other.suspended_until and other.suspended_until > now:
+                newly = False
+            if other.suspended_until is None or other.suspended_until < until:
+                other.suspended_until = until
+    return newly
 
 
 def budgets_for(settings: Settings, db: Storage) -> Budgets:

@@ -36,11 +36,17 @@ from mls_sync.domain.results import ConnectionSyncResult, SyncError, SyncResult
 from mls_sync.domain.status import ConnectionState, ListingStatus
 from mls_sync.mls.auth import TokenCache
 from mls_sync.mls.client import ResoClient
-from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED, MlsAuthError, MlsRequestError
+from mls_sync.mls.errors import (
+    MLS_CONNECTION_EXPIRED,
+    MlsAuthError,
+    MlsCredentialSuspended,
+    MlsRequestError,
+    suspended_message,
+)
 from mls_sync.mls.limits import Budgets
 from mls_sync.mls.replication import replication_cap
 from mls_sync.mls.transport import RetryPolicy
-from mls_sync.observability.alerts import FinishedRun
+from mls_sync.observability.alerts import FinishedRun, credential_suspended_alert
 from mls_sync.observability.metrics import METRICS
 from mls_sync.observability.monitor import RunMonitor
 from mls_sync.observability.reports import RunObserver
@@ -58,7 +64,7 @@ from mls_sync.sync.bookkeeping import (
     finish_row,
     open_feed_run,
 )
-from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
+from mls_sync.sync.clients import ClientFactory, ConnectionConfigError, suspend_credential
 from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
 from mls_sync.sync.fanout import fan_out
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
@@ -328,6 +334,10 @@ class SyncEngine:
         if feed.state == ConnectionState.EXPIRED:
             # Known-bad credentials are not retried against the MLS: its budget is sacred.
             return MLS_CONNECTION_EXPIRED
+        if feed.suspended_until is not None and feed.suspended_until > utcnow():
+            # The vendor's cool-down: not one request before it ends (MLS Grid keeps a token
+            # suspended while its usage stays high).
+            return suspended_message(feed.suspended_until)
         try:
             return self.mls_client(feed)
         except (SecretDecryptError, ConnectionConfigError) as exc:
@@ -372,6 +382,8 @@ class SyncEngine:
                             )
         except MlsAuthError:
             return await self._expired(scope)
+        except MlsCredentialSuspended as exc:
+            return await self._suspended(scope, exc.until)
         await self._remember_filter_style(feed, client)
         return failure
 
@@ -443,6 +455,8 @@ class SyncEngine:
             found = await client.fetch_by_keys([key])
         except MlsAuthError:
             return await self._expired(scope)
+        except MlsCredentialSuspended as exc:
+            return await self._suspended(scope, exc.until)
         except MlsRequestError as exc:
             METRICS.error("mls_request")
             listing_error(
@@ -641,6 +655,22 @@ class SyncEngine:
         METRICS.error("mls_auth")
         scope.log.error("MLS refused the feed's credentials", error=MLS_CONNECTION_EXPIRED)
         return MLS_CONNECTION_EXPIRED
+
+    async def _suspended(self, scope: RunScope, until: datetime) -> str:
+        """The vendor suspended the credential: every feed on it rests until `until` (MLS
+        Grid issues one token per vendor, covering each MLS it serves: several feeds), which
+        every worker and every restart reads from the feeds' rows."""
+        newly = await suspend_credential(self.db, self._clients, scope.feed, until)
+        scope.feed.suspended_until = until
+        message = suspended_message(until)
+        scope.log.error("MLS suspended the feed's credential", error=message)
+        METRICS.error("mls_suspended")
+        if newly and self.run_monitor is not None:
+            profile = scope.feed.provider
+            await self.run_monitor.platform_alert(
+                credential_suspended_alert(profile, feed_id=scope.feed.id, until=until)
+            )
+        return message
 
     async def _remember_filter_style(self, feed: MlsFeed, client: ResoClient) -> None:
         """A server that refused `in` made the client fall back to `or` chains: keep that,

@@ -136,7 +136,10 @@ async def _still_due(engine: SyncEngine, feed_id: str) -> None:
 
 def is_due(feed: MlsFeed, now: datetime) -> bool:
     """A feed's cadence has passed since its last run began (less a tenth, so a schedule
-    ticking at the cadence never misses a beat by a few seconds)."""
+    ticking at the cadence never misses a beat by a few seconds), and no vendor suspension
+    of its credential is running."""
+    if feed.suspended_until is not None and feed.suspended_until > now:
+        return False  # the vendor's cool-down: the first tick after it resumes
     if feed.last_run_at is None:
         return True
     return feed.last_run_at + timedelta(seconds=feed.cadence_seconds * 0.9) <= now

@@ -19,13 +19,16 @@ from mls_sync.mls.errors import (
     MLS_CONNECTION_EXPIRED,
     MlsAuthError,
     MlsBudgetExhausted,
+    MlsCredentialSuspended,
     MlsRequestError,
+    suspended_message,
 )
 from mls_sync.services.doctor._text import _clip
 from mls_sync.services.doctor.checks import AnyDatabase, Check, Status
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import SecretDecryptError
 from mls_sync.store.models import MlsFeed, PlatformConnection, User
+from mls_sync.store.types import utcnow
 from mls_sync.sync.clients import ConnectionConfigError
 
 # The key looked up by the one MLS request: no listing has it, so the answer is an empty page
@@ -126,6 +129,9 @@ async def check_mls_feed(item: FeedInScope, mls_client: MlsClientFor) -> Check:
         # The MLS refused these credentials already; asking again would spend budget on a
         # known answer (and some vendors count refusals against the credential).
         return line(Status.FAIL, f"{MLS_CONNECTION_EXPIRED} (not asked: marked expired)")
+    if feed.suspended_until is not None and feed.suspended_until > utcnow():
+        # The vendor's cool-down: a probe is a request like any other.
+        return line(Status.WARN, f"{suspended_message(feed.suspended_until)} (not asked)")
     try:
         client = mls_client(feed)
     except SecretDecryptError:
@@ -143,6 +149,8 @@ async def check_mls_feed(item: FeedInScope, mls_client: MlsClientFor) -> Check:
         return line(Status.FAIL, MLS_CONNECTION_EXPIRED)
     except MlsBudgetExhausted as exc:
         return line(Status.WARN, f"not asked: {exc}")
+    except MlsCredentialSuspended as exc:
+        return line(Status.FAIL, str(exc))
     except MlsRequestError as exc:
         if exc.status == 429:
             return line(Status.WARN, f"{host} answered, but is throttling this credential: {exc}")
