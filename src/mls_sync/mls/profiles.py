@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 AUTH_KINDS = ("bearer", "oauth2")
 FILTER_STYLES = ("in", "or")
@@ -56,6 +57,12 @@ class VendorProfile:
     # credential for this many seconds, or until the vendor's Retry-After if later; no retry
     # in between, ever. None: a rate-limit answer is waited out and retried (Retry-After).
     suspension_seconds: float | None = None
+    # How far behind its last run each replication starts, at least (the engine's clock skew
+    # allowance is the floor): records the vendor stamps late are read again, not missed.
+    replication_window_seconds: float = 0.0
+    # Hosts the vendor retired, and the host that replaced each: a feed stored with an old
+    # one is asked at the new one (its base and token URLs), so it outlives the retirement.
+    host_aliases: tuple[tuple[str, str], ...] = ()
     gone_field: str | None = None  # a boolean field that is false when the record is gone
     replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
     # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
@@ -75,6 +82,8 @@ class VendorProfile:
         _one_of("entity_event_lookup", self.entity_event_lookup, ENTITY_EVENT_LOOKUPS)
         if self.key_field not in ("ListingKey", "ListingId"):
             raise ValueError("key_field must be ListingKey or ListingId")
+        if not 0 <= self.replication_window_seconds <= 86400:
+            raise ValueError("replication_window_seconds must be between 0 and 86400")
         if self.suspension_seconds is not None and not 0 < self.suspension_seconds <= 86400:
             raise ValueError("suspension_seconds must be between 0 and 86400")
         if self.requests_per_second <= 0 or self.batch_size < 1:
@@ -87,6 +96,14 @@ class VendorProfile:
     @property
     def extra_select(self) -> tuple[str, ...]:
         return (self.gone_field,) if self.gone_field else ()
+
+    def current_url(self, url: str) -> str:
+        """`url` with a retired host of this vendor replaced by the host that took over."""
+        parts = urlsplit(url)
+        for old, new in self.host_aliases:
+            if parts.hostname == old:
+                return urlunsplit(parts._replace(netloc=parts.netloc.replace(old, new, 1)))
+        return url
 
 
 def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -146,11 +163,19 @@ PROFILES: dict[str, VendorProfile] = {
     # client credentials at /trestle/oidc/connect/token with scope=api, tokens valid for hours;
     # $top up to 1000; a baseline quota of 7,200 queries/hour per product, reported in
     # `Minute-Quota-Limit` / `Hour-Quota-Limit` headers (webapi-at-scale.html), read here.
+    # The hosts api-trestle.corelogic.com and api-prod.corelogic.com are being retired for
+    # api.cotality.com (the notice on every page of trestle-documentation.corelogic.com; its
+    # OpenID discovery names https://api.cotality.com/trestle/oidc/connect/token): feeds
+    # stored with an old host are asked at the new one.
     "trestle": VendorProfile(
         name="trestle",
-        base_url_shape="https://api-trestle.corelogic.com/trestle/odata",
+        base_url_shape="https://api.cotality.com/trestle/odata",
         auth_kind="oauth2",
-        token_url="https://api-trestle.corelogic.com/trestle/oidc/connect/token",
+        token_url="https://api.cotality.com/trestle/oidc/connect/token",
+        host_aliases=(
+            ("api-trestle.corelogic.com", "api.cotality.com"),
+            ("api-prod.corelogic.com", "api.cotality.com"),
+        ),
         scope="api",
         page_size=1000,
         page_size_via="top",
@@ -161,7 +186,9 @@ PROFILES: dict[str, VendorProfile] = {
     # Spark Platform RESO Web API (sparkplatform.com/docs/supporting_documentation/error_codes):
     # a bearer access token; code 1000 (invalid key) and 1020 (session token expired) come with
     # 401; code 1550 "Over rate limit" is documented with HTTP 503 and seen with 429, so the
-    # code, not the status, decides; replication keys may ask 1000 records a request.
+    # code, not the status, decides; replication keys may ask 1000 records a request. Each
+    # update starts from the last successful run minus 20 minutes (sparkplatform.com/docs/
+    # reso/replication): the replication window keeps the bookmark that far behind.
     "spark": VendorProfile(
         name="spark",
         base_url_shape="https://replication.sparkapi.com/Reso/OData",
@@ -173,6 +200,7 @@ PROFILES: dict[str, VendorProfile] = {
         # Spark documents no reset time for 1550: the credential rests five minutes (a third
         # of a cycle), so the next cycle asks again instead of a retry a second later.
         suspension_seconds=300.0,
+        replication_window_seconds=1200.0,
         requests_per_second=1.0,
     ),
 }

@@ -69,16 +69,17 @@ class ClientFactory:
         leaves unset (key field, filter style) comes from its vendor profile."""
         profile = self.profile(feed)
         auth = self._auth(feed, profile)
+        base_url = profile.current_url(feed.base_url)
         transport = MlsTransport(
             self._http,
             auth,
             profile=profile,
-            budget=self._budgets.for_connection(profile, feed.base_url, auth.credential_id),
+            budget=self._budgets.for_connection(profile, base_url, auth.credential_id),
             retry=self._retry,
         )
         return ResoClient(
             self._http,
-            base_url=feed.base_url,
+            base_url=base_url,
             key_field=feed.key_field or profile.key_field,
             filter_style=feed.filter_style or profile.filter_style,
             batch_size=min(self._batch_size, profile.batch_size),
@@ -99,12 +100,14 @@ class ClientFactory:
         plaintext = self._cipher.decrypt(feed.credentials_encrypted)
         try:
             credentials = parse_credentials(plaintext, profile.auth_kind)
+            base_url = profile.current_url(feed.base_url)
             if profile.auth_kind == "bearer":
-                return StaticBearer(str(credentials["token"]), base_url=feed.base_url)
+                return StaticBearer(str(credentials["token"]), base_url=base_url)
+            token_url = str(credentials.get("token_url") or profile.token_url)
             return OAuth2ClientCredentials(
                 self._http,
-                base_url=feed.base_url,
-                token_url=str(credentials.get("token_url") or profile.token_url),
+                base_url=base_url,
+                token_url=profile.current_url(token_url),
                 client_id=str(credentials["client_id"]),
                 client_secret=str(credentials["client_secret"]),
                 scope=credentials.get("scope", profile.scope),

@@ -407,7 +407,7 @@ class SyncEngine:
             scope,
             client,
             started=started,
-            clock_skew=self._clock_skew,
+            clock_skew=self._window(client),
             progress=progress,
         )
         if failure is not None:
@@ -417,7 +417,7 @@ class SyncEngine:
                 session,
                 feed.id,
                 at=started,
-                bookmark=replication_cap(started, self._clock_skew),
+                bookmark=replication_cap(started, self._window(client)),
                 entity_event_sequence=sequence,
             )
         feed.loaded_at = feed.loaded_at or started
@@ -440,9 +440,15 @@ class SyncEngine:
             scope,
             client,
             started=started,
-            clock_skew=self._clock_skew,
+            clock_skew=self._window(client),
             progress=progress,
         )
+
+    def _window(self, client: ResoClient) -> timedelta:
+        """How far behind the run's start the bookmark may move: the clock skew allowed for
+        every MLS, or the vendor's own replication window if longer (Spark: 20 minutes)."""
+        window = timedelta(seconds=client.profile.replication_window_seconds)
+        return max(self._clock_skew, window)
 
     async def _look_up(self, scope: RunScope, target: Target) -> str | None:
         """Ask the MLS for the one record; apply it like a replicated change (to the replica

@@ -1,0 +1,130 @@
+"""Profiles as the vendors behave today: Trestle's retired hosts still reach Trestle (at
+api.cotality.com, for data and tokens alike), and Spark's replication starts 20 minutes behind
+its last run, as Spark asks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.profiles import PROFILES
+from mls_sync.mls.transport import RetryPolicy
+from mls_sync.runtime import Runtime
+from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.store import repositories as repo
+from mls_sync.store.crypto import TokenCipher
+from mls_sync.store.models import MlsFeed
+from mls_sync.store.types import utcnow
+from mls_sync.sync import runs
+from mls_sync.sync.clients import ClientFactory
+
+CIPHER = TokenCipher([TokenCipher.generate_key()])
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        (
+            "https://api-trestle.corelogic.com/trestle/odata",
+            "https://api.cotality.com/trestle/odata",
+        ),
+        (
+            "https://api-prod.corelogic.com/trestle/odata/",
+            "https://api.cotality.com/trestle/odata/",
+        ),
+        ("https://api.cotality.com/trestle/odata", "https://api.cotality.com/trestle/odata"),
+        ("https://mls.example.com/odata", "https://mls.example.com/odata"),  # not Trestle's
+    ],
+)
+def test_trestles_retired_hosts_are_asked_at_the_new_one(stored: str, asked: str) -> None:
+    assert PROFILES["trestle"].current_url(stored) == asked
+    # Only Trestle's profile knows Trestle's hosts.
+    assert PROFILES["generic"].current_url(stored) == stored
+
+
+@pytest.fixture
+async def trestle_at_cotality() -> AsyncIterator[tuple[ResoSandbox, httpx.AsyncClient]]:
+    """The sandbox mounted where Trestle serves (/trestle/odata, /trestle/oidc/connect/token),
+    answering whatever host is asked: which host our requests name is what is checked."""
+    sandbox = ResoSandbox(tokens=())
+    sandbox.oauth.add_client("vendor-id", "vendor-secret")
+    sandbox.add_listing("K1", "MLS-1", "Active")
+    app = Starlette(
+        routes=[
+            Route("/trestle/oidc/connect/token", sandbox.oauth.endpoint, methods=["POST"]),
+            Mount("/trestle/odata", app=sandbox.app),
+        ]
+    )
+    seen: list[httpx.URL] = []
+
+    async def note(request: httpx.Request) -> None:
+        seen.append(request.url)
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), event_hooks={"request": [note]}
+    ) as http:
+        http.seen = seen  # type: ignore[attr-defined]
+        yield sandbox, http
+
+
+async def test_a_feed_stored_with_a_retired_trestle_host_asks_api_cotality_com(
+    trestle_at_cotality: tuple[ResoSandbox, httpx.AsyncClient],
+) -> None:
+    sandbox, http = trestle_at_cotality
+    feed = MlsFeed(
+        id="feed-1",
+        provider="trestle",
+        auth_kind="oauth2",
+        base_url="https://api-trestle.corelogic.com/trestle/odata",
+        credentials_encrypted=CIPHER.encrypt(
+            json.dumps({"client_id": "vendor-id", "client_secret": "vendor-secret"})
+        ),
+        profile_overrides={},
+    )
+    factory = ClientFactory(http, CIPHER, RateBudgets(50.0), retry=RetryPolicy(), batch_size=50)
+    found = await factory.build(feed).fetch_by_keys(["K1"])
+    assert "K1" in found
+    hosts = {url.host for url in http.seen}  # type: ignore[attr-defined]
+    assert hosts == {"api.cotality.com"}
+    paths = [url.path for url in http.seen]  # type: ignore[attr-defined]
+    assert paths[0] == "/trestle/oidc/connect/token"  # the token, from the new host too
+    assert sandbox.oauth.issued == 1
+
+
+@pytest.mark.parametrize(("provider", "seen"), [("spark", True), ("generic", False)])
+async def test_spark_replication_reads_again_the_twenty_minutes_before_its_last_run(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str, provider: str, seen: bool
+) -> None:
+    """A change the vendor stamps ten minutes late (its ModificationTimestamp older than our
+    last run's start) is read by the next Spark run, whose window reaches 20 minutes back;
+    a generic server's run (5 minutes of clock skew) leaves it to the reconciliation."""
+    reso.add_listing("K1", "MLS-1", "Active", modification_timestamp=utcnow() - timedelta(hours=2))
+    async with runtime.db.transaction() as session:
+        feed = await repo.create_feed(
+            session,
+            runtime.cipher,
+            owner_user_id=None,
+            base_url=reso_url,
+            secret="mls-token",
+            provider=provider,
+            profile_overrides={"page_size": 200},
+        )
+        user = await repo.create_user(session, "agent@example.com")
+        member = await repo.join_feed(session, user_id=user.id, feed=feed, name="agent")
+        await repo.add_listing(session, connection=member, listing_key="K1", mls_number="MLS-1")
+    assert (await runs.sync_feed(runtime.engine, feed.id, trigger="manual")).success  # the load
+
+    reso.add_listing(
+        "K1", "MLS-1", "Closed", modification_timestamp=utcnow() - timedelta(minutes=10)
+    )
+    ran = await runs.sync_feed(runtime.engine, feed.id, trigger="manual")
+
+    assert ran.success
+    assert (ran.result.updated_listings == 1) is seen
