@@ -1,11 +1,12 @@
 """Profiles as the vendors behave today: Trestle's retired hosts still reach Trestle (at
-api.cotality.com, for data and tokens alike), and Spark's replication starts 20 minutes behind
-its last run, as Spark asks."""
+api.cotality.com, for data and tokens alike), Spark's replication starts 20 minutes behind
+its last run, as Spark asks, and Bridge pages by its API version, never asks `in`, and reads
+both of its rate-limit header families."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import httpx
@@ -13,11 +14,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from mls_sync.mls.limits import RateBudgets
+from mls_sync.mls.limits import RateBudgets, quota_from_headers
 from mls_sync.mls.profiles import PROFILES
 from mls_sync.mls.transport import RetryPolicy
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.models import MlsFeed
@@ -128,3 +130,80 @@ async def test_spark_replication_reads_again_the_twenty_minutes_before_its_last_
 
     assert ran.success
     assert (ran.result.updated_listings == 1) is seen
+
+
+@pytest.fixture
+def bridge_url(reso: ResoSandbox) -> Iterator[str]:
+    """The sandbox where Bridge serves a dataset, on both API versions (over real HTTP)."""
+    app = Starlette(
+        routes=[
+            Mount("/api/v2/OData/ds", app=reso.app),
+            Mount("/api/v3/OData/ds", app=reso.app),
+        ]
+    )
+    with BackgroundServer(app) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize(
+    ("version", "top", "prefer"),
+    [("v2", "200", None), ("v3", None, "odata.maxpagesize=200")],
+)
+async def test_bridge_pages_by_top_on_v2_and_by_prefer_on_v3_and_never_asks_in(
+    http: httpx.AsyncClient,
+    reso: ResoSandbox,
+    bridge_url: str,
+    version: str,
+    top: str | None,
+    prefer: str | None,
+) -> None:
+    """Bridge v2 reads `$top` as the page size (at most 200; default 10); v3 reads it as the
+    collection size and takes the page size from `Prefer: odata.maxpagesize`. Bridge has no
+    `in`: a lookup is an `or` chain from the first request."""
+    for n in range(3):
+        reso.add_listing(f"K{n}", f"MLS-{n}", "Active")
+    feed = MlsFeed(
+        id="bridge-feed",
+        provider="bridge",
+        auth_kind="bearer",
+        base_url=f"{bridge_url}/api/{version}/OData/ds",
+        credentials_encrypted=CIPHER.encrypt("mls-token"),
+        profile_overrides={},
+    )
+    client = ClientFactory(
+        http, CIPHER, RateBudgets(50.0), retry=RetryPolicy(), batch_size=50
+    ).build(feed)
+
+    pages = [page async for page in client.fetch_changes_since(None)]
+    found = await client.fetch_by_keys(["K0", "K1"])
+
+    assert sum(len(page) for page in pages) == 3 and set(found) == {"K0", "K1"}
+    replication, lookup = reso.requests[0], reso.requests[-1]
+    assert replication.params.get("$top") == top
+    assert replication.headers.get("prefer") == prefer
+    assert " in " not in lookup.params["$filter"] and " or " in lookup.params["$filter"]
+    assert len(reso.requests) == 2  # no refused `in` first
+
+
+def test_bridges_hourly_and_burst_headers_both_tighten_the_budget() -> None:
+    # The application's hourly figure lowers the hourly budget (the lower of the families').
+    assert quota_from_headers({"application-ratelimit-limit": "5000"}) == (5000, None)
+    assert quota_from_headers(
+        {"application-ratelimit-limit": "5000", "hour-quota-limit": "3000"}
+    ) == (3000, None)
+    # Either family spent: a pause until its reset (seconds to wait, or an epoch).
+    limit, pause = quota_from_headers(
+        {"application-ratelimit-remaining": "0", "application-ratelimit-reset": "120"}
+    )
+    assert limit is None and pause == 120
+    _, pause = quota_from_headers(
+        {
+            "burst-ratelimit-remaining": "0",
+            "burst-ratelimit-reset": "30",
+            "application-ratelimit-remaining": "0",
+            "application-ratelimit-reset": "600",
+        }
+    )
+    assert pause == 600  # the later of the two
+    assert quota_from_headers({"application-ratelimit-remaining": "12"}) == (None, None)
+    assert quota_from_headers({"application-ratelimit-limit": "inf"}) == (None, None)

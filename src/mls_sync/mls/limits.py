@@ -199,15 +199,28 @@ def budget_key(base_url: str, credential: str) -> str:
 
 def quota_from_headers(headers: Mapping[str, str]) -> tuple[int | None, float | None]:
     """(hourly limit the vendor announces, seconds to pause) from quota headers: Trestle's
-    `Hour-Quota-Limit`, Bridge's `Burst-RateLimit-Remaining: 0` until `-Reset`."""
-    hour_limit = _number(headers.get("hour-quota-limit"))
-    pause = None
-    remaining = _number(headers.get("burst-ratelimit-remaining"))
-    if remaining is not None and remaining <= 0:
-        reset = _number(headers.get("burst-ratelimit-reset"))
-        pause = _seconds_until(reset) if reset is not None else 60.0
-    limit = int(hour_limit) if hour_limit is not None and hour_limit >= 1 else None
-    return limit, None if pause is None else min(pause, MAX_PAUSE_SECONDS)
+    `Hour-Quota-Limit`; Bridge's hourly `Application-RateLimit-Limit`, and either family's
+    `-Remaining: 0` (hourly or per-minute burst) until its `-Reset`."""
+    hour_limits = [
+        _number(headers.get(name)) for name in ("hour-quota-limit", "application-ratelimit-limit")
+    ]
+    pauses = [
+        _exhausted(headers, family, default)
+        for family, default in (("burst-ratelimit", 60.0), ("application-ratelimit", HOUR))
+    ]
+    announced = [int(v) for v in hour_limits if v is not None and v >= 1]
+    waits = [p for p in pauses if p is not None]
+    limit = min(announced) if announced else None
+    return limit, min(max(waits), MAX_PAUSE_SECONDS) if waits else None
+
+
+def _exhausted(headers: Mapping[str, str], family: str, default: float) -> float | None:
+    """Seconds until `family`'s quota resets, when its `-Remaining` says none is left."""
+    remaining = _number(headers.get(f"{family}-remaining"))
+    if remaining is None or remaining > 0:
+        return None
+    reset = _number(headers.get(f"{family}-reset"))
+    return _seconds_until(reset) if reset is not None else default
 
 
 # The longest suspension a vendor's Retry-After can set (MLS Grid's daily limit resets within

@@ -63,6 +63,10 @@ class VendorProfile:
     # Hosts the vendor retired, and the host that replaced each: a feed stored with an old
     # one is asked at the new one (its base and token URLs), so it outlives the retirement.
     host_aliases: tuple[tuple[str, str], ...] = ()
+    # Settings that depend on the API version a base URL names: (path fragment, overrides),
+    # the first fragment found in the feed's base URL wins (Bridge pages differently on v2
+    # and v3).
+    url_modes: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     gone_field: str | None = None  # a boolean field that is false when the record is gone
     replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
     # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
@@ -96,6 +100,14 @@ class VendorProfile:
     @property
     def extra_select(self) -> tuple[str, ...]:
         return (self.gone_field,) if self.gone_field else ()
+
+    def for_url(self, base_url: str) -> VendorProfile:
+        """The profile as it applies to `base_url` (its version's paging, where it differs)."""
+        path = urlsplit(base_url).path
+        for fragment, overrides in self.url_modes:
+            if fragment in path:
+                return dataclasses.replace(self, **dict(overrides))
+        return self
 
     def current_url(self, url: str) -> str:
         """`url` with a retired host of this vendor replaced by the host that took over."""
@@ -145,19 +157,27 @@ PROFILES: dict[str, VendorProfile] = {
         suspension_seconds=3600.0,
     ),
     # Bridge Interactive RESO Web API (bridgedataoutput.com/docs/platform): a server token as
-    # bearer; on the v3 endpoint $top is the collection size and the page size is the
-    # `Prefer: odata.maxpagesize` preference (default 10, at most 200; bridgeinteractive.com,
-    # "Upcoming change to $top and page size behavior", 2025); hourly limits per application
-    # plus per-minute burst limits of 1/15 of them, announced in `Burst-RateLimit-Limit`,
-    # `-Remaining` and `-Reset` headers (bridgeinteractive.com, "New per-minute burst rate
-    # limits", 2024), which the budget reads.
+    # bearer; `eq`/`ne`/`gt`/`lt`/`ge`/`le`/`and`/`or`/`not`, no `in`, so lookups are `or`
+    # chains from the start. On v2, `$top` is the page size (at most 200, default 10); on v3
+    # (since 29 July 2025) `$top` is the collection size and the page size is the
+    # `Prefer: odata.maxpagesize` preference (bridgeinteractive.com, "Upcoming change to $top
+    # and page size behavior", 2025): the base URL's version decides. 5,000 requests an hour
+    # per application, announced in `Application-RateLimit-*` headers, plus per-minute burst
+    # limits in `Burst-RateLimit-*` (bridgeinteractive.com, "New per-minute burst rate
+    # limits", 2024); the budget reads both.
     "bridge": VendorProfile(
         name="bridge",
         base_url_shape="https://api.bridgedataoutput.com/api/v2/OData/<dataset>",
+        filter_style="or",
         page_size=200,
         page_size_via="prefer",
         top_cap=200,
         requests_per_second=2.0,
+        requests_per_hour=5000,
+        url_modes=(
+            ("/api/v2/", (("page_size_via", "top"), ("top_cap", 200))),
+            ("/api/v3/", (("page_size_via", "prefer"),)),
+        ),
     ),
     # Trestle by Cotality/CoreLogic (trestle-documentation.corelogic.com/webapi.html): OAuth2
     # client credentials at /trestle/oidc/connect/token with scope=api, tokens valid for hours;

@@ -70,6 +70,7 @@ class ClientFactory:
         profile = self.profile(feed)
         auth = self._auth(feed, profile)
         base_url = profile.current_url(feed.base_url)
+        profile = profile.for_url(base_url)
         transport = MlsTransport(
             self._http,
             auth,
