@@ -397,7 +397,7 @@ async def test_mls_grid_429_suspends_for_the_longer_of_its_hour_and_retry_after(
     reso.fail_next.append(Fault(status=429, body=body, headers={"Retry-After": "7200"}))
     profile = dataclasses.replace(PROFILES["mlsgrid"], originating_system_name="sandbox")
     with pytest.raises(MlsCredentialSuspended) as suspended:
-        await client_for(http, reso_url, profile).fetch_by_keys(["K1"])
+        await client_for(http, reso_url, profile, key_field="ListingId").fetch_by_keys(["K1"])
     assert reso.request_count == 1
     assert suspended.value.until >= datetime.now(UTC) + timedelta(seconds=7199)
 

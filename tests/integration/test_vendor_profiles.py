@@ -14,18 +14,20 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from mls_sync.mls.errors import MlsFilterRefused
 from mls_sync.mls.limits import RateBudgets, quota_from_headers
 from mls_sync.mls.profiles import PROFILES
 from mls_sync.mls.transport import RetryPolicy
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.sandbox.reso_vendors import MLSGRID_FILTERABLE
 from mls_sync.sandbox.server import BackgroundServer
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.models import MlsFeed
 from mls_sync.store.types import utcnow
 from mls_sync.sync import runs
-from mls_sync.sync.clients import ClientFactory
+from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
 
 CIPHER = TokenCipher([TokenCipher.generate_key()])
 
@@ -207,3 +209,33 @@ def test_bridges_hourly_and_burst_headers_both_tighten_the_budget() -> None:
     assert pause == 600  # the later of the two
     assert quota_from_headers({"application-ratelimit-remaining": "12"}) == (None, None)
     assert quota_from_headers({"application-ratelimit-limit": "inf"}) == (None, None)
+
+
+def test_the_mls_grid_profile_filters_on_exactly_what_the_sandboxs_mls_grid_mode_accepts() -> None:
+    assert PROFILES["mlsgrid"].filterable_fields == MLSGRID_FILTERABLE
+
+
+async def test_a_filter_mls_grid_refuses_is_never_sent(
+    http: httpx.AsyncClient, reso: ResoSandbox, reso_url: str
+) -> None:
+    """ListingKey is not filterable on MLS Grid: a client keyed by it says so before asking
+    (the 400 would count against the token's budget), and a feed keyed by it cannot run."""
+    reso.vendor = "mlsgrid"
+    factory = ClientFactory(http, CIPHER, RateBudgets(50.0), retry=RetryPolicy(), batch_size=50)
+    feed = MlsFeed(
+        id="grid-feed",
+        provider="mlsgrid",
+        auth_kind="bearer",
+        base_url=reso_url,
+        credentials_encrypted=CIPHER.encrypt("mls-token"),
+        profile_overrides={"originating_system_name": "sandbox"},
+        key_field="ListingKey",
+    )
+    with pytest.raises(ConnectionConfigError, match="mlsgrid cannot filter on ListingKey"):
+        factory.build(feed)
+    feed.key_field = None  # the profile's: ListingId
+    client = factory.build(feed)
+    client.key_field = "ListingKey"  # as a caller that ignored the profile would
+    with pytest.raises(MlsFilterRefused, match="cannot filter on ListingKey"):
+        await client.fetch_by_keys(["K1"])
+    assert reso.request_count == 0

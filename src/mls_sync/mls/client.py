@@ -20,7 +20,7 @@ from aiolimiter import AsyncLimiter
 
 from mls_sync.mls.auth import StaticBearer
 from mls_sync.mls.entity_events import PROPERTY, EventPage, event_page
-from mls_sync.mls.errors import MlsPayloadError, MlsRequestError
+from mls_sync.mls.errors import MlsFilterRefused, MlsPayloadError, MlsRequestError
 from mls_sync.mls.profiles import PROFILES, VendorProfile
 from mls_sync.mls.transport import MlsTransport, odata_message
 
@@ -36,7 +36,6 @@ SELECT_FIELDS = (
 # A reconciliation's key-only pull: which records the feed still has, and since when.
 KEY_FIELDS = ("ListingKey", "ListingId", "ModificationTimestamp")
 # Fields `search` may filter on: a listing's keys, and its listing agent or office.
-SEARCH_FIELDS = ("ListingKey", "ListingId", "ListAgentMlsId", "ListOfficeMlsId")
 
 
 @dataclass(frozen=True)
@@ -112,11 +111,19 @@ class ResoClient:
 
     def key_filter(self, keys: Sequence[str], field: str | None = None) -> str:
         field = field or self.key_field
+        self._filterable(field)
         quoted = [odata_string(k) for k in keys]
         if self.filter_style == "in":
             return self._scoped(f"{field} in ({','.join(quoted)})")
         chain = " or ".join(f"{field} eq {q}" for q in quoted)
         return self._scoped(f"({chain})" if self._profile.require_originating_system else chain)
+
+    def _filterable(self, field: str) -> None:
+        """Raises MlsFilterRefused for a field the vendor refuses to filter on (MLS Grid:
+        ListingKey, ListAgentMlsId), before anything is sent."""
+        allowed = self._profile.filterable_fields
+        if allowed and field not in allowed:
+            raise MlsFilterRefused(self._profile.name, field, allowed)
 
     def _scoped(self, expression: str) -> str:
         """MLS Grid: every request filters on exactly one OriginatingSystemName."""
@@ -258,18 +265,6 @@ class ResoClient:
             return {}
         largest = self._profile.top_cap or self._profile.page_size
         return {"$top": str(largest)} if largest else {}
-
-    async def search(self, **equals: str) -> AsyncIterator[list[MlsRecord]]:
-        """Pages of the records whose fields equal these values (all of them), following
-        @odata.nextLink: `search(ListAgentMlsId="A1")` imports an agent's listings,
-        `search(ListingKey="K1")` looks one up whatever the connection's key field is."""
-        unknown = sorted(set(equals) - set(SEARCH_FIELDS))
-        if unknown or not equals:
-            raise ValueError(f"search by one or more of {', '.join(SEARCH_FIELDS)}")
-        terms = " and ".join(f"{name} eq {odata_string(value)}" for name, value in equals.items())
-        params = {"$filter": self._scoped(terms), "$select": self._select()}
-        async for page in self._pages(params):
-            yield page
 
     def _page_size(self) -> int:
         size = self._profile.page_size or self.batch_size

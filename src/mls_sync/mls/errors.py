@@ -47,6 +47,18 @@ class MlsRequestError(MlsError):
         self.status = status  # the HTTP status, when the MLS answered at all
 
 
+class MlsFilterRefused(MlsRequestError):
+    """A filter on a field the vendor does not let us filter on: not sent at all (the
+    vendor would answer 400, and the request would count against the budget)."""
+
+    def __init__(self, vendor: str, field: str, allowed: frozenset[str]) -> None:
+        super().__init__(
+            f"{vendor} cannot filter on {field} (it filters on {', '.join(sorted(allowed))})",
+            retryable=False,
+        )
+        self.field = field
+
+
 class MlsPayloadError(MlsRequestError):
     """The MLS answered, but not with a RESO/OData body we can trust."""
 

@@ -20,6 +20,7 @@ PAGE_SIZE_VIA = ("none", "top", "prefer")
 BUDGET_SCOPES = ("credential", "host")
 REPLICATION_MODES = ("timestamp", "entity_event")
 ENTITY_EVENT_LOOKUPS = ("key", "batch")
+LOOKUP_KEY_FIELDS = ("ListingKey", "ListingId")  # the fields a listing is looked up by
 
 
 class ProfileError(ValueError):
@@ -68,6 +69,9 @@ class VendorProfile:
     # and v3).
     url_modes: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     gone_field: str | None = None  # a boolean field that is false when the record is gone
+    # The fields the vendor lets a $filter name (empty: any). The client refuses to send a
+    # filter on another one rather than spend a request on the vendor's 400.
+    filterable_fields: frozenset[str] = frozenset()
     replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
     # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
     # (404 = gone, the RCP-027 way); "batch" asks `ListingKey in (...)`, batch_size a request,
@@ -84,7 +88,7 @@ class VendorProfile:
         _one_of("budget_per", self.budget_per, BUDGET_SCOPES)
         _one_of("replication", self.replication, REPLICATION_MODES)
         _one_of("entity_event_lookup", self.entity_event_lookup, ENTITY_EVENT_LOOKUPS)
-        if self.key_field not in ("ListingKey", "ListingId"):
+        if self.key_field not in LOOKUP_KEY_FIELDS:
             raise ValueError("key_field must be ListingKey or ListingId")
         if not 0 <= self.replication_window_seconds <= 86400:
             raise ValueError("replication_window_seconds must be between 0 and 86400")
@@ -151,6 +155,17 @@ PROFILES: dict[str, VendorProfile] = {
         requests_per_hour=7200,
         requests_per_day=40000,
         gone_field="MlgCanView",
+        filterable_fields=frozenset(
+            {
+                "OriginatingSystemName",
+                "ModificationTimestamp",
+                "StandardStatus",
+                "PropertyType",
+                "ListingId",
+                "MlgCanView",
+                "ListOfficeMlsId",
+            }
+        ),
         # Going over answers 429 and suspends the token until usage drops ("Exceeding limits
         # returns HTTP 429 and temporarily suspends access", docs.mlsgrid.com, Rate Limits):
         # retrying keeps usage high, so the credential rests an hour (operator-configurable).

@@ -20,7 +20,13 @@ from mls_sync.egress import EgressPolicy, EgressRefused
 from mls_sync.mls.auth import encode_credentials
 from mls_sync.mls.errors import EGRESS_REFUSED
 from mls_sync.mls.overrides import OverrideError, check_against, checked_overrides
-from mls_sync.mls.profiles import PROFILES, ProfileError, VendorProfile, resolve_profile
+from mls_sync.mls.profiles import (
+    LOOKUP_KEY_FIELDS,
+    PROFILES,
+    ProfileError,
+    VendorProfile,
+    resolve_profile,
+)
 from mls_sync.services.records import MlsFeed, UnitOfWork
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
@@ -28,8 +34,9 @@ from mls_sync.store.types import utcnow
 from mls_sync.sync.engine import SyncEngine
 from mls_sync.sync.guard import SyncInProgressError, hold
 
+KEY_FIELDS = LOOKUP_KEY_FIELDS  # what a feed's keyField may be
+
 PROVIDERS: tuple[str, ...] = tuple(PROFILES)
-KEY_FIELDS = ("ListingKey", "ListingId")
 FILTER_STYLES = ("in", "or")
 # A feed's cadence: a minute at the fastest (1,440 requests a day when idle, under 4% of MLS
 # Grid's 40,000), a day at the slowest.

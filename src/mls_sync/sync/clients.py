@@ -18,7 +18,7 @@ from mls_sync.mls.auth import (
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.limits import Budgets, RateBudgets
 from mls_sync.mls.overrides import check_against, checked_overrides
-from mls_sync.mls.profiles import VendorProfile, resolve_profile
+from mls_sync.mls.profiles import LOOKUP_KEY_FIELDS, VendorProfile, resolve_profile
 from mls_sync.mls.shared_limits import SharedRateBudgets
 from mls_sync.mls.transport import MlsTransport, RetryPolicy
 from mls_sync.store.crypto import SecretDecryptError, TokenCipher
@@ -78,10 +78,17 @@ class ClientFactory:
             budget=self._budgets.for_connection(profile, base_url, auth.credential_id),
             retry=self._retry,
         )
+        key_field = feed.key_field or profile.key_field
+        if profile.filterable_fields and key_field not in profile.filterable_fields:
+            usable = sorted(profile.filterable_fields & set(LOOKUP_KEY_FIELDS))
+            raise ConnectionConfigError(
+                f"MLS connection misconfigured: {profile.name} cannot filter on {key_field}; "
+                f"use {' or '.join(usable)}"
+            )
         return ResoClient(
             self._http,
             base_url=base_url,
-            key_field=feed.key_field or profile.key_field,
+            key_field=key_field,
             filter_style=feed.filter_style or profile.filter_style,
             batch_size=min(self._batch_size, profile.batch_size),
             transport=transport,
