@@ -55,3 +55,10 @@ CONNECTION_NOT_FOUND = "MLS connection not found"
 LISTING_NOT_FOUND = "Listing not found"
 FEED_NOT_FOUND = "MLS feed not found"
 USER_NOT_FOUND = "User not found"
+
+
+def internal_error(failure: BaseException | str) -> str:
+    """What a user sees for our own bug: its type only (the text of an exception may hold
+    anything, a credential included; the log has the traceback)."""
+    kind = failure if isinstance(failure, str) else type(failure).__name__
+    return f"Internal error: {kind}"

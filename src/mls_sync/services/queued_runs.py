@@ -20,7 +20,7 @@ import httpx
 import sqlalchemy.exc
 import structlog
 
-from mls_sync.domain.errors import USER_NOT_FOUND, NotFound
+from mls_sync.domain.errors import USER_NOT_FOUND, NotFound, internal_error
 from mls_sync.domain.results import QueuedRun, SyncActionResponse
 from mls_sync.services.connections import get_connection
 from mls_sync.services.listings import get_listing
@@ -215,7 +215,7 @@ async def _run_child(
         if isinstance(exc, TRANSIENT) and not last_attempt:
             raise
         log.exception("deferred sync failed", **what)
-        message, failure = f"Internal error: {type(exc).__name__}", exc
+        message, failure = internal_error(exc), exc
     if message is not None:
         async with engine.db.transaction() as session:
             await deferred_runs.finish_unrun(session, run_id, message=message, skipped=skipped)
@@ -237,9 +237,7 @@ async def run_listing(
         if isinstance(exc, TRANSIENT) and not last_attempt:
             raise
         async with engine.db.transaction() as session:
-            await deferred_runs.finish_unrun(
-                session, run_id, message=f"Internal error: {type(exc).__name__}"
-            )
+            await deferred_runs.finish_unrun(session, run_id, message=internal_error(exc))
         raise
 
 

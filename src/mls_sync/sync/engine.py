@@ -28,7 +28,12 @@ from datetime import datetime, timedelta
 import httpx
 import structlog
 
-from mls_sync.domain.errors import CONNECTION_NOT_FOUND, LISTING_NOT_FOUND, NotFound
+from mls_sync.domain.errors import (
+    CONNECTION_NOT_FOUND,
+    LISTING_NOT_FOUND,
+    NotFound,
+    internal_error,
+)
 from mls_sync.domain.policy import DEFAULT as DEFAULT_POLICY
 from mls_sync.domain.policy import TransitionPolicy
 from mls_sync.domain.reso import StatusMapper
@@ -260,7 +265,7 @@ class SyncEngine:
 
     async def _finish_crashed(self, run_id: str, kind: str) -> None:
         async with self.db.transaction() as session:
-            message = f"Internal error: {kind}"
+            message = internal_error(kind)
             await finish_row(session, run_id, Outcome(False, message, SyncResult()))
 
     async def sync_listing(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from mls_sync.domain.errors import USER_NOT_FOUND, Conflict, NotFound
+from mls_sync.domain.errors import USER_NOT_FOUND, Conflict, NotFound, internal_error
 from mls_sync.domain.results import AggregatedResult, ConnectionSyncResult, SyncResult
 from mls_sync.domain.status import ConnectionState
 from mls_sync.observability.metrics import METRICS
@@ -280,7 +280,7 @@ async def _run_claimed(
     except Exception as exc:  # one feed's failure never stops the others
         log.exception("feed sync failed", feed_id=feed_id, trigger=trigger)
         METRICS.error("internal")
-        failed = f"Internal error: {type(exc).__name__}"
+        failed = internal_error(exc)
         return {cid: Outcome(False, failed, SyncResult()) for cid in members}
     return {cid: ran.outcome_for(cid) for cid in members}
 

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from mls_sync.domain.errors import internal_error
 from mls_sync.domain.status import ConnectionState, PostStatus
 from mls_sync.observability.alerts import PlatformAlert, version_retired_alert
 from mls_sync.observability.metrics import METRICS
@@ -206,7 +207,7 @@ class Unpublisher:
                         (
                             attempt.listing_id,
                             attempt.mls_number,
-                            f"Internal error: {type(exc).__name__}",
+                            internal_error(exc),
                         )
                     )
 

@@ -7,13 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.domain.replica import ReplicaRow
 from mls_sync.domain.status import ConnectionState
 from mls_sync.store.models import FeedRecord, MlsFeed
+from mls_sync.store.sql.upsert import upsert
 
 # Rows per executemany batch (bounded memory per call).
 _ROWS_A_STATEMENT = 1000
@@ -103,13 +102,12 @@ class SqlReplica:
             }
             for row in latest.values()
         ]
-        dialect = self._session.get_bind().dialect.name
         # The table, not the mapped class: an ORM bulk insert groups rows by which of their
         # fields are None and runs each run of alike rows as its own executemany, so a page
         # whose records leave ListOfficeMlsId or MlsStatus empty here and there became
         # thousands of statements of a few rows (13 of a 100,000-record load's 21 seconds).
         table = FeedRecord.metadata.tables[FeedRecord.__tablename__]
-        insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+        insert = upsert(self._session, table)
         # One statement, the rows as its parameters (executemany): a 5,000-record page is
         # one round of the driver, not 5,000 ORM objects or a statement built per chunk.
         stmt = insert.on_conflict_do_update(

@@ -14,11 +14,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mls_sync.store.models import ConnectionLease
 from mls_sync.store.sql.feeds import IDS_A_QUERY, chunks
+from mls_sync.store.sql.upsert import upsert
 
 # Leases per multi-row statement (4 bound values each: far under every database's limit).
 _IDS_A_STATEMENT = 500
@@ -51,12 +51,11 @@ class SqlLeases:
                 )
             )
         }
-        dialect = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
         rows = [
             {"connection_id": cid, "holder": holder, "acquired_at": now, "expires_at": now + ttl}
             for cid in wanted
         ]
-        insert = dialect.insert(table).values(rows)
+        insert = upsert(self._session, table).values(rows)
         stmt = insert.on_conflict_do_update(
             index_elements=[table.c.connection_id],
             set_={
@@ -72,14 +71,13 @@ class SqlLeases:
     async def take(self, connection_id: str, holder: str, *, now: datetime, ttl: timedelta) -> bool:
         """Take the connection's lease for `holder` until `now + ttl`: True when it was free (no
         row, or an expired one). One atomic statement, so a concurrent taker sees our row."""
-        dialect = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
         values = {
             "connection_id": connection_id,
             "holder": holder,
             "acquired_at": now,
             "expires_at": now + ttl,
         }
-        insert = dialect.insert(ConnectionLease).values(**values)
+        insert = upsert(self._session, ConnectionLease).values(**values)
         stmt = insert.on_conflict_do_update(
             index_elements=[ConnectionLease.connection_id],
             set_={
