@@ -8,9 +8,11 @@ parent is finished with the summed result when the last child finishes (sync/def
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 
+from mls_sync.store import repositories as repo
 from mls_sync.store.interface import UnitOfWork
 from mls_sync.store.models import SyncRun
 from mls_sync.store.open import sql_session
@@ -48,6 +50,13 @@ async def queue_run(
     session.add(run)
     await session.flush()
     return run
+
+
+async def resume_or_start(session: UnitOfWork, run_id: str | None, **fields: Any) -> SyncRun:
+    """The queued run `run_id` resumed (a worker's job records into the row it was queued
+    with), or, without one (or if it is gone), a new run of `fields` (`repo.start_run`'s)."""
+    run = await resume_run(session, run_id) if run_id else None
+    return run if run is not None else await repo.start_run(session, **fields)
 
 
 async def resume_run(session: UnitOfWork, run_id: str) -> SyncRun | None:

@@ -281,30 +281,10 @@ async def start_run(
     scope_id: str | None,
     user_id: str | None,
     feed_run_id: str | None = None,
+    flush: bool = True,
 ) -> SyncRun:
-    """`feed_run_id`: a connection's row of a feed's run, pointing at the feed's row."""
-    run = new_run(
-        session,
-        trigger=trigger,
-        scope=scope,
-        scope_id=scope_id,
-        user_id=user_id,
-        feed_run_id=feed_run_id,
-    )
-    await session.flush()
-    return run
-
-
-def new_run(
-    session: UnitOfWork,
-    *,
-    trigger: str,
-    scope: str,
-    scope_id: str | None,
-    user_id: str | None,
-    feed_run_id: str | None = None,
-) -> SyncRun:
-    """`start_run` without the flush, for many rows written by one (its id comes with it)."""
+    """`feed_run_id`: a connection's row of a feed's run, pointing at the feed's row.
+    `flush=False`: many rows written by one flush (a cycle's runs; each id is set already)."""
     run = SyncRun(
         trigger=trigger,
         scope=scope,
@@ -315,6 +295,8 @@ def new_run(
         errors=[],
     )
     session.add(run)
+    if flush:
+        await session.flush()
     return run
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from mls_sync.domain.errors import FEED_NOT_FOUND, NotFound
 from mls_sync.domain.results import ConnectionSyncResult
 from mls_sync.store import deferred_runs
 from mls_sync.store import repositories as repo
 from mls_sync.store.interface import Storage, UnitOfWork
-from mls_sync.store.models import MlsFeed, SyncRun
+from mls_sync.store.models import MlsFeed
 from mls_sync.store.types import utcnow
 from mls_sync.sync.group_commit import GroupCommit
 from mls_sync.sync.outcome import Outcome
@@ -49,10 +50,7 @@ async def open_feed_run(
         if feed is None:
             raise NotFound(FEED_NOT_FOUND)
         counts = await session.connections.holdings(feed.id)
-        run = await deferred_runs.resume_run(session, run_id) if run_id else None
-        if run is None:
-            run = _feed_row(session, feed.id, trigger)
-            await session.flush()
+        run = await deferred_runs.resume_or_start(session, run_id, **_feed_row(feed.id, trigger))
     return OpenedRun(feed, counts, run.id, started)
 
 
@@ -65,7 +63,10 @@ async def open_feed_runs(
     async with db.transaction() as session:
         feeds = await session.feeds.with_ids(feed_ids)
         holdings = await session.connections.holdings_of([feed.id for feed in feeds])
-        rows = {feed.id: _feed_row(session, feed.id, trigger) for feed in feeds}
+        rows = {
+            feed.id: await repo.start_run(session, **_feed_row(feed.id, trigger), flush=False)
+            for feed in feeds
+        }
         await session.flush()  # one INSERT for every row (SQLAlchemy's insertmanyvalues)
     return {
         feed.id: OpenedRun(feed, holdings.get(feed.id, {}), rows[feed.id].id, started)
@@ -73,10 +74,10 @@ async def open_feed_runs(
     }
 
 
-def _feed_row(session: UnitOfWork, feed_id: str, trigger: str) -> SyncRun:
+def _feed_row(feed_id: str, trigger: str) -> dict[str, Any]:
     # The operator's row (no user): members see their own connections' rows, and a
     # connection's `feedLoadedAt` says whether its feed is still loading.
-    return repo.new_run(session, trigger=trigger, scope="feed", scope_id=feed_id, user_id=None)
+    return {"trigger": trigger, "scope": "feed", "scope_id": feed_id, "user_id": None}
 
 
 async def finish_row(

@@ -288,15 +288,14 @@ class SyncEngine:
                 raise NotFound(CONNECTION_NOT_FOUND)
             feed = await repo.feed_of(session, connection)
             target = Target.of(listing)
-            run = await deferred_runs.resume_run(session, run_id) if run_id else None
-            if run is None:
-                run = await repo.start_run(
-                    session,
-                    trigger=trigger,
-                    scope="listing",
-                    scope_id=listing.id,
-                    user_id=connection.user_id,
-                )
+            run = await deferred_runs.resume_or_start(
+                session,
+                run_id,
+                trigger=trigger,
+                scope="listing",
+                scope_id=listing.id,
+                user_id=connection.user_id,
+            )
         scope = RunScope(feed, run.id, log.bind(feed_id=feed.id, sync_run_id=run.id))
         result = scope.result(connection.id)
         result.total_listings = 1
@@ -611,19 +610,15 @@ class SyncEngine:
         trigger: str,
     ) -> str:
         """A member's row of the feed's run: the one it queued, or a new one."""
-        run_id = asked.get(connection.id)
-        run = await deferred_runs.resume_run(session, run_id) if run_id else None
-        if run is None:
-            run = await repo.start_run(
-                session,
-                trigger=trigger,
-                scope="connection",
-                scope_id=connection.id,
-                user_id=connection.user_id,
-                feed_run_id=scope.run_id,
-            )
-        else:
-            run.feed_run_id = scope.run_id
+        run = await deferred_runs.resume_or_start(
+            session,
+            asked.get(connection.id),
+            trigger=trigger,
+            scope="connection",
+            scope_id=connection.id,
+            user_id=connection.user_id,
+        )
+        run.feed_run_id = scope.run_id
         await finish_row(session, run.id, outcome.outcome_for(connection.id))
         return run.id
 
