@@ -284,7 +284,8 @@ async def start_run(
     flush: bool = True,
 ) -> SyncRun:
     """`feed_run_id`: a connection's row of a feed's run, pointing at the feed's row.
-    `flush=False`: many rows written by one flush (a cycle's runs; each id is set already)."""
+    `flush=False`: many rows written by one later flush (a cycle's runs), which sets their
+    ids."""
     run = SyncRun(
         trigger=trigger,
         scope=scope,
