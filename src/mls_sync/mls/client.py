@@ -240,6 +240,10 @@ class ResoClient:
         load: `since` None), oldest first, in the largest pages the vendor allows, following
         @odata.nextLink (server-driven paging keeps records that share a timestamp in one
         stable order across pages)."""
+        if self._profile.paging == "keyset":
+            async for page in self._keyset_pages(since):
+                yield page
+            return
         expression = "ModificationTimestamp ge " + _stamp(since or _EPOCH)
         params = {
             "$filter": self._scoped(expression),
@@ -249,6 +253,35 @@ class ResoClient:
         params.update(self._largest_page())
         async for page in self._pages(params):
             yield page
+
+    async def _keyset_pages(self, since: datetime | None) -> AsyncIterator[list[MlsRecord]]:
+        """Pages by keyset: each asks for the records after the last one seen, in
+        (ModificationTimestamp, ListingKey) order, so a record that changes while we page
+        moves behind us (to be read again, with its new timestamp) and never shifts an
+        unread record past a page boundary, as an offset would."""
+        size = self._page_size()
+        expression = "ModificationTimestamp ge " + _stamp(since or _EPOCH)
+        while True:
+            params = {
+                "$filter": self._scoped(expression),
+                "$orderby": "ModificationTimestamp asc,ListingKey asc",
+                "$select": self._select(),
+                "$top": str(size),
+            }
+            body = await self._get_json(f"{self._base_url}/Property", params)
+            page = [_parse_record(raw) for raw in _values(body)]
+            yield page
+            # A short page is the end, unless the server cut it to its own page size (it
+            # then offers a next link, which keyset paging does not follow).
+            more = len(page) >= size or body.get("@odata.nextLink") is not None
+            last = page[-1] if page else None
+            if not more or last is None or last.modification_timestamp is None:
+                return
+            stamp, key = _stamp(last.modification_timestamp), odata_string(last.listing_key)
+            expression = (
+                f"(ModificationTimestamp gt {stamp} or "
+                f"(ModificationTimestamp eq {stamp} and ListingKey gt {key}))"
+            )
 
     async def fetch_keys(self) -> AsyncIterator[list[MlsRecord]]:
         """Pages of every record the feed has now, with only its keys and timestamp (a

@@ -19,7 +19,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mls_sync.mls.profiles import ENTITY_EVENT_LOOKUPS, REPLICATION_MODES, VendorProfile
+from mls_sync.mls.profiles import (
+    ENTITY_EVENT_LOOKUPS,
+    PAGING_MODES,
+    REPLICATION_MODES,
+    VendorProfile,
+)
 
 # MLS Grid's $top ceiling, the largest any profile documents.
 MAX_PAGE_SIZE = 5000
@@ -62,6 +67,7 @@ class OperatorOverrides(MemberOverrides):
     max_or_operators: Annotated[int, Field(ge=1, le=100)] | None = None
     top_cap: PageSize | None = None
     replication: Literal[REPLICATION_MODES] | None = None  # type: ignore[valid-type]
+    paging: Literal[PAGING_MODES] | None = None  # type: ignore[valid-type]
     entity_event_lookup: Literal[ENTITY_EVENT_LOOKUPS] | None = None  # type: ignore[valid-type]
     entity_event_resource_filter: bool | None = None
     # How long a vendor's punishment rests the credential (MLS Grid: an hour by default).

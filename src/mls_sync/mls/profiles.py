@@ -19,6 +19,7 @@ FILTER_STYLES = ("in", "or")
 PAGE_SIZE_VIA = ("none", "top", "prefer")
 BUDGET_SCOPES = ("credential", "host")
 REPLICATION_MODES = ("timestamp", "entity_event")
+PAGING_MODES = ("next_link", "keyset")
 ENTITY_EVENT_LOOKUPS = ("key", "batch")
 LOOKUP_KEY_FIELDS = ("ListingKey", "ListingId")  # the fields a listing is looked up by
 
@@ -73,6 +74,12 @@ class VendorProfile:
     # filter on another one rather than spend a request on the vendor's 400.
     filterable_fields: frozenset[str] = frozenset()
     replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
+    # How replication pages on: "next_link" follows the server's @odata.nextLink (offsets on
+    # most servers: records that change while a client pages shift under it and can be
+    # skipped, RESOStandards/reso-tools #254, tylercollier/openresync #6); "keyset" asks each
+    # page after the last record seen, by (ModificationTimestamp, ListingKey), where the
+    # server can order and filter on both.
+    paging: str = "next_link"
     # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
     # (404 = gone, the RCP-027 way); "batch" asks `ListingKey in (...)`, batch_size a request,
     # where the server lets us filter on ListingKey (absent from the answer = gone).
@@ -87,6 +94,7 @@ class VendorProfile:
         _one_of("page_size_via", self.page_size_via, PAGE_SIZE_VIA)
         _one_of("budget_per", self.budget_per, BUDGET_SCOPES)
         _one_of("replication", self.replication, REPLICATION_MODES)
+        _one_of("paging", self.paging, PAGING_MODES)
         _one_of("entity_event_lookup", self.entity_event_lookup, ENTITY_EVENT_LOOKUPS)
         if self.key_field not in LOOKUP_KEY_FIELDS:
             raise ValueError("key_field must be ListingKey or ListingId")

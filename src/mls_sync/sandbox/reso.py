@@ -19,7 +19,7 @@ import bisect
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -233,6 +233,9 @@ class ResoSandbox:
         # Going over `rate_limit` suspends the token for this long (every request answers 429
         # until then): MLS Grid's way, and its mode's default (an hour). None: a plain 429.
         self.suspension_seconds: float | None = None
+        # Called after each Property page is answered: a test changes records while a client
+        # pages (the MLS does not stand still between two requests).
+        self.on_page: Callable[[], None] | None = None
         self._suspended: dict[str | None, float] = {}  # token -> monotonic end
         self.quota_headers: dict[str, str] = {}  # sent with every answer (Trestle, Bridge)
         # Seeded random 5xx, timeouts and 429 bursts on every data request (sandbox/chaos.py).
@@ -433,6 +436,8 @@ class ResoSandbox:
         except ODataQueryError as exc:
             return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
         body = self._answer(options, request)
+        if self.on_page is not None:
+            self.on_page()  # after the page is cut, before the client asks for the next
         return self._json(body)
 
     async def _property_by_key(self, request: Request) -> Response:
