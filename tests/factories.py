@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -81,9 +82,17 @@ async def seed_connection(
 
 
 async def seed_shared_feed(
-    runtime: Runtime, reso_url: str, *, token: str = "vendor-token", name: str = "Shared MLS"
+    runtime: Runtime,
+    reso_url: str,
+    *,
+    token: str = "vendor-token",
+    name: str = "Shared MLS",
+    provider: str = "generic",
+    profile_overrides: dict[str, Any] | None = None,
+    key_field: str | None = "ListingKey",
 ) -> str:
-    """An operator's shared feed over the sandbox MLS; returns its id."""
+    """An operator's shared feed over the sandbox MLS; returns its id. `key_field` None:
+    the vendor profile's (MLS Grid: ListingId)."""
     async with runtime.db.transaction() as session:
         feed = await repo.create_feed(
             session,
@@ -92,7 +101,9 @@ async def seed_shared_feed(
             base_url=reso_url,
             secret=token,
             name=name,
-            key_field="ListingKey",
+            provider=provider,
+            profile_overrides=profile_overrides,
+            key_field=key_field,
         )
         return feed.id
 

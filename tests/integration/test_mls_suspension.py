@@ -11,14 +11,15 @@ from datetime import timedelta
 
 import pytest
 
+from factories import join, seed_shared_feed
 from mls_sync.domain.errors import NotFound
+from mls_sync.domain.status import ListingStatus as S
 from mls_sync.observability.alerts import CREDENTIAL_SUSPENDED
 from mls_sync.observability.metrics import METRICS
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.services.dashboard import dashboard_data
 from mls_sync.services.feeds import get_feed, view
-from mls_sync.store import repositories as repo
 from mls_sync.store.models import MlsFeed
 from mls_sync.store.types import utcnow
 from mls_sync.sync import runs
@@ -39,20 +40,17 @@ def grid(reso: ResoSandbox) -> ResoSandbox:
 
 
 async def _grid_feed(runtime: Runtime, reso_url: str, system: str = "sandbox") -> MlsFeed:
-    async with runtime.db.transaction() as session:
-        feed = await repo.create_feed(
-            session,
-            runtime.cipher,
-            owner_user_id=None,
-            base_url=reso_url,
-            secret=TOKEN,
-            provider="mlsgrid",
-            profile_overrides={"originating_system_name": system},
-        )
-        user = await repo.create_user(session, f"agent-{system}@example.com")
-        member = await repo.join_feed(session, user_id=user.id, feed=feed, name="agent")
-        await repo.add_listing(session, connection=member, listing_key="K1", mls_number="MLS-1")
-    return feed
+    """An operator's MLS Grid feed for one MLS (`system`), with a member holding K1."""
+    feed_id = await seed_shared_feed(
+        runtime,
+        reso_url,
+        token=TOKEN,
+        provider="mlsgrid",
+        profile_overrides={"originating_system_name": system},
+        key_field=None,
+    )
+    await join(runtime, feed_id, email=f"agent-{system}@example.com", holding={"K1": S.ACTIVE})
+    return await _stored(runtime, feed_id)
 
 
 def _alerts_fired() -> float:
@@ -133,16 +131,17 @@ async def test_every_feed_on_the_suspended_credential_rests_and_others_do_not(
     northstar = await _grid_feed(runtime, reso_url, "northstar")
     actris = await _grid_feed(runtime, reso_url, "actris")
     grid.add_token("another-vendor")
-    async with runtime.db.transaction() as session:
-        elsewhere = await repo.create_feed(
-            session,
-            runtime.cipher,
-            owner_user_id=None,
-            base_url=reso_url,
-            secret="another-vendor",
+    elsewhere = await _stored(
+        runtime,
+        await seed_shared_feed(
+            runtime,
+            reso_url,
+            token="another-vendor",
             provider="mlsgrid",
             profile_overrides={"originating_system_name": "sandbox"},
-        )
+            key_field=None,
+        ),
+    )
 
     await runs.sync_feed(runtime.engine, northstar.id, trigger="manual")
     assert grid.suspended(TOKEN)
@@ -162,14 +161,11 @@ async def test_a_vendor_that_only_throttles_is_waited_out_and_retried(
     """A generic server's 429 (Retry-After: 1) is a throttle, not a punishment: the request
     is retried after the pause and the feed is never marked suspended."""
     reso.add_listing("K1", "MLS-1", "Active")
-    async with runtime.db.transaction() as session:
-        feed = await repo.create_feed(
-            session, runtime.cipher, owner_user_id=None, base_url=reso_url, secret=TOKEN
-        )
+    feed_id = await seed_shared_feed(runtime, reso_url, token=TOKEN)
     reso.fail_next = [429]
-    ran = await runs.sync_feed(runtime.engine, feed.id, trigger="manual")
+    ran = await runs.sync_feed(runtime.engine, feed_id, trigger="manual")
     assert ran.success
-    assert (await _stored(runtime, feed.id)).suspended_until is None
+    assert (await _stored(runtime, feed_id)).suspended_until is None
 
 
 async def test_a_removed_feed_is_not_found_rather_than_suspended(runtime: Runtime) -> None:

@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from factories import join, seed_shared_feed
+from mls_sync.domain.status import ListingStatus as S
 from mls_sync.mls.auth import StaticBearer
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.profiles import PROFILES
 from mls_sync.mls.transport import MlsTransport
 from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
-from mls_sync.store import repositories as repo
 from mls_sync.sync import runs
 
 RECORDS = 10
@@ -77,20 +78,13 @@ async def test_a_keyset_feed_loads_every_record_and_applies_a_change_made_meanwh
     runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
     _market(reso)
-    async with runtime.db.transaction() as session:
-        feed = await repo.create_feed(
-            session,
-            runtime.cipher,
-            owner_user_id=None,
-            base_url=reso_url,
-            secret="mls-token",
-            profile_overrides={"paging": "keyset", "page_size": PAGE},
-        )
-        user = await repo.create_user(session, "agent@example.com")
-        member = await repo.join_feed(session, user_id=user.id, feed=feed, name="agent")
-        held = await repo.add_listing(
-            session, connection=member, listing_key="K0", mls_number="MLS-0"
-        )
+    feed_id = await seed_shared_feed(
+        runtime,
+        reso_url,
+        token="mls-token",
+        profile_overrides={"paging": "keyset", "page_size": PAGE},
+    )
+    held = (await join(runtime, feed_id, holding={"K0": S.ACTIVE})).listings["K0"]
     # While the first load pages, K0 (read on its first page) sells.
     pages = [0]
 
@@ -101,14 +95,14 @@ async def test_a_keyset_feed_loads_every_record_and_applies_a_change_made_meanwh
 
     reso.on_page = after_page
 
-    ran = await runs.sync_feed(runtime.engine, feed.id, trigger="manual")
+    ran = await runs.sync_feed(runtime.engine, feed_id, trigger="manual")
 
     assert ran.success
     async with runtime.db.transaction() as session:
-        assert await session.replica.count(feed.id) == RECORDS  # nothing skipped
+        assert await session.replica.count(feed_id) == RECORDS  # nothing skipped
         history = await session.listings.history(held.id)
         listing = await session.listings.lock(held.id)
     assert listing is not None and listing.status == "sold"
     assert [h.new_status for h in history].count("sold") == 1  # applied once
-    again = await runs.sync_feed(runtime.engine, feed.id, trigger="manual")
+    again = await runs.sync_feed(runtime.engine, feed_id, trigger="manual")
     assert again.success and again.result.updated_listings == 0

@@ -14,6 +14,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from factories import join, seed_shared_feed
+from mls_sync.domain.status import ListingStatus as S
 from mls_sync.mls.errors import MlsFilterRefused
 from mls_sync.mls.limits import RateBudgets, quota_from_headers
 from mls_sync.mls.profiles import PROFILES
@@ -22,7 +24,6 @@ from mls_sync.runtime import Runtime
 from mls_sync.sandbox.reso import ResoSandbox
 from mls_sync.sandbox.reso_vendors import MLSGRID_FILTERABLE
 from mls_sync.sandbox.server import BackgroundServer
-from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.models import MlsFeed
 from mls_sync.store.types import utcnow
@@ -110,25 +111,21 @@ async def test_spark_replication_reads_again_the_twenty_minutes_before_its_last_
     last run's start) is read by the next Spark run, whose window reaches 20 minutes back;
     a generic server's run (5 minutes of clock skew) leaves it to the reconciliation."""
     reso.add_listing("K1", "MLS-1", "Active", modification_timestamp=utcnow() - timedelta(hours=2))
-    async with runtime.db.transaction() as session:
-        feed = await repo.create_feed(
-            session,
-            runtime.cipher,
-            owner_user_id=None,
-            base_url=reso_url,
-            secret="mls-token",
-            provider=provider,
-            profile_overrides={"page_size": 200},
-        )
-        user = await repo.create_user(session, "agent@example.com")
-        member = await repo.join_feed(session, user_id=user.id, feed=feed, name="agent")
-        await repo.add_listing(session, connection=member, listing_key="K1", mls_number="MLS-1")
-    assert (await runs.sync_feed(runtime.engine, feed.id, trigger="manual")).success  # the load
+    feed_id = await seed_shared_feed(
+        runtime,
+        reso_url,
+        token="mls-token",
+        provider=provider,
+        profile_overrides={"page_size": 200},
+        key_field=None,
+    )
+    await join(runtime, feed_id, holding={"K1": S.ACTIVE})
+    assert (await runs.sync_feed(runtime.engine, feed_id, trigger="manual")).success  # the load
 
     reso.add_listing(
         "K1", "MLS-1", "Closed", modification_timestamp=utcnow() - timedelta(minutes=10)
     )
-    ran = await runs.sync_feed(runtime.engine, feed.id, trigger="manual")
+    ran = await runs.sync_feed(runtime.engine, feed_id, trigger="manual")
 
     assert ran.success
     assert (ran.result.updated_listings == 1) is seen
