@@ -114,8 +114,7 @@ class FeedView:
 
 def suspension_of(feed: MlsFeed) -> datetime | None:
     """Until when the vendor has suspended the feed's credential; None once that is past."""
-    until = feed.suspended_until
-    return until if until is not None and until > utcnow() else None
+    return feed.suspension(utcnow())
 
 
 def effective_profile(feed: MlsFeed) -> VendorProfile | None:

@@ -84,6 +84,11 @@ class MlsFeed(Base):
     suspended_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    def suspension(self, now: datetime) -> datetime | None:
+        """Until when the vendor's suspension of the credential runs; None once past."""
+        until = self.suspended_until
+        return until if until is not None and until > now else None
+
 
 class FeedRecord(Base):
     """The local replica: a Property's key fields as the feed last said them."""

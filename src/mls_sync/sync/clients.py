@@ -146,7 +146,7 @@ async def suspend_credential(
             )
             if not same:
                 continue
-            if other.id == feed.id and other.suspended_until and other.suspended_until > now:
+            if other.id == feed.id and other.suspension(now) is not None:
                 newly = False
             if other.suspended_until is None or other.suspended_until < until:
                 other.suspended_until = until

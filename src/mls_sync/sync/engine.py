@@ -338,10 +338,11 @@ class SyncEngine:
         if feed.state == ConnectionState.EXPIRED:
             # Known-bad credentials are not retried against the MLS: its budget is sacred.
             return MLS_CONNECTION_EXPIRED
-        if feed.suspended_until is not None and feed.suspended_until > utcnow():
+        suspended = feed.suspension(utcnow())
+        if suspended is not None:
             # The vendor's cool-down: not one request before it ends (MLS Grid keeps a token
             # suspended while its usage stays high).
-            return suspended_message(feed.suspended_until)
+            return suspended_message(suspended)
         try:
             return self.mls_client(feed)
         except (SecretDecryptError, ConnectionConfigError) as exc:

@@ -138,7 +138,7 @@ def is_due(feed: MlsFeed, now: datetime) -> bool:
     """A feed's cadence has passed since its last run began (less a tenth, so a schedule
     ticking at the cadence never misses a beat by a few seconds), and no vendor suspension
     of its credential is running."""
-    if feed.suspended_until is not None and feed.suspended_until > now:
+    if feed.suspension(now) is not None:
         return False  # the vendor's cool-down: the first tick after it resumes
     if feed.last_run_at is None:
         return True

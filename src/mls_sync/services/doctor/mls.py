@@ -129,9 +129,10 @@ async def check_mls_feed(item: FeedInScope, mls_client: MlsClientFor) -> Check:
         # The MLS refused these credentials already; asking again would spend budget on a
         # known answer (and some vendors count refusals against the credential).
         return line(Status.FAIL, f"{MLS_CONNECTION_EXPIRED} (not asked: marked expired)")
-    if feed.suspended_until is not None and feed.suspended_until > utcnow():
+    suspended = feed.suspension(utcnow())
+    if suspended is not None:
         # The vendor's cool-down: a probe is a request like any other.
-        return line(Status.WARN, f"{suspended_message(feed.suspended_until)} (not asked)")
+        return line(Status.WARN, f"{suspended_message(suspended)} (not asked)")
     try:
         client = mls_client(feed)
     except SecretDecryptError:
