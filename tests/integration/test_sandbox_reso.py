@@ -366,11 +366,13 @@ def test_injected_failures_carry_an_odata_error_body(
 def test_slow_keys_delay_only_the_request_that_mentions_the_key(
     client: httpx.Client, sandbox: ResoSandbox
 ) -> None:
-    sandbox.slow_keys["K2"] = 1.0
-    fast = client.get("/Property", params={"$filter": "ListingKey in ('K1','K3')"}, timeout=0.5)
+    # Wide margins both ways: a loaded CI machine may take seconds over a fast answer, so the
+    # fast request may wait 5 s while the slow key sleeps 3 s against a 1 s timeout.
+    sandbox.slow_keys["K2"] = 3.0
+    fast = client.get("/Property", params={"$filter": "ListingKey in ('K1','K3')"}, timeout=5.0)
     assert keys(fast) == ["K1", "K3"]
     with pytest.raises(httpx.ReadTimeout):
-        client.get("/Property", params={"$filter": "ListingKey in ('K2')"}, timeout=0.5)
+        client.get("/Property", params={"$filter": "ListingKey in ('K2')"}, timeout=1.0)
 
 
 def test_latency_delays_every_answer(client: httpx.Client, sandbox: ResoSandbox) -> None:
