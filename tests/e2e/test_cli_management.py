@@ -151,6 +151,30 @@ def test_connections_update_and_remove(cli: CliRunner, reso_url: str) -> None:
     assert "not found" in run(cli, "connections", "remove", cid, "--yes", code=1).stderr
 
 
+def test_a_member_login_is_added_with_a_hidden_password_and_renews_itself(
+    cli: CliRunner, reso: ResoSandbox, reso_url: str
+) -> None:
+    reso.oauth.add_client("rapattoni-app", "app-secret")
+    reso.oauth.add_member("M12345", "member-password")
+    run(cli, "users", "add", EMAIL)
+    # Without --password the password is asked for, hidden.
+    added = run(
+        cli,
+        *("connections", "add", "-u", EMAIL, "--provider", "rapattoni", "--base-url", reso_url),
+        *("--token-url", f"{reso_url}/token", "--auth-kind", "oauth2_password"),
+        *("--client-id", "rapattoni-app", "--client-secret", "app-secret"),
+        *("--username", "M12345", "--key-field", "ListingKey", "--json"),
+        stdin="member-password\n",
+    )
+    assert "member-password" not in added.stdout
+    connection = json.loads(added.stdout[added.stdout.index("{") :])
+
+    synced = as_json(cli, "sync", "connection", connection["id"])
+
+    assert synced["success"] is True
+    assert reso.oauth.grants == ["password"]
+
+
 def test_a_database_without_tables_says_to_run_db_upgrade(
     cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

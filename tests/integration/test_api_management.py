@@ -174,6 +174,37 @@ async def test_mls_connection_crud(me: Recorder, runtime: Runtime, reso_url: str
     assert me.leaked("first-token", "second-token", "client-secret-value") == []
 
 
+async def test_a_member_signs_in_with_a_password_login_over_http_and_syncs(
+    me: Recorder, reso: ResoSandbox, reso_url: str
+) -> None:
+    reso.oauth.add_client("rapattoni-app", "app-secret")
+    reso.oauth.add_member("M12345", "member-password")
+    reso.add_listing("K1", "MLS-1", "Active")
+    created = await me(
+        "POST",
+        "/api/mls-connections",
+        json={
+            "provider": "rapattoni",
+            "baseUrl": reso_url,
+            "tokenUrl": f"{reso_url}/token",
+            "authKind": "oauth2_password",
+            "clientId": "rapattoni-app",
+            "clientSecret": "app-secret",
+            "username": "M12345",
+            "password": "member-password",
+            "keyField": "ListingKey",
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["authKind"] == "oauth2_password"
+
+    synced = await me("POST", f"/api/mls-connections/{created.json()['id']}/sync")
+
+    assert (synced.status_code, synced.json()["success"]) == (200, True)
+    assert reso.oauth.grants == ["password"]
+    assert me.leaked("member-password", "app-secret") == []
+
+
 async def test_deleting_a_connection_takes_its_listings_and_posts(
     me: Recorder, runtime: Runtime, reso: ResoSandbox, reso_url: str
 ) -> None:
@@ -338,6 +369,42 @@ async def test_platform_connections_list_and_delete(me: Recorder) -> None:
             "/api/mls-connections",
             {"baseUrl": "http://mls", "authKind": "oauth2", "clientId": "c"},
             ["body", "clientSecret"],
+        ),
+        (
+            "POST",
+            "/api/mls-connections",
+            {
+                "baseUrl": "http://mls",
+                "authKind": "oauth2_refresh",
+                "clientId": "c",
+                "tokenUrl": "http://mls/token",
+            },
+            ["body", "refreshToken"],
+        ),
+        (
+            "POST",
+            "/api/mls-connections",
+            {
+                "baseUrl": "http://mls",
+                "authKind": "oauth2_password",
+                "clientId": "c",
+                "tokenUrl": "http://mls/token",
+                "username": "M1",
+            },
+            ["body", "password"],
+        ),
+        (
+            "POST",
+            "/api/mls-connections",
+            {
+                "baseUrl": "http://mls",
+                "authKind": "oauth2_password",
+                "clientId": "c",
+                "username": "M1",
+                "password": "p",
+                "provider": "rapattoni",
+            },
+            ["body", "tokenUrl"],
         ),
         (
             "POST",

@@ -27,6 +27,9 @@ def credentials_of(body: MlsCredentialsIn) -> connections.MlsCredentials:
         client_secret=body.client_secret,
         token_url=str(body.token_url) if body.token_url is not None else None,
         scope=body.scope,
+        refresh_token=body.refresh_token,
+        username=body.username,
+        password=body.password,
     )
 
 

@@ -99,15 +99,21 @@ class UserOut(ResponseModel):
 
 
 class MlsCredentialsIn(RequestModel):
-    """A bearer `token`, or for `authKind: oauth2` an OAuth2 client (`clientId`,
-    `clientSecret`, and `tokenUrl` where the provider profile has none)."""
+    """A bearer `token`; for `authKind: oauth2` an OAuth2 client (`clientId`, `clientSecret`);
+    for `oauth2_refresh` a signed-in user's `refreshToken` (Spark OpenID Connect, any OAuth2
+    server: renewed by the service from then on); for `oauth2_password` a member's login
+    (`username`: the member's MLS id, `password`; Rapattoni). `tokenUrl` where the provider
+    profile has none."""
 
-    auth_kind: Literal["bearer", "oauth2"] = "bearer"
+    auth_kind: Literal["bearer", "oauth2", "oauth2_refresh", "oauth2_password"] = "bearer"
     token: Secret | None = None
     client_id: Secret | None = None
     client_secret: Secret | None = None
     token_url: Url | None = None
     scope: ShortText | None = None
+    refresh_token: Secret | None = None
+    username: ShortText | None = Field(default=None, description="the member's MLS id")
+    password: Secret | None = None
 
 
 class MlsConnectionCreate(MlsCredentialsIn):

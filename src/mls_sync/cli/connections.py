@@ -60,18 +60,31 @@ def connections_add(
     client_secret: opt.ClientSecretOption = None,
     token_url: opt.TokenUrlOption = None,
     scope: opt.ScopeOption = None,
+    refresh_token: opt.RefreshTokenOption = None,
+    username: opt.UsernameOption = None,
+    password: opt.PasswordOption = None,
     key_field: opt.KeyFieldOption = None,
     profile: opt.ProfileOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Connect a user to an MLS: join a shared feed (`--feed`), or connect with the user's own
-    credentials (`--base-url` and a token or OAuth2 client), stored encrypted."""
+    credentials (`--base-url` and a token, an OAuth2 client, a refresh token or a member's
+    login), stored encrypted."""
     if feed is None and base_url is None:
         fail("give --feed (a shared feed) or --base-url with the user's own credentials", 2)
     credentials = None
     if feed is None:
         credentials = opt.credentials(
-            auth_kind, token, client_id, client_secret, token_url, scope, prompt=True
+            auth_kind,
+            token,
+            client_id,
+            client_secret,
+            token_url,
+            scope,
+            prompt=True,
+            refresh_token=refresh_token,
+            username=username,
+            password=password,
         )
     overrides = opt.profile_pairs(profile or [])
 
@@ -113,17 +126,22 @@ def connections_update(
     agent: AgentOption = None,
     office: OfficeOption = None,
     base_url: opt.BaseUrlOption = None,
-    auth_kind: Annotated[str | None, typer.Option(help="bearer or oauth2")] = None,
+    auth_kind: Annotated[str | None, typer.Option(help=opt.AUTH_KIND_HELP)] = None,
     token: opt.TokenOption = None,
     client_id: opt.ClientIdOption = None,
     client_secret: opt.ClientSecretOption = None,
     token_url: opt.TokenUrlOption = None,
     scope: opt.ScopeOption = None,
+    refresh_token: opt.RefreshTokenOption = None,
+    username: opt.UsernameOption = None,
+    password: opt.PasswordOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Rename, change the agent or office, or (on the user's own credentials) move or
     re-authenticate (new credentials make the connection active again)."""
-    new_credentials = any((auth_kind, token, client_id, client_secret, token_url, scope))
+    new_credentials = any(
+        (auth_kind, token, client_id, client_secret, token_url, scope, refresh_token, username)
+    )
 
     async def work(runtime: Runtime) -> dict[str, Any]:
         async with runtime.db.transaction() as session:
@@ -132,7 +150,16 @@ def connections_update(
             if new_credentials:
                 kind = auth_kind or connection.auth_kind
                 credentials = opt.credentials(
-                    kind, token, client_id, client_secret, token_url, scope, prompt=False
+                    kind,
+                    token,
+                    client_id,
+                    client_secret,
+                    token_url,
+                    scope,
+                    prompt=False,
+                    refresh_token=refresh_token,
+                    username=username,
+                    password=password,
                 )
             updated = await connections.update_connection(
                 session,

@@ -97,7 +97,7 @@ def feeds_update(
     feed_id: str,
     name: opt.NameOption = None,
     base_url: opt.BaseUrlOption = None,
-    auth_kind: Annotated[str | None, typer.Option(help="bearer or oauth2")] = None,
+    auth_kind: Annotated[str | None, typer.Option(help=opt.AUTH_KIND_HELP)] = None,
     token: opt.TokenOption = None,
     client_id: opt.ClientIdOption = None,
     client_secret: opt.ClientSecretOption = None,

@@ -24,7 +24,23 @@ ClientSecretOption = Annotated[
 NameOption = Annotated[str | None, typer.Option(help="a name to tell it by")]
 BaseUrlOption = Annotated[str | None, typer.Option(help="RESO Web API root (where /Property is)")]
 ProviderOption = Annotated[str, typer.Option(help=f"vendor profile: one of {', '.join(PROVIDERS)}")]
-AuthKindOption = Annotated[str, typer.Option(help="bearer or oauth2")]
+AUTH_KIND_HELP = "bearer, oauth2 (client credentials), oauth2_refresh or oauth2_password"
+AuthKindOption = Annotated[str, typer.Option(help=AUTH_KIND_HELP)]
+RefreshTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        help="a signed-in user's refresh token (oauth2_refresh; or env MLS_REFRESH_TOKEN)",
+        envvar="MLS_REFRESH_TOKEN",
+    ),
+]
+UsernameOption = Annotated[str | None, typer.Option(help="the member's MLS id (oauth2_password)")]
+PasswordOption = Annotated[
+    str | None,
+    typer.Option(
+        help="the member's password (oauth2_password; or env MLS_PASSWORD; prompted)",
+        envvar="MLS_PASSWORD",
+    ),
+]
 ClientIdOption = Annotated[str | None, typer.Option(help="OAuth2 client id (auth kind oauth2)")]
 TokenUrlOption = Annotated[
     str | None, typer.Option(help="OAuth2 token endpoint, where the profile has none")
@@ -45,11 +61,18 @@ def credentials(
     scope: str | None,
     *,
     prompt: bool,
+    refresh_token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> MlsCredentials:
     if auth_kind == "bearer" and not token and prompt:
         token = typer.prompt("MLS bearer token", hide_input=True)
     if auth_kind == "oauth2" and not client_secret and client_id and prompt:
         client_secret = typer.prompt("OAuth2 client secret", hide_input=True)
+    if auth_kind == "oauth2_refresh" and not refresh_token and prompt:
+        refresh_token = typer.prompt("MLS refresh token", hide_input=True)
+    if auth_kind == "oauth2_password" and username and not password and prompt:
+        password = typer.prompt("MLS password", hide_input=True)
     return MlsCredentials(
         auth_kind=auth_kind,
         token=token,
@@ -57,6 +80,9 @@ def credentials(
         client_secret=client_secret,
         token_url=token_url,
         scope=scope,
+        refresh_token=refresh_token,
+        username=username,
+        password=password,
     )
 
 

@@ -1,4 +1,5 @@
-"""How a connection proves who it is: a static bearer token, or OAuth2 client credentials.
+"""How a connection proves who it is: a static bearer token, or OAuth2 client credentials
+(logins that renew, with a refresh token or a password, are in mls/logins.py).
 
 Client-credentials tokens are cached until shortly before they expire, by the credential's
 identity: a digest over the MLS host, the token endpoint, the client id **and the secret**.
@@ -160,35 +161,64 @@ class OAuth2ClientCredentials:
         if self._scope:
             form["scope"] = self._scope
         self.token_requests += 1
-        try:
-            response = await self._http.post(
-                self._token_url, data=form, headers={"Accept": "application/json"}
-            )
-        except httpx.TimeoutException:
-            raise MlsRequestError(NETWORK_TIMEOUT) from None
-        except EgressRefused as exc:
-            raise MlsRequestError(f"{EGRESS_REFUSED}: {exc}", retryable=False) from None
-        except httpx.TransportError as exc:
-            raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
-        # RFC 6749 5.2: invalid_client / unauthorized_client come as 400 or 401.
-        if response.status_code in (400, 401, 403):
-            raise MlsAuthError(f"token endpoint HTTP {response.status_code}")
-        if response.status_code >= 300:
-            raise MlsRequestError(f"MLS token endpoint error: HTTP {response.status_code}")
-        try:
-            body = response.json()
-            token = body["access_token"]
-            expires_in = float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError, OverflowError, AttributeError):
-            # (a 400-digit expires_in overflowed float(); the traceback held the secret)
-            raise MlsRequestError("Malformed MLS token response", retryable=False) from None
-        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-            raise MlsRequestError("Malformed MLS token response", retryable=False)
-        if not math.isfinite(expires_in) or expires_in <= 0:
-            raise MlsRequestError("Malformed MLS token response", retryable=False)
-        SECRETS.add(token)  # never in a log line (observability/redact.py)
-        # A token is used for a day at most, whatever its answer says.
-        return token, min(expires_in, MAX_TOKEN_SECONDS)
+        answer = await request_token(self._http, self._token_url, form)
+        return answer.access_token, answer.expires_in
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    """A token endpoint's answer (RFC 6749 5.1), checked: what every grant gets back."""
+
+    access_token: str
+    expires_in: float  # seconds, at most what the caller allows
+    refresh_token: str | None = None  # rotated, when the server sends a new one
+
+
+async def request_token(
+    http: httpx.AsyncClient,
+    url: str,
+    form: dict[str, str],
+    *,
+    max_seconds: float = MAX_TOKEN_SECONDS,
+) -> TokenAnswer:
+    """POST one grant to a token endpoint and check its answer: the one place every MLS grant
+    (client credentials, refresh token, password) is sent and parsed, so that a hostile or
+    broken answer is a clear error, never a traceback holding the secret."""
+    try:
+        response = await http.post(url, data=form, headers={"Accept": "application/json"})
+    except httpx.TimeoutException:
+        raise MlsRequestError(NETWORK_TIMEOUT) from None
+    except EgressRefused as exc:
+        raise MlsRequestError(f"{EGRESS_REFUSED}: {exc}", retryable=False) from None
+    except httpx.TransportError as exc:
+        raise MlsRequestError(f"Network error: {type(exc).__name__}") from None
+    # RFC 6749 5.2: invalid_client / invalid_grant / unauthorized_client come as 400 or 401.
+    if response.status_code in (400, 401, 403):
+        raise MlsAuthError(f"token endpoint HTTP {response.status_code}")
+    if response.status_code >= 300:
+        raise MlsRequestError(f"MLS token endpoint error: HTTP {response.status_code}")
+    try:
+        body = response.json()
+        token = body["access_token"]
+        expires_in = float(body.get("expires_in", 3600))
+        refresh_token = body.get("refresh_token")
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError):
+        # (a 400-digit expires_in overflowed float(); the traceback held the secret)
+        raise MlsRequestError("Malformed MLS token response", retryable=False) from None
+    if not _plausible_token(token) or not math.isfinite(expires_in) or expires_in <= 0:
+        raise MlsRequestError("Malformed MLS token response", retryable=False)
+    if refresh_token is not None and not _plausible_token(refresh_token):
+        raise MlsRequestError("Malformed MLS token response", retryable=False)
+    SECRETS.add(token)  # never in a log line (observability/redact.py)
+    if refresh_token:
+        SECRETS.add(refresh_token)
+    # A token is used for `max_seconds` at most (a day, for a cached one), whatever its
+    # answer says.
+    return TokenAnswer(token, min(expires_in, max_seconds), refresh_token or None)
+
+
+def _plausible_token(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_TOKEN_LENGTH
 
 
 def parse_credentials(plaintext: str, auth_kind: str) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-AUTH_KINDS = ("bearer", "oauth2")
+# "bearer": a static token; "oauth2": client credentials; "oauth2_refresh": a signed-in user's
+# tokens renewed with the refresh token; "oauth2_password": a member's login (mls/logins.py).
+AUTH_KINDS = ("bearer", "oauth2", "oauth2_refresh", "oauth2_password")
 FILTER_STYLES = ("in", "or")
 PAGE_SIZE_VIA = ("none", "top", "prefer")
 BUDGET_SCOPES = ("credential", "host")
@@ -36,7 +38,7 @@ class ProfileError(ValueError):
 class VendorProfile:
     name: str
     base_url_shape: str = ""  # documentation only: where the RESO root usually is
-    auth_kind: str = "bearer"  # "bearer": a static token; "oauth2": client credentials
+    auth_kind: str = "bearer"  # one of AUTH_KINDS: how the feed's credentials are used
     token_url: str | None = None
     scope: str | None = None
     key_field: str = "ListingKey"  # the field lookups filter on (ListingKey unless refused)
@@ -104,8 +106,6 @@ class VendorProfile:
             raise ValueError("suspension_seconds must be between 0 and 86400")
         if self.requests_per_second <= 0 or self.batch_size < 1:
             raise ValueError("requests_per_second and batch_size must be positive")
-        if self.auth_kind == "oauth2" and not self.token_url:
-            raise ProfileError(f"profile {self.name!r}: oauth2 needs a token_url", "token_url")
         if self.require_originating_system and not self.originating_system_name:
             raise ValueError(f"profile {self.name!r}: set originating_system_name")
 
@@ -238,12 +238,26 @@ PROFILES: dict[str, VendorProfile] = {
         page_size=1000,
         page_size_via="top",
         top_cap=1000,
+        # Agents sign in with OpenID Connect: tokens from this endpoint, renewed with the
+        # refresh token (sparkplatform.com/docs/authentication/openid_connect_authentication;
+        # discovery at https://sparkplatform.com/.well-known/openid-configuration).
+        token_url="https://sparkplatform.com/openid/token",
         auth_error_codes=frozenset({1000, 1010, 1020}),
         rate_limit_codes=frozenset({1550}),
         # Spark documents no reset time for 1550: the credential rests five minutes (a third
         # of a cycle), so the next cycle asks again instead of a retry a second later.
         suspension_seconds=300.0,
         replication_window_seconds=1200.0,
+        requests_per_second=1.0,
+    ),
+    # Rapattoni RESO Web API: each member signs in with an OAuth2 password grant (the member's
+    # MLS id and password), getting a 7-day access token and a refresh token (rapattoni.com/dev,
+    # as ../VENDORS.md records it: second-hand). The token endpoint is the MLS's own: given
+    # with the credentials (tokenUrl), there is no one default.
+    "rapattoni": VendorProfile(
+        name="rapattoni",
+        base_url_shape="https://<mls>.rapattoni.com/<odata root> (ask the MLS)",
+        auth_kind="oauth2_password",
         requests_per_second=1.0,
     ),
 }
@@ -265,4 +279,9 @@ def resolve_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Ve
         if key.endswith("_codes"):
             value = frozenset(int(v) for v in value)
         changes[key] = value
-    return dataclasses.replace(base, **changes)
+    profile = dataclasses.replace(base, **changes)
+    # Checked here, not in __post_init__: a profile may leave the endpoint to each feed
+    # (Rapattoni's is the MLS's own), but a feed that signs in must name one.
+    if profile.auth_kind != "bearer" and not profile.token_url:
+        raise ProfileError(f"{profile.auth_kind} needs a token URL (tokenUrl)", "token_url")
+    return profile

@@ -19,8 +19,10 @@ from mls_sync.domain.reso import StatusMapper
 from mls_sync.egress import EgressPolicy, EgressRefused
 from mls_sync.mls.auth import encode_credentials
 from mls_sync.mls.errors import EGRESS_REFUSED
+from mls_sync.mls.logins import new_login_id
 from mls_sync.mls.overrides import OverrideError, check_against, checked_overrides
 from mls_sync.mls.profiles import (
+    AUTH_KINDS,
     LOOKUP_KEY_FIELDS,
     PROFILES,
     ProfileError,
@@ -46,7 +48,10 @@ DEFAULT_CADENCE_SECONDS = 900
 
 @dataclass(frozen=True)
 class MlsCredentials:
-    """What the MLS gave: a bearer token, or an OAuth2 client (client credentials)."""
+    """What the MLS gave: a bearer token; an OAuth2 client (client credentials); a signed-in
+    user's refresh token (`oauth2_refresh`, with the access token where there is one); or a
+    member's login (`oauth2_password`: the member's MLS id and password). Logins that renew
+    keep their tokens in the same encrypted blob (mls/logins.py)."""
 
     auth_kind: str = "bearer"
     token: str | None = None
@@ -54,6 +59,9 @@ class MlsCredentials:
     client_secret: str | None = None
     token_url: str | None = None
     scope: str | None = None
+    refresh_token: str | None = None
+    username: str | None = None
+    password: str | None = None
 
     def secret(self) -> str:
         """The plaintext stored encrypted: the bare token, or a JSON object for OAuth2."""
@@ -61,13 +69,30 @@ class MlsCredentials:
             if not self.token:
                 raise InvalidInput("token", "a bearer connection needs its token")
             return self.token
+        if self.auth_kind not in AUTH_KINDS:
+            raise InvalidInput("authKind", f"one of {', '.join(AUTH_KINDS)}")
         if not self.client_id:
-            raise InvalidInput("clientId", "an oauth2 connection needs clientId")
-        if not self.client_secret:
-            raise InvalidInput("clientSecret", "an oauth2 connection needs clientSecret")
-        blob: dict[str, Any] = {"client_id": self.client_id, "client_secret": self.client_secret}
+            raise InvalidInput("clientId", f"an {self.auth_kind} connection needs clientId")
+        blob: dict[str, Any] = {"client_id": self.client_id}
+        if self.client_secret:
+            blob["client_secret"] = self.client_secret
         if self.scope:
             blob["scope"] = self.scope
+        if self.auth_kind == "oauth2":
+            if not self.client_secret:
+                raise InvalidInput("clientSecret", "an oauth2 connection needs clientSecret")
+            return encode_credentials(blob)
+        blob["login_id"] = new_login_id()  # a new sign-in: a new login
+        if self.auth_kind == "oauth2_refresh":
+            if not self.refresh_token:
+                raise InvalidInput("refreshToken", "an oauth2_refresh connection needs one")
+            blob["refresh_token"] = self.refresh_token
+        else:
+            if not self.username:
+                raise InvalidInput("username", "the member's MLS id is needed to sign in")
+            if not self.password:
+                raise InvalidInput("password", "the member's password is needed to sign in")
+            blob["username"], blob["password"] = self.username, self.password
         return encode_credentials(blob)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,6 +21,7 @@ from mls_sync.mls.auth import (
 )
 from mls_sync.mls.client import ResoClient
 from mls_sync.mls.limits import Budgets, RateBudgets
+from mls_sync.mls.logins import LOGIN_KINDS, LoginState, LoginStore, MemoryLoginStore, OAuth2Login
 from mls_sync.mls.overrides import check_against, checked_overrides
 from mls_sync.mls.profiles import LOOKUP_KEY_FIELDS, VendorProfile, resolve_profile
 from mls_sync.mls.shared_limits import SharedRateBudgets
@@ -43,8 +48,14 @@ class ClientFactory:
         retry: RetryPolicy,
         batch_size: int,
         token_cache: TokenCache | None = None,
+        login_store: Callable[[MlsFeed], LoginStore] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._http = http
+        # Where a login that renews keeps its tokens (sync/mls_logins.py: the feed's row);
+        # without one (a probe, unit tests) a renewal lives as long as the client.
+        self._login_store = login_store
+        self._clock = clock
         self._cipher = cipher
         self._budgets = budgets
         self._retry = retry
@@ -111,6 +122,8 @@ class ClientFactory:
             base_url = profile.current_url(feed.base_url)
             if profile.auth_kind == "bearer":
                 return StaticBearer(str(credentials["token"]), base_url=base_url)
+            if profile.auth_kind in LOGIN_KINDS:
+                return self._login(feed, profile, credentials, base_url)
             token_url = str(credentials.get("token_url") or profile.token_url)
             return OAuth2ClientCredentials(
                 self._http,
@@ -123,6 +136,18 @@ class ClientFactory:
             )
         except (KeyError, ValueError) as exc:
             raise ConnectionConfigError(f"MLS connection misconfigured: missing {exc}") from None
+
+    def _login(
+        self, feed: MlsFeed, profile: VendorProfile, credentials: dict[str, Any], base_url: str
+    ) -> OAuth2Login:
+        state = LoginState.from_credentials(
+            profile.auth_kind, credentials, token_url=profile.token_url
+        )
+        state = replace(state, token_url=profile.current_url(state.token_url))
+        store = self._login_store(feed) if self._login_store else MemoryLoginStore(credentials)
+        return OAuth2Login(
+            self._http, state, store, base_url=base_url, cache=self._tokens, clock=self._clock
+        )
 
 
 async def suspend_credential(

@@ -73,6 +73,7 @@ from mls_sync.sync.clients import ClientFactory, ConnectionConfigError, suspend_
 from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
 from mls_sync.sync.fanout import fan_out
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
+from mls_sync.sync.mls_logins import feed_login_stores
 from mls_sync.sync.outcome import Outcome, ProgressCallback, summary
 from mls_sync.sync.reconcile import compare_held, reconcile
 from mls_sync.sync.replicate import replicate_timestamps
@@ -165,6 +166,7 @@ class SyncEngine:
             retry=retry or RetryPolicy(),
             batch_size=batch_size,
             token_cache=token_cache,
+            login_store=feed_login_stores(db, cipher),
         )
         # One run per feed at a time (sync/runs.py takes it); the runtime passes a LeaseGuard
         # (a lease row in the database), LocalGuard serves unit tests.

@@ -64,6 +64,7 @@ from mls_sync.store.crypto import SecretDecryptError, TokenCipher
 from mls_sync.store.models import MlsFeed, User
 from mls_sync.store.open import open_database
 from mls_sync.sync.clients import ClientFactory, budgets_for
+from mls_sync.sync.mls_logins import feed_login_stores
 
 __all__ = [
     "DATABASE_TIMEOUT_SECONDS",
@@ -143,6 +144,7 @@ async def diagnose_deployment(
                 # One attempt: a doctor asks once; the sync's retries are for the sync.
                 retry=RetryPolicy(attempts=1, max_retry_after=settings.mls_max_retry_after_seconds),
                 batch_size=1,
+                login_store=feed_login_stores(db, key_cipher),
             )
             if key_cipher is not None
             else None
