@@ -320,9 +320,11 @@ async def test_a_shared_feed_costs_one_request_a_cycle_whatever_the_number_of_ag
         assert each.floor_seconds == each.max_requests_per_credential / options.rps
     # every first load finished in one cycle
     assert [case(k).cycles for k in ("load", "agents-load", "private-load")] == [1, 1, 1]
-    # the shared feed's first load: every record, in pages of 500, on the vendor token
+    # the shared feed's first load: every record, in pages of 500, on the vendor token; each
+    # page after the first asks again from the newest timestamp read (paging that never
+    # skips), which it answers first: 500 new records, then 499 a page
     load = case("load")
-    assert load.mls_requests == math.ceil(2000 / 500) == 4
+    assert load.mls_requests == 1 + math.ceil((2000 - 500) / 499) == 5
     assert (load.key_only_requests, load.lookup_requests, load.platform_requests) == (0, 0, 0)
     assert report.records_loaded == 2000
     assert load.changes_found == 0  # held listings agree with the replica
@@ -334,8 +336,8 @@ async def test_a_shared_feed_costs_one_request_a_cycle_whatever_the_number_of_ag
     # the per-agent model: two agents measured, each loading the whole market on the one
     # token, scaled to 20; idle, one request per agent
     agents_load, agents_idle = case("agents-load"), case("agents-idle")
-    assert agents_load.mls_requests_measured == 2 * 4
-    assert agents_load.mls_requests == agents_load.max_requests_per_credential == 20 * 4
+    assert agents_load.mls_requests_measured == 2 * 5  # each loads it as the feed did
+    assert agents_load.mls_requests == agents_load.max_requests_per_credential == 20 * 5
     assert agents_idle.mls_requests_measured == 2
     assert agents_idle.mls_requests == agents_idle.max_requests_per_credential == 20
     assert agents_idle.requests_per_day == 20 * 96
@@ -420,7 +422,7 @@ def test_the_feeds_command_prints_the_documented_json() -> None:
     cases = {c["case"]: c for c in run["cases"]}
     for case in cases.values():
         assert set(case) == FEED_CASE_FIELDS
-    assert cases["load"]["mlsRequests"] == 4
+    assert cases["load"]["mlsRequests"] == 5  # 500 records, then 499 new a page
     assert cases["idle"]["mlsRequests"] == 1
     assert cases["private-idle"]["mlsRequests"] == 3
     assert cases["reconcile"]["keyOnlyRequests"] == 4

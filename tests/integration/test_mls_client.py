@@ -334,6 +334,7 @@ async def test_mls_grid_refuses_requests_without_gzip(
 async def test_bridge_asks_for_its_page_size_with_prefer_maxpagesize(
     http: httpx.AsyncClient, reso: ResoSandbox, reso_url: str
 ) -> None:
+    reso.vendor = "bridge"
     reso.add_listing("K1", "MLS-K1", "Active")
     await client_for(http, reso_url, PROFILES["bridge"]).fetch_by_keys(["K1"])
     assert reso.requests[0].headers["prefer"] == "odata.maxpagesize=200"

@@ -4,7 +4,9 @@ Offset paging (`$skip`, what most servers' next links are) then finds every unre
 place earlier and skips one across the page boundary (RESOStandards/reso-tools #254,
 tylercollier/openresync #6); keyset paging by (ModificationTimestamp, ListingKey) asks for what
 comes after the last record seen, so nothing is skipped and the changed record is read again
-with its new timestamp. A feed replicated that way applies each change once."""
+with its new timestamp. Restarting each page from the newest timestamp read (`ge`, dropping
+what was read at that instant: for servers with only next links) does the same. A feed
+replicated either way applies each change once."""
 
 from __future__ import annotations
 
@@ -54,8 +56,10 @@ def _client(http: httpx.AsyncClient, url: str, paging: str) -> ResoClient:
     return ResoClient(http, base_url=url, transport=transport, profile=profile)
 
 
-@pytest.mark.parametrize(("paging", "skipped"), [("keyset", set()), ("next_link", {"K3"})])
-async def test_records_changing_between_pages_are_skipped_by_offsets_and_never_by_keyset(
+@pytest.mark.parametrize(
+    ("paging", "skipped"), [("keyset", set()), ("restart", set()), ("next_link", {"K3"})]
+)
+async def test_records_changing_between_pages_are_skipped_by_offsets_never_by_keyset_or_restart(
     http: httpx.AsyncClient, reso: ResoSandbox, reso_url: str, paging: str, skipped: set[str]
 ) -> None:
     _market(reso)
@@ -67,22 +71,41 @@ async def test_records_changing_between_pages_are_skipped_by_offsets_and_never_b
 
     keys = [r.listing_key for r in seen]
     assert {f"K{n}" for n in range(RECORDS)} - set(keys) == skipped
-    if paging == "keyset":
+    if paging in ("keyset", "restart"):
         # K0 twice: as it was, then as it changed (the newest record, read at the end).
         assert keys.count("K0") == 2 and keys[-1] == "K0"
         assert [r.standard_status for r in seen if r.listing_key == "K0"][-1] == "Pending"
         assert len(keys) == RECORDS + 1
 
 
-async def test_a_keyset_feed_loads_every_record_and_applies_a_change_made_meanwhile_once(
-    runtime: Runtime, reso: ResoSandbox, reso_url: str
+async def test_a_page_filled_by_one_instant_follows_the_servers_link_and_skips_nothing(
+    http: httpx.AsyncClient, reso: ResoSandbox, reso_url: str
+) -> None:
+    reso.max_page_size = PAGE
+    for n in range(RECORDS):  # the first seven share one instant: more than two pages of it
+        stamp = LONG_AGO + timedelta(minutes=max(n - 6, 0))
+        reso.add_listing(f"K{n}", f"MLS-{n}", "Active", modification_timestamp=stamp)
+
+    seen = [
+        r
+        async for page in _client(http, reso_url, "restart").fetch_changes_since(None)
+        for r in page
+    ]
+
+    keys = [r.listing_key for r in seen]
+    assert sorted(keys) == sorted(f"K{n}" for n in range(RECORDS))  # each once
+
+
+@pytest.mark.parametrize("paging", ["keyset", "restart"])
+async def test_a_feed_loads_every_record_and_applies_a_change_made_meanwhile_once(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str, paging: str
 ) -> None:
     _market(reso)
     feed_id = await seed_shared_feed(
         runtime,
         reso_url,
         token="mls-token",
-        profile_overrides={"paging": "keyset", "page_size": PAGE},
+        profile_overrides={"paging": paging, "page_size": PAGE},
     )
     held = (await join(runtime, feed_id, holding={"K0": S.ACTIVE})).listings["K0"]
     # While the first load pages, K0 (read on its first page) sells.

@@ -158,7 +158,9 @@ async def test_bridge_pages_by_top_on_v2_and_by_prefer_on_v3_and_never_asks_in(
 ) -> None:
     """Bridge v2 reads `$top` as the page size (at most 200; default 10); v3 reads it as the
     collection size and takes the page size from `Prefer: odata.maxpagesize`. Bridge has no
-    `in`: a lookup is an `or` chain from the first request."""
+    `in`: a lookup is an `or` chain from the first request. Increments ride Bridge's own
+    timestamp."""
+    reso.vendor = "bridge"  # refuses `in`, a $top over 200 on v2, serves its timestamp
     for n in range(3):
         reso.add_listing(f"K{n}", f"MLS-{n}", "Active")
     feed = MlsFeed(
@@ -180,8 +182,34 @@ async def test_bridge_pages_by_top_on_v2_and_by_prefer_on_v3_and_never_asks_in(
     replication, lookup = reso.requests[0], reso.requests[-1]
     assert replication.params.get("$top") == top
     assert replication.headers.get("prefer") == prefer
+    assert replication.params["$filter"].startswith("BridgeModificationTimestamp ge ")
     assert " in " not in lookup.params["$filter"] and " or " in lookup.params["$filter"]
     assert len(reso.requests) == 2  # no refused `in` first
+
+
+async def test_bridge_increments_see_a_correction_bridge_made_itself(
+    runtime: Runtime, reso: ResoSandbox, reso_url: str
+) -> None:
+    """Bridge's own changes move BridgeModificationTimestamp, not the MLS's
+    ModificationTimestamp: increments on the MLS's field would never see them."""
+    reso.vendor = "bridge"
+    long_ago = utcnow() - timedelta(days=1)
+    reso.add_listing("K1", "MLS-K1", "Active", modification_timestamp=long_ago)
+    feed_id = await seed_shared_feed(
+        runtime, f"{reso_url}/api/v2/OData/ds", token="mls-token", provider="bridge"
+    )
+    held = (await join(runtime, feed_id, holding={"K1": S.ACTIVE})).listings["K1"]
+    assert (await runs.sync_feed(runtime.engine, feed_id, trigger="manual")).success
+    before = reso.listing("K1").modification_timestamp
+    reso.vendor_correction("K1", "Closed")
+    assert reso.listing("K1").modification_timestamp == before  # the MLS's: unmoved
+
+    corrected = await runs.sync_feed(runtime.engine, feed_id, trigger="manual")
+
+    assert corrected.success and corrected.result.updated_listings == 1
+    async with runtime.db.transaction() as session:
+        listing = await session.listings.lock(held.id)
+    assert listing is not None and listing.status == S.SOLD
 
 
 def test_bridges_hourly_and_burst_headers_both_tighten_the_budget() -> None:

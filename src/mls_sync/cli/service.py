@@ -62,7 +62,10 @@ def sandbox(
     ] = 8081,
     listings: Annotated[int, typer.Option(min=0, max=10_000, help="listings to seed")] = 10,
     vendor: Annotated[
-        str, typer.Option(help="generic, or mlsgrid (ListingId only, OriginatingSystemName, gzip)")
+        str,
+        typer.Option(
+            help="generic, mlsgrid, bridge, trestle or spark: what that vendor refuses, it refuses"
+        ),
     ] = "generic",
     no_in: Annotated[bool, typer.Option("--no-in", help="answer 400 to `in (...)`")] = False,
     labels: Annotated[
@@ -78,8 +81,12 @@ def sandbox(
     ] = False,
 ) -> None:
     """Run the sandbox MLS and platform servers in the foreground (Ctrl-C stops them)."""
-    if vendor not in ("generic", "mlsgrid"):
-        raise typer.BadParameter("vendor must be generic or mlsgrid", param_hint="--vendor")
+    from mls_sync.sandbox.reso_vendors import VENDOR_RULES
+
+    if vendor not in VENDOR_RULES:
+        raise typer.BadParameter(
+            f"vendor must be one of {', '.join(VENDOR_RULES)}", param_hint="--vendor"
+        )
     from mls_sync.sandbox import standalone
     from mls_sync.sandbox.platforms import PlatformSandbox
 

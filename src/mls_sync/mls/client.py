@@ -141,7 +141,14 @@ class ResoClient:
         return [keys[i : i + size] for i in range(0, len(keys), size)]
 
     def _select(self) -> str:
-        return ",".join(SELECT_FIELDS + self._profile.extra_select)
+        return ",".join(SELECT_FIELDS + self._stamp_select() + self._profile.extra_select)
+
+    def _stamp_select(self) -> tuple[str, ...]:
+        stamp = self._profile.timestamp_field
+        return () if stamp == "ModificationTimestamp" else (stamp,)
+
+    def _record(self, raw: Any) -> MlsRecord:
+        return _parse_record(raw, self._profile.timestamp_field)
 
     async def fetch_by_keys(self, keys: Sequence[str]) -> dict[str, MlsRecord]:
         if not keys:
@@ -230,7 +237,7 @@ class ResoClient:
             body = response.json()
         except ValueError:
             raise MlsPayloadError("body is not JSON") from None
-        record = _parse_record(body)
+        record = self._record(body)
         if record.listing_key != listing_key:
             raise MlsPayloadError("the MLS answered with another Property")
         return record
@@ -244,15 +251,49 @@ class ResoClient:
             async for page in self._keyset_pages(since):
                 yield page
             return
-        expression = "ModificationTimestamp ge " + _stamp(since or _EPOCH)
+        field = self._profile.timestamp_field
+        expression = f"{field} ge " + _stamp(since or _EPOCH)
         params = {
             "$filter": self._scoped(expression),
-            "$orderby": "ModificationTimestamp asc",
+            "$orderby": f"{field} asc",
             "$select": self._select(),
         }
         params.update(self._largest_page())
-        async for page in self._pages(params):
+        pages = self._restarting_pages(params) if self._profile.paging == "restart" else None
+        async for page in pages or self._pages(params):
             yield page
+
+    async def _restarting_pages(self, params: dict[str, str]) -> AsyncIterator[list[MlsRecord]]:
+        """Pages for a server that offers only next links (offsets, on most): each page after
+        the first asks again from the newest timestamp read (`ge`), dropping the records
+        already read at that instant, so a record that changes while we page (and moves
+        behind us) never shifts an unread one past a page boundary. A page whose records all
+        share one instant would come back the same: its next link is followed instead."""
+        url, field = f"{self._base_url}/Property", self._profile.timestamp_field
+        last: datetime | None = None
+        read_at_last: set[str] = set()
+        link: str | None = None
+        while True:
+            body = await self._get_json(link, None) if link else await self._get_json(url, params)
+            page = [self._record(raw) for raw in _values(body)]
+            fresh = [
+                r
+                for r in page
+                if r.modification_timestamp != last or r.listing_key not in read_at_last
+            ]
+            if fresh:
+                yield fresh
+            link = self._next_link(body)
+            newest = page[-1].modification_timestamp if page else None
+            if link is None or newest is None:
+                return  # the end (or a server whose records carry no timestamp: its links)
+            at_newest = {r.listing_key for r in page if r.modification_timestamp == newest}
+            if newest == last:
+                read_at_last |= at_newest
+                continue  # one instant fills the page: follow the server's link
+            last, read_at_last, link = newest, at_newest, None
+            params = {**params, "$filter": self._scoped(f"{field} ge {_stamp(newest)}")}
+            params.pop("$skip", None)
 
     async def _keyset_pages(self, since: datetime | None) -> AsyncIterator[list[MlsRecord]]:
         """Pages by keyset: each asks for the records after the last one seen, in
@@ -260,16 +301,17 @@ class ResoClient:
         moves behind us (to be read again, with its new timestamp) and never shifts an
         unread record past a page boundary, as an offset would."""
         size = self._page_size()
-        expression = "ModificationTimestamp ge " + _stamp(since or _EPOCH)
+        field = self._profile.timestamp_field
+        expression = f"{field} ge " + _stamp(since or _EPOCH)
         while True:
             params = {
                 "$filter": self._scoped(expression),
-                "$orderby": "ModificationTimestamp asc,ListingKey asc",
+                "$orderby": f"{field} asc,ListingKey asc",
                 "$select": self._select(),
                 "$top": str(size),
             }
             body = await self._get_json(f"{self._base_url}/Property", params)
-            page = [_parse_record(raw) for raw in _values(body)]
+            page = [self._record(raw) for raw in _values(body)]
             yield page
             # A short page is the end, unless the server cut it to its own page size (it
             # then offers a next link, which keyset paging does not follow).
@@ -278,15 +320,13 @@ class ResoClient:
             if not more or last is None or last.modification_timestamp is None:
                 return
             stamp, key = _stamp(last.modification_timestamp), odata_string(last.listing_key)
-            expression = (
-                f"(ModificationTimestamp gt {stamp} or "
-                f"(ModificationTimestamp eq {stamp} and ListingKey gt {key}))"
-            )
+            expression = f"({field} gt {stamp} or ({field} eq {stamp} and ListingKey gt {key}))"
 
     async def fetch_keys(self) -> AsyncIterator[list[MlsRecord]]:
         """Pages of every record the feed has now, with only its keys and timestamp (a
         reconciliation's key-only pull), in the largest pages the vendor allows."""
-        params = {"$select": ",".join(KEY_FIELDS + self._profile.extra_select)}
+        fields = KEY_FIELDS + self._stamp_select() + self._profile.extra_select
+        params = {"$select": ",".join(fields)}
         if self._profile.require_originating_system:
             params["$filter"] = self._scoped("ModificationTimestamp ge " + _stamp(_EPOCH))
         params.update(self._largest_page())
@@ -309,7 +349,7 @@ class ResoClient:
 
     async def _pages(self, params: dict[str, str]) -> AsyncIterator[list[MlsRecord]]:
         async for body in self._bodies(f"{self._base_url}/Property", params):
-            yield [_parse_record(raw) for raw in _values(body)]
+            yield [self._record(raw) for raw in _values(body)]
 
     async def _bodies(self, url: str, params: dict[str, str]) -> AsyncIterator[Any]:
         """Each page's JSON body, following @odata.nextLink (which carries the query)."""
@@ -367,7 +407,7 @@ def _values(body: Any) -> list[Any]:
     return values
 
 
-def _parse_record(raw: Any) -> MlsRecord:
+def _parse_record(raw: Any, stamp_field: str = "ModificationTimestamp") -> MlsRecord:
     if not isinstance(raw, dict):
         raise MlsPayloadError("a record is not an object")
     key = raw.get("ListingKey")
@@ -378,7 +418,9 @@ def _parse_record(raw: Any) -> MlsRecord:
         listing_key=key,
         listing_id=listing_id if isinstance(listing_id, str) else None,
         standard_status=raw.get("StandardStatus"),
-        modification_timestamp=_parse_timestamp(raw.get("ModificationTimestamp")),
+        # The timestamp replication pages on: the vendor's own where the MLS's misses changes
+        # the vendor makes (Bridge's BridgeModificationTimestamp).
+        modification_timestamp=_parse_timestamp(raw.get(stamp_field)),
         gone=raw.get("MlgCanView") is False,
         mls_status=_text(raw.get("MlsStatus")),
         list_agent_mls_id=_text(raw.get("ListAgentMlsId")),

@@ -200,13 +200,14 @@ def budget_key(base_url: str, credential: str) -> str:
 def quota_from_headers(headers: Mapping[str, str]) -> tuple[int | None, float | None]:
     """(hourly limit the vendor announces, seconds to pause) from quota headers: Trestle's
     `Hour-Quota-Limit`; Bridge's hourly `Application-RateLimit-Limit`, and either family's
-    `-Remaining: 0` (hourly or per-minute burst) until its `-Reset`."""
+    `-Remaining: 0` (hourly or per-minute burst) until its `-Reset`, and Trestle's
+    `-Available: 0` until its `-ResetTime`."""
     hour_limits = [
         _number(headers.get(name)) for name in ("hour-quota-limit", "application-ratelimit-limit")
     ]
     pauses = [
-        _exhausted(headers, family, default)
-        for family, default in (("burst-ratelimit", 60.0), ("application-ratelimit", HOUR))
+        _exhausted(headers, family, left, reset, default)
+        for family, left, reset, default in QUOTA_FAMILIES
     ]
     announced = [int(v) for v in hour_limits if v is not None and v >= 1]
     waits = [p for p in pauses if p is not None]
@@ -214,12 +215,26 @@ def quota_from_headers(headers: Mapping[str, str]) -> tuple[int | None, float | 
     return limit, min(max(waits), MAX_PAUSE_SECONDS) if waits else None
 
 
-def _exhausted(headers: Mapping[str, str], family: str, default: float) -> float | None:
-    """Seconds until `family`'s quota resets, when its `-Remaining` says none is left."""
-    remaining = _number(headers.get(f"{family}-remaining"))
+# (header family, its "what is left" suffix, its "when it renews" suffix, the window): Bridge's
+# per-minute burst and hourly application limits (bridgeinteractive.com, 2024), Trestle's
+# minute and hour quotas (trestle-documentation.corelogic.com/webapi-at-scale.html:
+# `Hour-Quota-Available`, `Hour-Quota-ResetTime`).
+QUOTA_FAMILIES = (
+    ("burst-ratelimit", "remaining", "reset", 60.0),
+    ("application-ratelimit", "remaining", "reset", HOUR),
+    ("minute-quota", "available", "resettime", 60.0),
+    ("hour-quota", "available", "resettime", HOUR),
+)
+
+
+def _exhausted(
+    headers: Mapping[str, str], family: str, left: str, renews: str, default: float
+) -> float | None:
+    """Seconds until `family`'s quota renews, when what is left of it is nothing."""
+    remaining = _number(headers.get(f"{family}-{left}"))
     if remaining is None or remaining > 0:
         return None
-    reset = _number(headers.get(f"{family}-reset"))
+    reset = _number(headers.get(f"{family}-{renews}"))
     return _seconds_until(reset) if reset is not None else default
 
 

@@ -21,8 +21,9 @@ FILTER_STYLES = ("in", "or")
 PAGE_SIZE_VIA = ("none", "top", "prefer")
 BUDGET_SCOPES = ("credential", "host")
 REPLICATION_MODES = ("timestamp", "entity_event")
-PAGING_MODES = ("next_link", "keyset")
+PAGING_MODES = ("restart", "keyset", "next_link")
 ENTITY_EVENT_LOOKUPS = ("key", "batch")
+TIMESTAMP_FIELDS = ("ModificationTimestamp", "BridgeModificationTimestamp")
 LOOKUP_KEY_FIELDS = ("ListingKey", "ListingId")  # the fields a listing is looked up by
 
 
@@ -76,12 +77,17 @@ class VendorProfile:
     # filter on another one rather than spend a request on the vendor's 400.
     filterable_fields: frozenset[str] = frozenset()
     replication: str = "timestamp"  # or "entity_event" (RESO RCP-027) where offered
-    # How replication pages on: "next_link" follows the server's @odata.nextLink (offsets on
-    # most servers: records that change while a client pages shift under it and can be
-    # skipped, RESOStandards/reso-tools #254, tylercollier/openresync #6); "keyset" asks each
-    # page after the last record seen, by (ModificationTimestamp, ListingKey), where the
-    # server can order and filter on both.
-    paging: str = "next_link"
+    # The field replication filters, orders and bookmarks on: the MLS's ModificationTimestamp,
+    # or a vendor's own that also moves when the vendor changes a record (Bridge).
+    timestamp_field: str = "ModificationTimestamp"
+    # How replication pages on. Following the server's @odata.nextLink ("next_link") pages by
+    # offset on most servers: records that change while a client pages shift under it and
+    # can be skipped (RESOStandards/reso-tools #254, tylercollier/openresync #6). "restart"
+    # (the default) asks each page again from the newest timestamp read (`ge`), dropping
+    # what was read at that instant, and follows a link only when one instant fills a page;
+    # "keyset" asks each page after the last record seen, by (timestamp, ListingKey), where
+    # the server can order and filter on both.
+    paging: str = "restart"
     # Entity-event replication fetches each changed Property: "key" asks `/Property('KEY')`
     # (404 = gone, the RCP-027 way); "batch" asks `ListingKey in (...)`, batch_size a request,
     # where the server lets us filter on ListingKey (absent from the answer = gone).
@@ -98,6 +104,7 @@ class VendorProfile:
         _one_of("replication", self.replication, REPLICATION_MODES)
         _one_of("paging", self.paging, PAGING_MODES)
         _one_of("entity_event_lookup", self.entity_event_lookup, ENTITY_EVENT_LOOKUPS)
+        _one_of("timestamp_field", self.timestamp_field, TIMESTAMP_FIELDS)
         if self.key_field not in LOOKUP_KEY_FIELDS:
             raise ValueError("key_field must be ListingKey or ListingId")
         if not 0 <= self.replication_window_seconds <= 86400:
@@ -192,6 +199,11 @@ PROFILES: dict[str, VendorProfile] = {
         name="bridge",
         base_url_shape="https://api.bridgedataoutput.com/api/v2/OData/<dataset>",
         filter_style="or",
+        # Increments on Bridge's own timestamp: ModificationTimestamp is the MLS's, and a
+        # change Bridge makes to a record does not move it (../VENDORS.md, from
+        # bridgedataoutput.com/docs/platform; Bridge's OData filters and orders on it:
+        # `BridgeModificationTimestamp ge ...`).
+        timestamp_field="BridgeModificationTimestamp",
         page_size=200,
         page_size_via="prefer",
         top_cap=200,

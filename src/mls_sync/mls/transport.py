@@ -6,7 +6,10 @@
 - 429 (or a vendor's rate-limit code): the whole credential pauses for Retry-After (or the
   backoff), then retries; a Retry-After longer than `max_retry_after` is not waited for. Where
   the profile says the vendor punishes (`suspension_seconds`: MLS Grid suspends the token),
-  nothing is retried: MlsCredentialSuspended says until when the credential must rest.
+  nothing is retried: MlsCredentialSuspended says until when the credential must rest. So
+  too where the vendor names a time further off than a run waits (a Retry-After, or quota
+  headers saying nothing is left until a reset: Bridge, Trestle): the credential rests until
+  then rather than each cycle asking into the same refusal.
 - 5xx and connection errors: exponential backoff with full jitter, `attempts` in all.
 - Timeouts are not retried within a run: the request may have been counted by the MLS and the
   wait already cost the timeout; the next run asks again.
@@ -32,7 +35,12 @@ from mls_sync.mls.errors import (
     MlsPayloadError,
     MlsRequestError,
 )
-from mls_sync.mls.limits import MAX_SUSPENSION_SECONDS, Budget, retry_after_seconds
+from mls_sync.mls.limits import (
+    MAX_SUSPENSION_SECONDS,
+    Budget,
+    quota_from_headers,
+    retry_after_seconds,
+)
 from mls_sync.mls.profiles import PROFILES, VendorProfile
 from mls_sync.observability.metrics import METRICS
 
@@ -65,6 +73,10 @@ class MlsTransport:
         self._budget = budget
         self._retry = retry or RetryPolicy()
         self.requests_made = 0
+        # Set when the vendor says the credential's quota is spent until a reset further off
+        # than we would wait (Bridge's and Trestle's `-Remaining: 0`): the next request is
+        # not sent, the credential rests until then (sync/suspensions.py marks the feeds).
+        self._resting_until: datetime | None = None
 
     async def get_json(
         self, url: str, params: dict[str, str] | None, headers: dict[str, str] | None = None
@@ -79,6 +91,8 @@ class MlsTransport:
         self, url: str, params: dict[str, str] | None, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         """The response to a GET with a 2xx (or 404) status; anything else raises."""
+        if self._resting_until is not None and datetime.now(UTC) < self._resting_until:
+            raise MlsCredentialSuspended(self._resting_until)
         refreshed = False
         attempt = 0
         while True:
@@ -90,6 +104,7 @@ class MlsTransport:
                 continue
             if self._budget is not None:
                 self._budget.observe(response.headers)
+            self._note_spent_quota(response.headers)
             code = vendor_code(response)
             status = response.status_code
             if status in (401, 403) or code in self._profile.auth_error_codes:
@@ -108,8 +123,14 @@ class MlsTransport:
                     reset = retry_after_seconds(retry_after, cap=MAX_SUSPENSION_SECONDS)
                     rest = max(self._profile.suspension_seconds, reset or 0.0)
                     raise MlsCredentialSuspended(datetime.now(UTC) + timedelta(seconds=rest))
+                if wait is not None and wait > self._retry.max_retry_after:
+                    # The vendor named a time further off than a run waits: the credential
+                    # rests until then, instead of the next cycle asking into the same 429.
+                    raise MlsCredentialSuspended(datetime.now(UTC) + timedelta(seconds=wait))
+                if self._resting_until is not None:
+                    raise MlsCredentialSuspended(self._resting_until)  # headers said until when
                 wait = self._retry.delay(attempt) if wait is None else wait
-                if attempt >= self._retry.attempts or wait > self._retry.max_retry_after:
+                if attempt >= self._retry.attempts:
                     raise MlsRequestError(f"MLS rate limit: HTTP {status}", status=status)
                 if self._budget is not None:
                     self._budget.pause(wait)
@@ -126,6 +147,11 @@ class MlsTransport:
                     status=status,
                 )
             return response
+
+    def _note_spent_quota(self, headers: httpx.Headers) -> None:
+        _, pause = quota_from_headers(headers)
+        if pause is not None and pause > self._retry.max_retry_after:
+            self._resting_until = datetime.now(UTC) + timedelta(seconds=pause)
 
     async def _send(
         self,

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from mls_sync.sandbox.chaos import Chaos, ChaosFault
 from mls_sync.sandbox.oauth import TokenIssuer
@@ -45,7 +45,15 @@ from mls_sync.sandbox.odata import (
     parse_select,
 )
 from mls_sync.sandbox.reso_events import EVENT_FIELDS, EVENT_ORDER, EventLog, parse_key_segment
-from mls_sync.sandbox.reso_vendors import Fault, as_label, check_filter, compression_required
+from mls_sync.sandbox.reso_vendors import (
+    Fault,
+    as_label,
+    bridge_version,
+    check_filter,
+    compression_required,
+    quota_headers,
+    rules_for,
+)
 
 # The Property fields the sandbox serves, with their EDM types (used by $filter and $metadata).
 PROPERTY_FIELDS: dict[str, FieldType] = {
@@ -66,7 +74,16 @@ DEFAULT_ORDER: list[tuple[str, bool]] = [("ListingKey", False)]
 ODATA_HEADERS = {"OData-Version": "4.0"}
 JSON_MEDIA_TYPE = "application/json;odata.metadata=minimal"
 # Query options we implement; any other system ($-prefixed) option is a 400, as on a strict server.
-SUPPORTED_OPTIONS = {"$filter", "$select", "$top", "$skip", "$orderby", "$count", "$format"}
+SUPPORTED_OPTIONS = {
+    "$filter",
+    "$select",
+    "$top",
+    "$skip",
+    "$skiptoken",
+    "$orderby",
+    "$count",
+    "$format",
+}
 _MILLISECOND = timedelta(milliseconds=1)
 
 
@@ -188,9 +205,19 @@ def _parse_query_options(
         select=parse_select(select_text, fields) if select_text is not None else None,
         orderby=parse_orderby(orderby_text, fields) if orderby_text else [],
         top=_non_negative_int(params, "$top"),
-        skip=_non_negative_int(params, "$skip") or 0,
+        skip=_non_negative_int(params, "$skip") or _skiptoken_offset(params) or 0,
         count=_parse_count(params),
     )
+
+
+def _skiptoken_offset(params: Mapping[str, str]) -> int | None:
+    """The sandbox's `$skiptoken` (Spark's next links): an opaque token, here the offset."""
+    raw = params.get("$skiptoken")
+    if raw is None:
+        return None
+    if not raw.startswith("o") or not raw[1:].isdigit():
+        raise ODataQueryError("$skiptoken is not one this server issued")
+    return int(raw[1:])
 
 
 def _bearer_token(request: Request) -> str | None:
@@ -242,6 +269,13 @@ class ResoSandbox:
         self.chaos: Chaos | None = None
         self.oauth = TokenIssuer()
         self._hidden: set[str] = set()  # MLS Grid: MlgCanView false
+        # Bridge: changes Bridge made itself (BridgeModificationTimestamp moves, the MLS's
+        # ModificationTimestamp does not).
+        self._vendor_stamps: dict[str, datetime] = {}
+        # Requests a token may make in an hour (Bridge, Trestle): the quota headers count it
+        # down and, once spent, every request answers 429 until the hour renews.
+        self.hourly_quota: int | None = None
+        self._hour: dict[str | None, list[float]] = {}
         self._recent: dict[str | None, list[float]] = {}
         self._tokens = set(tokens)
         self._listings: dict[str, SandboxListing] = {}
@@ -253,14 +287,19 @@ class ResoSandbox:
         self.entity_events = entity_events
         self._events = EventLog()
         self._lock = threading.Lock()
+        data_routes = [
+            Route("/", self._service_document, methods=["GET"]),
+            Route("/$metadata", self._metadata, methods=["GET"]),
+            Route("/Property", self._property, methods=["GET"]),
+            Route("/Property({key:path})", self._property_by_key, methods=["GET"]),
+            Route("/EntityEvent", self._entity_event, methods=["GET"]),
+        ]
         self.app = Starlette(
             routes=[
-                Route("/", self._service_document, methods=["GET"]),
-                Route("/$metadata", self._metadata, methods=["GET"]),
-                Route("/Property", self._property, methods=["GET"]),
-                Route("/Property({key:path})", self._property_by_key, methods=["GET"]),
-                Route("/EntityEvent", self._entity_event, methods=["GET"]),
+                *data_routes,
                 Route("/token", self.oauth.endpoint, methods=["POST"]),
+                # Bridge's shape: /api/v2/OData/<dataset>/Property (or v3), same data.
+                Mount("/api/{version}/OData/{dataset}", routes=data_routes),
             ]
         )
 
@@ -300,6 +339,15 @@ class ResoSandbox:
             listing = self._get(listing_key)
             self._hidden.add(listing_key)
             listing.modification_timestamp = self._bump_timestamp()
+            self._events.append(listing_key)
+
+    def vendor_correction(self, listing_key: str, status: str) -> None:
+        """Bridge corrects a record itself: StandardStatus and BridgeModificationTimestamp
+        change, the MLS's ModificationTimestamp does not."""
+        with self._lock:
+            listing = self._get(listing_key)
+            listing.standard_status = status
+            self._vendor_stamps[listing_key] = self._bump_timestamp()  # now, Bridge's clock
             self._events.append(listing_key)
 
     def listing(self, listing_key: str) -> SandboxListing:
@@ -358,7 +406,7 @@ class ResoSandbox:
 
     def _authorized(self, token: str | None) -> bool:
         with self._lock:
-            if token is not None and token in self._tokens:
+            if token is not None and token in self._tokens and rules_for(self.vendor).static_tokens:
                 return True
         return self.oauth.valid(token)
 
@@ -432,13 +480,25 @@ class ResoSandbox:
             check_filter(
                 self.vendor, request.query_params.get("$filter"), supports_in=self.supports_in
             )
+            self._check_paging(request)
             options = _parse_query_options(request.query_params, self._fields())
         except ODataQueryError as exc:
             return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
         body = self._answer(options, request)
         if self.on_page is not None:
             self.on_page()  # after the page is cut, before the client asks for the next
-        return self._json(body)
+        return self._json(body, _bearer_token(request))
+
+    def _check_paging(self, request: Request) -> None:
+        """The vendor's paging rules: its largest $top (Bridge v3: $top is the collection,
+        not capped here), and Spark's next links by $skiptoken only."""
+        rules, params = rules_for(self.vendor), request.query_params
+        top = params.get("$top", "")
+        v3 = self.vendor == "bridge" and bridge_version(request.url.path) == 3
+        if rules.top_cap and top.isdigit() and int(top) > rules.top_cap and not v3:
+            raise ODataQueryError(f"$top must be at most {rules.top_cap}")
+        if rules.skiptoken and "$skip" in params:
+            raise ODataQueryError("$skip is not supported: follow @odata.nextLink ($skiptoken)")
 
     async def _property_by_key(self, request: Request) -> Response:
         """`/Property('KEY')`: the single entity (OData key syntax), or 404 when absent."""
@@ -480,8 +540,8 @@ class ResoSandbox:
         body = _page_body(events, options, request, self.max_page_size, "EntityEvent", EVENT_ORDER)
         return self._json(body)
 
-    def _json(self, body: dict[str, Any]) -> JSONResponse:
-        headers = {**ODATA_HEADERS, **self.quota_headers}
+    def _json(self, body: dict[str, Any], token: str | None = None) -> JSONResponse:
+        headers = {**ODATA_HEADERS, **self.quota_headers, **self._quota_left(token)}
         return JSONResponse(body, headers=headers, media_type=JSON_MEDIA_TYPE)
 
     async def _gate(self, request: Request, slow_text: str) -> Response | None:
@@ -498,7 +558,9 @@ class ResoSandbox:
             injected = failure.response()
             if injected is not None:
                 return injected
-            return odata_error(failure.status, f"Injected failure: HTTP {failure.status}")
+            return odata_error(
+                failure.status, f"Injected failure: HTTP {failure.status}", headers=failure.headers
+            )
         if failure is not None:
             return odata_error(failure, f"Injected failure: HTTP {failure}")
         if self.chaos is not None:
@@ -508,16 +570,56 @@ class ResoSandbox:
         if compression_required(self.vendor, request.headers.get("accept-encoding", "")):
             return odata_error(HTTPStatus.BAD_REQUEST, "COMPRESSION REQUIRED")
         if not self._authorized(token):
-            return _unauthorized(token)
+            return self._unauthorized(token)
         if self._over_rate(token):
+            code = rules_for(self.vendor).rate_limit_code
             return odata_error(
-                HTTPStatus.TOO_MANY_REQUESTS, "Rate limit", headers={"Retry-After": "1"}
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "Rate limit",
+                code=str(code) if code else None,
+                headers={"Retry-After": "1"},
+            )
+        if self._quota_spent(token):
+            return odata_error(
+                HTTPStatus.TOO_MANY_REQUESTS, "Quota exceeded", headers=self._quota_left(token)
             )
         return None
+
+    def _unauthorized(self, token: str | None) -> JSONResponse:
+        code = rules_for(self.vendor).auth_error_code
+        if code is None or token is None:
+            return _unauthorized(token)
+        return odata_error(HTTPStatus.UNAUTHORIZED, "Session token expired", code=str(code))
+
+    def _quota_spent(self, token: str | None) -> bool:
+        """Count this request against the token's hour; True when the hour's quota is gone."""
+        if self.hourly_quota is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            sent = [t for t in self._hour.get(token, []) if t > now - 3600.0]
+            spent = len(sent) >= self.hourly_quota
+            if not spent:
+                sent.append(now)
+            self._hour[token] = sent
+            return spent
+
+    def _quota_left(self, token: str | None) -> dict[str, str]:
+        family = rules_for(self.vendor).quota_family
+        if self.hourly_quota is None or family is None:
+            return {}
+        now = time.monotonic()
+        with self._lock:
+            sent = [t for t in self._hour.get(token, []) if t > now - 3600.0]
+        reset = int(sent[0] + 3600.0 - now) + 1 if sent else 3600
+        left = max(self.hourly_quota - len(sent), 0)
+        return quota_headers(family, self.hourly_quota, left, reset)
 
     def _fields(self) -> dict[str, FieldType]:
         if self.vendor == "mlsgrid":
             return {**PROPERTY_FIELDS, "MlgCanView": FieldType.STRING}
+        if self.vendor == "bridge":
+            return {**PROPERTY_FIELDS, "BridgeModificationTimestamp": FieldType.DATETIME}
         return PROPERTY_FIELDS
 
     def _wire_record(self, listing: SandboxListing) -> dict[str, Any]:
@@ -526,6 +628,10 @@ class ResoSandbox:
             record["StandardStatus"] = as_label(record["StandardStatus"])
         if self.vendor == "mlsgrid":
             record["MlgCanView"] = listing.listing_key not in self._hidden
+        if self.vendor == "bridge":
+            own = self._vendor_stamps.get(listing.listing_key)
+            stamp = listing.modification_timestamp
+            record["BridgeModificationTimestamp"] = max(stamp, own) if own else stamp
         return record
 
     def _answer(self, options: _QueryOptions, request: Request) -> dict[str, Any]:
@@ -533,9 +639,23 @@ class ResoSandbox:
             candidates = self._candidates(options.predicate)
             records = [self._wire_record(listing) for listing in candidates]
         # MLS Grid: $top is the page size (default 500, at most 5000) and nextLink pages on
-        # (docs.mlsgrid.com, API v2 "Paging"); elsewhere $top caps the whole answer.
+        # (docs.mlsgrid.com, API v2 "Paging"); so on Bridge v2 (default 10); on Bridge v3 the
+        # page size is `Prefer: odata.maxpagesize`; elsewhere $top caps the whole answer.
+        page_size, top_is_page_size = self.max_page_size, self.vendor == "mlsgrid"
+        if self.vendor == "bridge":
+            if bridge_version(request.url.path) == 3:
+                prefer = _max_page_size_preference(request.headers.get("prefer", ""))
+                page_size = min(prefer or page_size, page_size)
+            else:
+                top_is_page_size = True
+                page_size = min(options.top or 10, page_size)
         return _page_body(
-            records, options, request, self.max_page_size, top_is_page_size=self.vendor == "mlsgrid"
+            records,
+            options,
+            request,
+            page_size,
+            top_is_page_size=top_is_page_size,
+            skiptoken=rules_for(self.vendor).skiptoken,
         )
 
     def _candidates(self, predicate: Predicate | None) -> Iterable[SandboxListing]:
@@ -610,6 +730,14 @@ def _context_url(request: Request, select: list[str] | None, entity_set: str = "
     return f"{_base_url(request)}/$metadata#{entity_set}{suffix}"
 
 
+def _max_page_size_preference(prefer: str) -> int | None:
+    for part in prefer.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "odata.maxpagesize" and value.strip().isdigit():
+            return max(int(value.strip()), 1)
+    return None
+
+
 def _page_body(
     records: Sequence[Record],
     options: _QueryOptions,
@@ -619,6 +747,7 @@ def _page_body(
     default_order: list[tuple[str, bool]] = DEFAULT_ORDER,
     *,
     top_is_page_size: bool = False,
+    skiptoken: bool = False,
 ) -> dict[str, Any]:
     """One page of a collection: filtered, ordered, windowed by $skip/$top, at most
     `max_page_size` records, and a nextLink when more of the window remains. With
@@ -637,7 +766,9 @@ def _page_body(
         body["@odata.count"] = len(matched)
     body["value"] = [_project(record, options.select) for record in page]
     if len(window) > len(page):
-        body["@odata.nextLink"] = _next_link(request, options, len(page), keep_top=top_is_page_size)
+        body["@odata.nextLink"] = _next_link(
+            request, options, len(page), keep_top=top_is_page_size, skiptoken=skiptoken
+        )
     return body
 
 
@@ -650,12 +781,21 @@ def _project(record: Record, select: list[str] | None) -> dict[str, Any]:
 
 
 def _next_link(
-    request: Request, options: _QueryOptions, served: int, *, keep_top: bool = False
+    request: Request,
+    options: _QueryOptions,
+    served: int,
+    *,
+    keep_top: bool = False,
+    skiptoken: bool = False,
 ) -> str:
     """The same query, advanced past this page; $top shrinks so the client's total cap holds
     (or stays: `keep_top`, where it is the page size)."""
     params = dict(request.query_params)
-    params["$skip"] = str(options.skip + served)
+    if skiptoken:
+        params.pop("$skip", None)
+        params["$skiptoken"] = f"o{options.skip + served}"
+    else:
+        params["$skip"] = str(options.skip + served)
     if options.top is not None and not keep_top:
         params["$top"] = str(options.top - served)
     # quote (not quote_plus): OData servers and clients expect %20, and '+' means a literal plus.

@@ -5,9 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,7 +29,6 @@ from mls_sync.store.database import Database
 from mls_sync.store.interface import Storage
 from mls_sync.store.models import MlsFeed
 from mls_sync.store.sql.rate_buckets import SqlRateBuckets
-from mls_sync.store.types import utcnow
 
 
 class ConnectionConfigError(ValueError):
@@ -148,34 +145,6 @@ class ClientFactory:
         return OAuth2Login(
             self._http, state, store, base_url=base_url, cache=self._tokens, clock=self._clock
         )
-
-
-async def suspend_credential(
-    db: Storage, clients: ClientFactory, feed: MlsFeed, until: datetime
-) -> bool:
-    """Rest `feed`'s credential until `until`: the feed and every other feed with the same
-    credential (same vendor and host; the identity compares the secret too) are marked, in
-    one unit of work. False when the feed was suspended already (a request in flight when
-    the first refusal came): the suspension is announced once."""
-    credential = clients.credential_id(feed)
-    host = urlsplit(feed.base_url).netloc
-    now = utcnow()
-    newly = True
-    async with db.transaction() as session:
-        for other in await session.feeds.all():
-            same = other.id == feed.id or (
-                credential is not None
-                and other.provider == feed.provider
-                and urlsplit(other.base_url).netloc == host
-                and clients.credential_id(other) == credential
-            )
-            if not same:
-                continue
-            if other.id == feed.id and other.suspension(now) is not None:
-                newly = False
-            if other.suspended_until is None or other.suspended_until < until:
-                other.suspended_until = until
-    return newly
 
 
 def budgets_for(settings: Settings, db: Storage) -> Budgets:

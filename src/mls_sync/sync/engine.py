@@ -69,7 +69,7 @@ from mls_sync.sync.bookkeeping import (
     finish_row,
     open_feed_run,
 )
-from mls_sync.sync.clients import ClientFactory, ConnectionConfigError, suspend_credential
+from mls_sync.sync.clients import ClientFactory, ConnectionConfigError
 from mls_sync.sync.entity_events import replicate_entity_events, starting_sequence
 from mls_sync.sync.fanout import fan_out
 from mls_sync.sync.guard import ConnectionGuard, LocalGuard
@@ -77,6 +77,7 @@ from mls_sync.sync.mls_logins import feed_login_stores
 from mls_sync.sync.outcome import Outcome, ProgressCallback, summary
 from mls_sync.sync.reconcile import compare_held, reconcile
 from mls_sync.sync.replicate import replicate_timestamps
+from mls_sync.sync.suspensions import suspend_credential
 from mls_sync.sync.unpublish import Unpublisher
 
 __all__ = ["FeedOutcome", "Outcome", "ProgressCallback", "SyncEngine", "summary"]
