@@ -19,12 +19,11 @@ import bisect
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,12 +36,7 @@ from mls_sync.sandbox.odata import (
     FieldType,
     ODataQueryError,
     Predicate,
-    Record,
     narrowing_of,
-    order_records,
-    parse_filter,
-    parse_orderby,
-    parse_select,
 )
 from mls_sync.sandbox.reso_events import EVENT_FIELDS, EVENT_ORDER, EventLog, parse_key_segment
 from mls_sync.sandbox.reso_vendors import (
@@ -54,51 +48,23 @@ from mls_sync.sandbox.reso_vendors import (
     quota_headers,
     rules_for,
 )
-
-# The Property fields the sandbox serves, with their EDM types (used by $filter and $metadata).
-PROPERTY_FIELDS: dict[str, FieldType] = {
-    "ListingKey": FieldType.STRING,
-    "ListingId": FieldType.STRING,
-    "StandardStatus": FieldType.STRING,
-    "MlsStatus": FieldType.STRING,
-    "ModificationTimestamp": FieldType.DATETIME,
-    "OriginatingSystemName": FieldType.STRING,
-    "ListPrice": FieldType.NUMBER,
-    "ListAgentMlsId": FieldType.STRING,
-    "ListOfficeMlsId": FieldType.STRING,
-}
-# Left out of whole records while empty, as MLS Grid leaves out null fields; $select still
-# names them explicitly (as null).
-OMITTED_WHEN_NULL = frozenset({"ListAgentMlsId", "ListOfficeMlsId", "MlsStatus"})
-DEFAULT_ORDER: list[tuple[str, bool]] = [("ListingKey", False)]
-ODATA_HEADERS = {"OData-Version": "4.0"}
-JSON_MEDIA_TYPE = "application/json;odata.metadata=minimal"
-# Query options we implement; any other system ($-prefixed) option is a 400, as on a strict server.
-SUPPORTED_OPTIONS = {
-    "$filter",
-    "$select",
-    "$top",
-    "$skip",
-    "$skiptoken",
-    "$orderby",
-    "$count",
-    "$format",
-}
-_MILLISECOND = timedelta(milliseconds=1)
-
-
-def _utc_millis(moment: datetime) -> datetime:
-    """Aware UTC, truncated to the millisecond the wire carries, so a bookmark read from a
-    record compares equal to the stored value."""
-    if moment.tzinfo is None:
-        raise ValueError("modification_timestamp must be timezone-aware")
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def format_timestamp(moment: datetime) -> str:
-    """ISO 8601 with milliseconds and `Z`, as RESO servers send DateTimeOffset values."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from mls_sync.sandbox.reso_wire import (
+    JSON_MEDIA_TYPE,
+    MILLISECOND,
+    ODATA_HEADERS,
+    PROPERTY_FIELDS,
+    QueryOptions,
+    base_url_of,
+    context_url,
+    format_timestamp,
+    max_page_size_preference,
+    metadata_xml,
+    odata_error,
+    page_body,
+    parse_query_options,
+    project,
+    utc_millis,
+)
 
 
 @dataclass
@@ -131,11 +97,7 @@ class SandboxListing:
 
     def to_record(self) -> dict[str, Any]:
         """The record as JSON carries it."""
-        return _project(self.typed_record(), None)
-
-
-def _wire(value: Any) -> Any:
-    return format_timestamp(value) if isinstance(value, datetime) else value
+        return project(self.typed_record(), None)
 
 
 @dataclass(frozen=True)
@@ -148,76 +110,6 @@ class RecordedRequest:
     headers: dict[str, str]
     token: str | None
     at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class _QueryOptions:
-    predicate: Predicate | None
-    select: list[str] | None
-    orderby: list[tuple[str, bool]]
-    top: int | None
-    skip: int
-    count: bool
-
-
-def odata_error(
-    status: int, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """An OData v4 JSON error body: {"error": {"code", "message"}}."""
-    code = code or HTTPStatus(status).phrase.replace(" ", "")
-    body = {"error": {"code": code, "message": message}}
-    all_headers = {**ODATA_HEADERS, **(headers or {})}
-    if status == HTTPStatus.UNAUTHORIZED:
-        all_headers.setdefault("WWW-Authenticate", "Bearer")
-    return JSONResponse(body, status_code=status, headers=all_headers)
-
-
-def _non_negative_int(params: Mapping[str, str], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    if not raw.strip().isdigit():
-        raise ODataQueryError(f"{name} must be a non-negative integer, not {raw!r}")
-    return int(raw)
-
-
-def _parse_count(params: Mapping[str, str]) -> bool:
-    raw = params.get("$count", "false")
-    if raw not in ("true", "false"):
-        raise ODataQueryError(f"$count must be true or false, not {raw!r}")
-    return raw == "true"
-
-
-def _parse_query_options(
-    params: Mapping[str, str], fields: Mapping[str, FieldType] = PROPERTY_FIELDS
-) -> _QueryOptions:
-    """Validate every query option up front, so a bad one is a 400 and never a partial answer."""
-    unsupported = sorted(k for k in params if k.startswith("$") and k not in SUPPORTED_OPTIONS)
-    if unsupported:
-        raise ODataQueryError(f"unsupported query option {unsupported[0]}")
-    if params.get("$format", "json") not in ("json", "application/json"):
-        raise ODataQueryError("$format: only json is supported")
-    filter_text = params.get("$filter")
-    select_text = params.get("$select")
-    orderby_text = params.get("$orderby")
-    return _QueryOptions(
-        predicate=parse_filter(filter_text, fields) if filter_text is not None else None,
-        select=parse_select(select_text, fields) if select_text is not None else None,
-        orderby=parse_orderby(orderby_text, fields) if orderby_text else [],
-        top=_non_negative_int(params, "$top"),
-        skip=_non_negative_int(params, "$skip") or _skiptoken_offset(params) or 0,
-        count=_parse_count(params),
-    )
-
-
-def _skiptoken_offset(params: Mapping[str, str]) -> int | None:
-    """The sandbox's `$skiptoken` (Spark's next links): an opaque token, here the offset."""
-    raw = params.get("$skiptoken")
-    if raw is None:
-        return None
-    if not raw.startswith("o") or not raw[1:].isdigit():
-        raise ODataQueryError("$skiptoken is not one this server issued")
-    return int(raw[1:])
 
 
 def _bearer_token(request: Request) -> str | None:
@@ -379,15 +271,15 @@ class ResoSandbox:
 
     def _bump_timestamp(self) -> datetime:
         # Strictly increasing, so a replication client using `ge <last seen>` sees each change.
-        now = _utc_millis(datetime.now(UTC))
+        now = utc_millis(datetime.now(UTC))
         if self._max_timestamp is not None and now <= self._max_timestamp:
-            now = self._max_timestamp + _MILLISECOND
+            now = self._max_timestamp + MILLISECOND
         self._max_timestamp = now
         self._by_timestamp = None
         return now
 
     def _note_timestamp(self, stamp: datetime) -> datetime:
-        stamp = _utc_millis(stamp)
+        stamp = utc_millis(stamp)
         if self._max_timestamp is None or stamp > self._max_timestamp:
             self._max_timestamp = stamp
         self._by_timestamp = None
@@ -481,7 +373,7 @@ class ResoSandbox:
                 self.vendor, request.query_params.get("$filter"), supports_in=self.supports_in
             )
             self._check_paging(request)
-            options = _parse_query_options(request.query_params, self._fields())
+            options = parse_query_options(request.query_params, self._fields())
         except ODataQueryError as exc:
             return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
         body = self._answer(options, request)
@@ -510,7 +402,7 @@ class ResoSandbox:
         try:
             if key is None:
                 raise ODataQueryError(f"not a key literal: {segment!r}")
-            options = _parse_query_options(request.query_params, self._fields())
+            options = parse_query_options(request.query_params, self._fields())
             if set(request.query_params) - {"$select", "$format"}:
                 raise ODataQueryError("only $select applies to a single entity")
         except ODataQueryError as exc:
@@ -520,8 +412,8 @@ class ResoSandbox:
             record = None if listing is None else self._wire_record(listing)
         if record is None:
             return odata_error(HTTPStatus.NOT_FOUND, f"No Property with ListingKey {key!r}")
-        context = _context_url(request, options.select).replace("#Property", "#Property/$entity")
-        return self._json({"@odata.context": context, **_project(record, options.select)})
+        context = context_url(request, options.select).replace("#Property", "#Property/$entity")
+        return self._json({"@odata.context": context, **project(record, options.select)})
 
     async def _entity_event(self, request: Request) -> Response:
         """The RCP-027 log: `$filter` on its fields (e.g. `EntityEventSequence gt N`),
@@ -532,12 +424,12 @@ class ResoSandbox:
         if refused is not None:
             return refused
         try:
-            options = _parse_query_options(request.query_params, EVENT_FIELDS)
+            options = parse_query_options(request.query_params, EVENT_FIELDS)
         except ODataQueryError as exc:
             return odata_error(HTTPStatus.BAD_REQUEST, str(exc))
         with self._lock:
             events = self._events.snapshot()
-        body = _page_body(events, options, request, self.max_page_size, "EntityEvent", EVENT_ORDER)
+        body = page_body(events, options, request, self.max_page_size, "EntityEvent", EVENT_ORDER)
         return self._json(body)
 
     def _json(self, body: dict[str, Any], token: str | None = None) -> JSONResponse:
@@ -634,7 +526,7 @@ class ResoSandbox:
             record["BridgeModificationTimestamp"] = max(stamp, own) if own else stamp
         return record
 
-    def _answer(self, options: _QueryOptions, request: Request) -> dict[str, Any]:
+    def _answer(self, options: QueryOptions, request: Request) -> dict[str, Any]:
         with self._lock:
             candidates = self._candidates(options.predicate)
             records = [self._wire_record(listing) for listing in candidates]
@@ -644,12 +536,12 @@ class ResoSandbox:
         page_size, top_is_page_size = self.max_page_size, self.vendor == "mlsgrid"
         if self.vendor == "bridge":
             if bridge_version(request.url.path) == 3:
-                prefer = _max_page_size_preference(request.headers.get("prefer", ""))
+                prefer = max_page_size_preference(request.headers.get("prefer", ""))
                 page_size = min(prefer or page_size, page_size)
             else:
                 top_is_page_size = True
                 page_size = min(options.top or 10, page_size)
-        return _page_body(
+        return page_body(
             records,
             options,
             request,
@@ -692,7 +584,7 @@ class ResoSandbox:
             return _unauthorized(token)
         sets = ["Property", "EntityEvent"] if self.entity_events else ["Property"]
         body = {
-            "@odata.context": _base_url(request) + "/$metadata",
+            "@odata.context": base_url_of(request) + "/$metadata",
             "value": [{"name": name, "kind": "EntitySet", "url": name} for name in sets],
         }
         return JSONResponse(body, headers=ODATA_HEADERS, media_type=JSON_MEDIA_TYPE)
@@ -718,119 +610,6 @@ async def _chaos_answer(chaos: Chaos, token: str | None) -> Response | None:
 def _unauthorized(token: str | None) -> JSONResponse:
     message = "Missing bearer token" if token is None else "Invalid or expired bearer token"
     return odata_error(HTTPStatus.UNAUTHORIZED, message, code="Unauthorized")
-
-
-def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
-def _context_url(request: Request, select: list[str] | None, entity_set: str = "Property") -> str:
-    # OData names the projected fields in the context URL when $select is used.
-    suffix = f"({','.join(select)})" if select is not None else ""
-    return f"{_base_url(request)}/$metadata#{entity_set}{suffix}"
-
-
-def _max_page_size_preference(prefer: str) -> int | None:
-    for part in prefer.split(","):
-        name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "odata.maxpagesize" and value.strip().isdigit():
-            return max(int(value.strip()), 1)
-    return None
-
-
-def _page_body(
-    records: Sequence[Record],
-    options: _QueryOptions,
-    request: Request,
-    max_page_size: int,
-    entity_set: str = "Property",
-    default_order: list[tuple[str, bool]] = DEFAULT_ORDER,
-    *,
-    top_is_page_size: bool = False,
-    skiptoken: bool = False,
-) -> dict[str, Any]:
-    """One page of a collection: filtered, ordered, windowed by $skip/$top, at most
-    `max_page_size` records, and a nextLink when more of the window remains. With
-    `top_is_page_size` (MLS Grid), $top sizes each page and the answer goes on past it."""
-    matched = [r for r in records if options.predicate is None or options.predicate(r)]
-    ordered = order_records(matched, options.orderby + default_order)
-    if top_is_page_size:
-        window = ordered[options.skip :]
-        page = window[: min(options.top or max_page_size, max_page_size)]
-    else:
-        end = None if options.top is None else options.skip + options.top
-        window = ordered[options.skip : end]
-        page = window[:max_page_size]
-    body: dict[str, Any] = {"@odata.context": _context_url(request, options.select, entity_set)}
-    if options.count:
-        body["@odata.count"] = len(matched)
-    body["value"] = [_project(record, options.select) for record in page]
-    if len(window) > len(page):
-        body["@odata.nextLink"] = _next_link(
-            request, options, len(page), keep_top=top_is_page_size, skiptoken=skiptoken
-        )
-    return body
-
-
-def _project(record: Record, select: list[str] | None) -> dict[str, Any]:
-    if select is None:
-        names = [n for n in record if not (n in OMITTED_WHEN_NULL and record[n] is None)]
-    else:
-        names = select
-    return {name: _wire(record[name]) for name in names}
-
-
-def _next_link(
-    request: Request,
-    options: _QueryOptions,
-    served: int,
-    *,
-    keep_top: bool = False,
-    skiptoken: bool = False,
-) -> str:
-    """The same query, advanced past this page; $top shrinks so the client's total cap holds
-    (or stays: `keep_top`, where it is the page size)."""
-    params = dict(request.query_params)
-    if skiptoken:
-        params.pop("$skip", None)
-        params["$skiptoken"] = f"o{options.skip + served}"
-    else:
-        params["$skip"] = str(options.skip + served)
-    if options.top is not None and not keep_top:
-        params["$top"] = str(options.top - served)
-    # quote (not quote_plus): OData servers and clients expect %20, and '+' means a literal plus.
-    query = urlencode(params, safe="$,()':", quote_via=quote)
-    return f"{_base_url(request)}{request.url.path}?{query}"
-
-
-_EDM_ATTRIBUTES: dict[FieldType, str] = {
-    FieldType.STRING: 'Type="Edm.String"',
-    FieldType.NUMBER: 'Type="Edm.Decimal" Precision="14" Scale="2"',
-    FieldType.DATETIME: 'Type="Edm.DateTimeOffset" Precision="27"',
-}
-
-
-def metadata_xml(fields: Mapping[str, FieldType] = PROPERTY_FIELDS) -> str:
-    """A minimal CSDL document: the Property entity type, keyed by ListingKey."""
-    properties = "\n".join(
-        f'        <Property Name="{name}" {_EDM_ATTRIBUTES[kind]}/>'
-        for name, kind in fields.items()
-    )
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">
-  <edmx:DataServices>
-    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="org.reso.metadata">
-      <EntityType Name="Property">
-        <Key><PropertyRef Name="ListingKey"/></Key>
-{properties}
-      </EntityType>
-      <EntityContainer Name="RESOService">
-        <EntitySet Name="Property" EntityType="org.reso.metadata.Property"/>
-      </EntityContainer>
-    </Schema>
-  </edmx:DataServices>
-</edmx:Edmx>
-"""
 
 
 __all__ = [
