@@ -288,9 +288,12 @@ class ResoClient:
             if link is None or newest is None:
                 return  # the end (or a server whose records carry no timestamp: its links)
             at_newest = {r.listing_key for r in page if r.modification_timestamp == newest}
-            if newest == last:
-                read_at_last |= at_newest
-                continue  # one instant fills the page: follow the server's link
+            if last is not None and newest <= last:
+                # One instant fills the page (or the server went back in time): asking again
+                # from it would answer the same page, so follow the server's link.
+                if newest == last:
+                    read_at_last |= at_newest
+                continue
             last, read_at_last, link = newest, at_newest, None
             params = {**params, "$filter": self._scoped(f"{field} ge {_stamp(newest)}")}
             params.pop("$skip", None)
