@@ -60,6 +60,12 @@ def new_login_id() -> str:
     return secrets.token_hex(16)
 
 
+def login_id_of(credentials: dict[str, Any]) -> str | None:
+    """The login a credentials blob holds (a blob from before login ids: its client id)."""
+    value = credentials.get("login_id") or credentials.get("client_id")
+    return str(value) if value else None
+
+
 @dataclass(frozen=True)
 class LoginState:
     kind: str
@@ -93,7 +99,7 @@ class LoginState:
             kind=kind,
             token_url=str(url),
             client_id=str(credentials["client_id"]),
-            login_id=str(credentials.get("login_id") or credentials["client_id"]),
+            login_id=login_id_of(credentials) or str(credentials["client_id"]),
             client_secret=_text(credentials.get("client_secret")),
             scope=_text(credentials.get("scope")),
             refresh_token=_text(credentials.get("refresh_token")),
@@ -222,12 +228,12 @@ class OAuth2Login:
         # One renewal per login in this process (the lock), and across processes (the store).
         async with self._cache.lock(self._key), self._store.exclusive():
             saved = await self._store.load()
-            if saved is not None:
-                latest = LoginState.from_credentials(
+            # Another worker may have renewed this login meanwhile (the same login id; the
+            # user may also have replaced it with credentials of another kind altogether).
+            if saved is not None and login_id_of(saved) == self._state.login_id:
+                self._state = LoginState.from_credentials(
                     self._state.kind, saved, token_url=self._state.token_url
                 )
-                if latest.login_id == self._state.login_id:
-                    self._state = latest  # another worker may have renewed it meanwhile
             if not self._usable(self._state):
                 renewed = await self._renew()
                 await self._store.save(renewed.to_credentials())  # before it is ever used

@@ -20,6 +20,7 @@ from typing import Any
 
 from mls_sync.mls.auth import encode_credentials, parse_credentials
 from mls_sync.mls.errors import MlsRequestError
+from mls_sync.mls.logins import login_id_of
 from mls_sync.store.crypto import TokenCipher
 from mls_sync.store.interface import Storage
 from mls_sync.store.models import MlsFeed
@@ -69,7 +70,7 @@ class FeedLoginStore:
             current = parse_credentials(
                 self._cipher.decrypt(feed.credentials_encrypted), feed.auth_kind
             )
-            if current.get("login_id") != credentials.get("login_id"):
+            if login_id_of(current) != login_id_of(credentials):
                 return  # the user signed in again meanwhile: theirs wins
             feed.credentials_encrypted = self._cipher.encrypt(encode_credentials(credentials))
 
