@@ -6,7 +6,8 @@ replaces it with markdown rendered from the code that is the truth:
 - `<!-- generated: settings -->`: every field of `mls_sync.config.Settings`;
 - `<!-- generated: cli -->`: every command of the Typer app `mls_sync.cli:app`;
 - `<!-- generated: openapi -->`: every operation of the FastAPI app's OpenAPI document;
-- `<!-- generated: mls-profiles -->`: every vendor profile of `mls_sync.mls.profiles`.
+- `<!-- generated: mls-profiles -->`: every vendor profile of `mls_sync.mls.profiles`;
+- `<!-- generated: webhook-events -->`: the JSON Schema of every event of `mls_sync.domain.events`.
 
 A marker missing from its page, or a setting without a description, fails the build.
 `tests/unit/test_docs.py` imports the `render_*` functions to check the pages are complete.
@@ -555,6 +556,17 @@ def render_profiles_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_event_schemas() -> str:
+    """One section per webhook event: what it means and its JSON Schema."""
+    from mls_sync.domain.events import EVENT_TYPES, event_schemas
+
+    parts = []
+    for name, schema in event_schemas().items():
+        doc = " ".join((EVENT_TYPES[name].__doc__ or "").split())
+        parts.append(f"### `{name}`\n\n{doc}\n\n```json\n{json.dumps(schema, indent=2)}\n```\n")
+    return "\n".join(parts)
+
+
 # --- the MkDocs hook -------------------------------------------------------------------------
 
 GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
@@ -562,6 +574,7 @@ GENERATED: dict[str, tuple[str, Callable[[], str]]] = {
     "cli.md": ("<!-- generated: cli -->", render_cli_reference),
     "http-api.md": ("<!-- generated: openapi -->", render_api_reference),
     "connecting-an-mls.md": ("<!-- generated: mls-profiles -->", render_profiles_reference),
+    "webhooks.md": ("<!-- generated: webhook-events -->", render_event_schemas),
 }
 
 
