@@ -30,12 +30,14 @@ from mls_sync.mls.errors import MLS_CONNECTION_EXPIRED
 from mls_sync.runtime import Runtime, open_runtime
 from mls_sync.sandbox.platforms import PlatformSandbox
 from mls_sync.sandbox.reso import ResoSandbox
+from mls_sync.sandbox.reso_vendors import Fault
 from mls_sync.services import doctor
 from mls_sync.services.doctor import Check, Status
 from mls_sync.store import repositories as repo
 from mls_sync.store.crypto import DEV_KEY_FILE, TokenCipher
 from mls_sync.store.database import Database
 from mls_sync.store.migrate import upgrade
+from mls_sync.store.models import MlsFeed
 
 # The machine's date when these were written; sunsets and expiries are judged against it, so
 # the tests read the same whatever day they run.
@@ -306,6 +308,24 @@ async def test_a_feed_known_to_be_expired_fails_without_asking_the_mls(
         f"{MLS_CONNECTION_EXPIRED} (not asked: marked expired) [connection {seeded.connection_id}]",
     )
     assert reso.request_count == asked
+
+
+async def test_a_probe_the_vendor_answers_with_a_suspension_records_it_for_every_run(
+    runtime: Runtime, deployment: Settings, reso: ResoSandbox, reso_url: str
+) -> None:
+    seeded = await seed_connection(runtime, reso, reso_url, {"K1": S.ACTIVE})
+    reso.fail_next.append(Fault(429, headers={"Retry-After": "3600"}))  # rest an hour
+
+    status, detail = (await diagnose(deployment))[f"MLS 127.0.0.1 ({EMAIL})"]
+
+    assert status == "fail" and "suspended this credential" in detail
+    async with runtime.db.transaction() as session:
+        feed = await session.get(MlsFeed, seeded.feed_id)
+    assert feed is not None and feed.suspended_until is not None
+    assert feed.suspended_until > datetime.now(UTC) + timedelta(minutes=59)
+    asked = reso.request_count
+    again = await runtime.engine.sync_feed(seeded.feed_id)  # the next run does not ask
+    assert again.failure is not None and reso.request_count == asked
 
 
 async def test_a_shared_feed_is_asked_once_however_many_connections_read_it(

@@ -61,6 +61,7 @@ async def get_doctor(user: CurrentUser, runtime: RuntimeDep) -> DoctorOut:
         cipher=runtime.cipher,
         # The engine's own client builder: the request draws on the budget the syncs use.
         mls_client=runtime.engine.mls_client,
+        rest=runtime.engine.rest_credential,  # a suspension the probe meets is kept
         now=clock(),
     )
     return DoctorOut.of(checks)

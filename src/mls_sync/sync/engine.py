@@ -666,20 +666,23 @@ class SyncEngine:
         scope.log.error("MLS refused the feed's credentials", error=MLS_CONNECTION_EXPIRED)
         return MLS_CONNECTION_EXPIRED
 
-    async def _suspended(self, scope: RunScope, until: datetime) -> str:
-        """The vendor suspended the credential: every feed on it rests until `until` (MLS
-        Grid issues one token per vendor, covering each MLS it serves: several feeds), which
-        every worker and every restart reads from the feeds' rows."""
-        newly = await suspend_credential(self.db, self._clients, scope.feed, until)
-        scope.feed.suspended_until = until
-        message = suspended_message(until)
-        scope.log.error("MLS suspended the feed's credential", error=message)
+    async def rest_credential(self, feed: MlsFeed, until: datetime) -> None:
+        """The vendor suspended the feed's credential (found by a run, or by a doctor's
+        probe): every feed on it rests until `until` (MLS Grid issues one token per vendor,
+        covering each MLS it serves: several feeds), which every worker and every restart
+        reads from the feeds' rows; the alert fires once."""
+        newly = await suspend_credential(self.db, self._clients, feed, until)
+        feed.suspended_until = until
         METRICS.error("mls_suspended")
         if newly and self.run_monitor is not None:
-            profile = scope.feed.provider
             await self.run_monitor.platform_alert(
-                credential_suspended_alert(profile, feed_id=scope.feed.id, until=until)
+                credential_suspended_alert(feed.provider, feed_id=feed.id, until=until)
             )
+
+    async def _suspended(self, scope: RunScope, until: datetime) -> str:
+        await self.rest_credential(scope.feed, until)
+        message = suspended_message(until)
+        scope.log.error("MLS suspended the feed's credential", error=message)
         return message
 
     async def _remember_filter_style(self, feed: MlsFeed, client: ResoClient) -> None:

@@ -47,6 +47,7 @@ from mls_sync.services.doctor.mls import (
     PROBE_KEY,
     Holdings,
     MlsClientFor,
+    RestCredential,
     check_mls_connections,
     check_mls_feed,
     load_holdings,
@@ -65,6 +66,7 @@ from mls_sync.store.models import MlsFeed, User
 from mls_sync.store.open import open_database
 from mls_sync.sync.clients import ClientFactory, budgets_for
 from mls_sync.sync.mls_logins import feed_login_stores
+from mls_sync.sync.suspensions import suspend_credential
 
 __all__ = [
     "DATABASE_TIMEOUT_SECONDS",
@@ -155,6 +157,10 @@ async def diagnose_deployment(
                 raise SecretDecryptError("no token key is configured")
             return factory.build(feed)
 
+        async def rest(feed: MlsFeed, until: datetime) -> None:
+            if factory is not None:  # (a probe answered, so there is one)
+                await suspend_credential(db, factory, feed, until)
+
         checks = await diagnose(
             settings,
             db,
@@ -163,6 +169,7 @@ async def diagnose_deployment(
             platform_clients=build_platform_clients(platform_http, platform_configs(settings)),
             cipher=key_cipher,
             user=user,
+            rest=rest,
         )
         return [settings_check, *checks]
     finally:
@@ -180,6 +187,7 @@ async def diagnose_user(
     mls_client: MlsClientFor,
     now: datetime,
     http: httpx.AsyncClient | None = None,
+    rest: RestCredential | None = None,
 ) -> list[Check]:
     """One user's report (`GET /api/doctor`): their own MLS and platform connections only, and
     version probes with their own platform token where they have one. The edge passes the
@@ -200,6 +208,7 @@ async def diagnose_user(
             user=user.id,
             probe_with_user_tokens=True,
             deployment_checks=False,
+            rest=rest,
         )
     finally:
         if own_http:
@@ -218,6 +227,7 @@ async def diagnose(
     user: str | None = None,
     probe_with_user_tokens: bool = False,
     deployment_checks: bool = True,
+    rest: RestCredential | None = None,
 ) -> list[Check]:
     """Checks 2 to 6 for valid settings. `cipher`: the one in use (the service's); None
     derives it from the settings without creating a key. `user` (id or email) limits the
@@ -242,7 +252,7 @@ async def diagnose(
         secrets = check_stored_secrets(cipher, holdings)
         if secrets is not None:
             checks.append(secrets)
-        checks.extend(await check_mls_connections(holdings, mls_client))
+        checks.extend(await check_mls_connections(holdings, mls_client, rest))
     tokens = user_probe_tokens(holdings, cipher) if probe_with_user_tokens and holdings else {}
     checks.extend(await check_api_versions(platform_clients, today=_utc(now).date(), tokens=tokens))
     if holdings is not None:

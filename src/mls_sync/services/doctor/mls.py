@@ -9,8 +9,9 @@ embed a credential)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from mls_sync.domain.status import ConnectionState
@@ -39,6 +40,8 @@ PROBE_KEY = "mls-sync-doctor-probe"
 MLS_CHECK_CONCURRENCY = 8
 
 MlsClientFor = Callable[[MlsFeed], ResoClient]
+# Records a vendor's suspension of a feed's credential (SyncEngine.rest_credential).
+RestCredential = Callable[[MlsFeed, datetime], Awaitable[None]]
 
 
 # what the connection checks look at
@@ -101,21 +104,27 @@ async def load_holdings(db: AnyDatabase, user: str | None) -> Holdings | Check:
 # 4. MLS connections
 
 
-async def check_mls_connections(holdings: Holdings, mls_client: MlsClientFor) -> list[Check]:
+async def check_mls_connections(
+    holdings: Holdings, mls_client: MlsClientFor, rest: RestCredential | None = None
+) -> list[Check]:
     if not holdings.mls:
         return [Check("MLS connections", Status.PASS, "none yet")]
     gate = asyncio.Semaphore(MLS_CHECK_CONCURRENCY)
 
     async def one(item: FeedInScope) -> Check:
         async with gate:
-            return await check_mls_feed(item, mls_client)
+            return await check_mls_feed(item, mls_client, rest)
 
     return list(await asyncio.gather(*(one(item) for item in holdings.mls)))
 
 
-async def check_mls_feed(item: FeedInScope, mls_client: MlsClientFor) -> Check:
+async def check_mls_feed(
+    item: FeedInScope, mls_client: MlsClientFor, rest: RestCredential | None = None
+) -> Check:
     """One request, through the feed's own client, credentials and budget: a lookup of a
-    key no listing has, `$top=1`, selecting the few fields a sync reads."""
+    key no listing has, `$top=1`, selecting the few fields a sync reads. A probe the vendor
+    answers with a suspension records it (`rest`: the engine's), as a run would, so no run
+    asks during the cool-down."""
     feed, owner = item.feed, item.owner
     host = urlsplit(feed.base_url).hostname or "the MLS"
     name = f"MLS {feed.name or host}" + (f" ({owner})" if owner else "")
@@ -151,6 +160,8 @@ async def check_mls_feed(item: FeedInScope, mls_client: MlsClientFor) -> Check:
     except MlsBudgetExhausted as exc:
         return line(Status.WARN, f"not asked: {exc}")
     except MlsCredentialSuspended as exc:
+        if rest is not None:
+            await rest(feed, exc.until)
         return line(Status.FAIL, str(exc))
     except MlsRequestError as exc:
         if exc.status == 429:
