@@ -99,6 +99,9 @@ EVENT_TYPES: dict[str, type[WireModel]] = {
 }
 
 
+EVENT_NAMES: dict[type[WireModel], str] = {model: name for name, model in EVENT_TYPES.items()}
+
+
 class UnknownEventType(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown event type {name!r}; one of {', '.join(EVENT_TYPES)}")
@@ -107,9 +110,8 @@ class UnknownEventType(ValueError):
 
 def envelope(data: WireModel, *, at: datetime) -> dict[str, Any]:
     """The JSON a receiver gets for `data`, sent at `at` (aware)."""
-    (name,) = [n for n, model in EVENT_TYPES.items() if type(data) is model]
     return {
-        "type": name,
+        "type": EVENT_NAMES[type(data)],
         "version": SCHEMA_VERSION,
         "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "data": data.to_wire(),

@@ -259,8 +259,11 @@ class ResoClient:
             "$select": self._select(),
         }
         params.update(self._largest_page())
-        pages = self._restarting_pages(params) if self._profile.paging == "restart" else None
-        async for page in pages or self._pages(params):
+        if self._profile.paging == "restart":
+            pages = self._restarting_pages(params)
+        else:
+            pages = self._pages(params)
+        async for page in pages:
             yield page
 
     async def _restarting_pages(self, params: dict[str, str]) -> AsyncIterator[list[MlsRecord]]:
@@ -296,7 +299,6 @@ class ResoClient:
                 continue
             last, read_at_last, link = newest, at_newest, None
             params = {**params, "$filter": self._scoped(f"{field} ge {_stamp(newest)}")}
-            params.pop("$skip", None)
 
     async def _keyset_pages(self, since: datetime | None) -> AsyncIterator[list[MlsRecord]]:
         """Pages by keyset: each asks for the records after the last one seen, in

@@ -168,7 +168,8 @@ class LoginStore(Protocol):
 
 
 class MemoryLoginStore:
-    """A login kept in memory only (one process: unit tests, a doctor probe)."""
+    """A login kept in memory only, for a client built without a store (unit tests): a
+    renewal lives as long as the client."""
 
     def __init__(self, credentials: dict[str, Any] | None = None) -> None:
         self.credentials = credentials

@@ -127,7 +127,7 @@ class MlsTransport:
                     # The vendor named a time further off than a run waits: the credential
                     # rests until then, instead of the next cycle asking into the same 429.
                     raise MlsCredentialSuspended(datetime.now(UTC) + timedelta(seconds=wait))
-                if self._resting_until is not None:
+                if self._resting_until is not None and datetime.now(UTC) < self._resting_until:
                     raise MlsCredentialSuspended(self._resting_until)  # headers said until when
                 wait = self._retry.delay(attempt) if wait is None else wait
                 if attempt >= self._retry.attempts:

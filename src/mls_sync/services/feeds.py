@@ -49,9 +49,9 @@ DEFAULT_CADENCE_SECONDS = 900
 @dataclass(frozen=True)
 class MlsCredentials:
     """What the MLS gave: a bearer token; an OAuth2 client (client credentials); a signed-in
-    user's refresh token (`oauth2_refresh`, with the access token where there is one); or a
-    member's login (`oauth2_password`: the member's MLS id and password). Logins that renew
-    keep their tokens in the same encrypted blob (mls/logins.py)."""
+    user's refresh token (`oauth2_refresh`); or a member's login (`oauth2_password`: the
+    member's MLS id and password). Logins that renew keep their tokens in the same encrypted
+    blob (mls/logins.py)."""
 
     auth_kind: str = "bearer"
     token: str | None = None
